@@ -1,0 +1,76 @@
+/**
+ * The engine's public types, shared by the worker, the CLI and the tests. The implementation is
+ * `LlamaModel` in ./llama-model.ts; the worker exposes the same operations over postMessage.
+ */
+
+export type Backend = 'webgpu' | 'cpu';
+/** 'q4': projections + embeddings quantized to 4-bit groups of 32 on load; 'f32': weights kept as f32. */
+export type WeightFormat = 'q4' | 'f32';
+/** Activation / KV-cache precision on the GPU. 'auto' = f16 when the adapter has shader-f16. */
+export type Precision = 'auto' | 'f16' | 'f32';
+
+export interface LoadOptions {
+  backend: Backend;
+  weights?: WeightFormat; // default 'q4'
+  precision?: Precision; // default 'auto'
+  /** KV-cache capacity in tokens; default min(config.maxPositionEmbeddings, 4096). */
+  maxContext?: number;
+  /** WebGPU entry point: navigator.gpu in the browser, Dawn's `create([])` in Node. */
+  gpu?: GPU;
+  signal?: AbortSignal;
+  onProgress?: (p: LoadProgress) => void;
+}
+
+export interface LoadProgress {
+  phase: 'config' | 'tokenizer' | 'weights' | 'ready';
+  /** Bytes of weights read so far / in total (0/0 before the weights phase). */
+  loadedBytes: number;
+  totalBytes: number;
+  /** Tensor being loaded, when phase == 'weights'. */
+  tensor?: string;
+}
+
+export type Sampling =
+  | { kind: 'greedy' }
+  | { kind: 'sample'; temperature: number; topP: number; seed: number };
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  sampling?: Sampling; // default greedy
+  /** Extra stop ids; the config's eos ids always stop. */
+  stopIds?: number[];
+  signal?: AbortSignal;
+  /** Called once per generated token (stop token excluded), with the text decoded so far. */
+  onToken?: (id: number, textSoFar: string) => void;
+}
+
+export interface GenerateTimings {
+  prefillTokens: number;
+  prefillMs: number;
+  decodeTokens: number;
+  decodeMs: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+}
+
+export interface GenerateResult {
+  ids: number[];
+  text: string;
+  /** Logits at the last prompt position (vocab). */
+  lastLogits: Float32Array;
+  stopReason: 'eos' | 'max-tokens' | 'aborted';
+  timings: GenerateTimings;
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** Accounted memory, in bytes. */
+export interface MemoryReport {
+  weights: number;
+  kvCache: number;
+  activations: number;
+  total: number;
+}
