@@ -1,0 +1,147 @@
+import type { LlamaConfig } from '../config.ts';
+import type { WeightFormat } from '../api.ts';
+import { InvalidInputError, throwIfAborted } from '../errors.ts';
+import { dequantizeQ4, quantizeQ4 } from '../quant/q4.ts';
+import { ropeInvFreq, ropeTables } from '../rope.ts';
+import { layerWeightNames, lmHeadName } from '../weights-plan.ts';
+import { addInPlace, attention, matmul, rmsnorm, rope, swiglu } from './ops.ts';
+
+export interface CpuLayer {
+  inputNorm: Float32Array; // (C)
+  q: Float32Array; k: Float32Array; v: Float32Array; o: Float32Array; // (H*D, C) (KV*D, C) x2 (C, H*D)
+  postNorm: Float32Array; // (C)
+  gate: Float32Array; up: Float32Array; down: Float32Array; // (F, C) x2, (C, F)
+}
+
+export interface CpuWeights {
+  embed: Float32Array; // (V, C)
+  layers: CpuLayer[];
+  norm: Float32Array; // (C)
+  lmHead: Float32Array; // (V, C)
+}
+
+/** Anything that yields whole f32 tensors by name (a Checkpoint does). */
+export interface TensorReader {
+  readTensor(name: string, signal?: AbortSignal): Promise<Float32Array>;
+}
+
+/**
+ * The CPU reference Llama: plain TypeScript, f32, with a KV cache. The oracle the WebGPU path is
+ * tested against, and a slow fallback for tiny models. With `weights: 'q4'` the projections are
+ * quantized and dequantized exactly as the GPU stores them, so it is also the 4-bit oracle.
+ */
+export class CpuLlama {
+  readonly config: LlamaConfig;
+  readonly weights: CpuWeights;
+  readonly maxContext: number;
+  private readonly kCache: Float32Array[]; // per layer (S, KV, D)
+  private readonly vCache: Float32Array[];
+  private readonly invFreq: Float64Array;
+  private pos = 0;
+
+  constructor(config: LlamaConfig, weights: CpuWeights, maxContext: number) {
+    this.config = config;
+    this.weights = weights;
+    this.maxContext = maxContext;
+    const kvSize = maxContext * config.numKvHeads * config.headDim;
+    this.kCache = weights.layers.map(() => new Float32Array(kvSize));
+    this.vCache = weights.layers.map(() => new Float32Array(kvSize));
+    this.invFreq = ropeInvFreq(config);
+  }
+
+  static async load(config: LlamaConfig, reader: TensorReader, opts: { weights: WeightFormat; maxContext: number; signal?: AbortSignal; onTensor?: (name: string) => void }): Promise<CpuLlama> {
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = config;
+    const read = async (name: string) => {
+      throwIfAborted(opts.signal);
+      opts.onTensor?.(name);
+      return reader.readTensor(name, opts.signal);
+    };
+    const proj = async (name: string, N: number, K: number) => {
+      const w = await read(name);
+      return opts.weights === 'q4' ? dequantizeQ4(quantizeQ4(w, N, K)) : w;
+    };
+    const layers: CpuLayer[] = [];
+    for (let l = 0; l < config.numLayers; l++) {
+      const n = layerWeightNames(l);
+      layers.push({
+        inputNorm: await read(n.inputNorm),
+        q: await proj(n.q, H * D, C),
+        k: await proj(n.k, KV * D, C),
+        v: await proj(n.v, KV * D, C),
+        o: await proj(n.o, C, H * D),
+        postNorm: await read(n.postNorm),
+        gate: await proj(n.gate, F, C),
+        up: await proj(n.up, F, C),
+        down: await proj(n.down, C, F),
+      });
+    }
+    const embedRaw = await read('model.embed_tokens.weight');
+    const embed = opts.weights === 'q4' ? dequantizeQ4(quantizeQ4(embedRaw, V, C)) : embedRaw;
+    const lmHead = config.tieWordEmbeddings ? embed : await proj(lmHeadName(config), V, C);
+    return new CpuLlama(config, { embed, layers, norm: await read('model.norm.weight'), lmHead }, opts.maxContext);
+  }
+
+  /** Number of tokens in the KV cache. */
+  get position(): number {
+    return this.pos;
+  }
+
+  /** Empties the KV cache (the next forward starts at position 0). */
+  resetCache(): void {
+    this.pos = 0;
+  }
+
+  /**
+   * Runs `ids` at positions position..position+T-1, appending to the KV cache.
+   * Returns logits (V) of the last token, or (T, V) of all tokens with `allLogits`.
+   */
+  forward(ids: number[], opts: { allLogits?: boolean } = {}): Float32Array {
+    const cfg = this.config;
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = cfg;
+    const T = ids.length;
+    if (T === 0) throw new InvalidInputError('forward: no tokens.');
+    if (this.pos + T > this.maxContext) {
+      throw new InvalidInputError(`Sequence of ${this.pos + T} tokens exceeds the context of ${this.maxContext}.`);
+    }
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= V) throw new InvalidInputError(`Token id ${id} is outside the vocabulary (0..${V - 1}).`);
+    }
+    const start = this.pos;
+    const w = this.weights;
+    const x = new Float32Array(T * C); // (T, C) residual stream
+    for (let t = 0; t < T; t++) x.set(w.embed.subarray(ids[t] * C, (ids[t] + 1) * C), t * C);
+    const { cos, sin } = ropeTables(this.invFreq, start, T);
+    const xn = new Float32Array(T * C);
+    const q = new Float32Array(T * H * D), k = new Float32Array(T * KV * D), v = new Float32Array(T * KV * D);
+    const att = new Float32Array(T * H * D), proj = new Float32Array(T * C);
+    const gate = new Float32Array(T * F), up = new Float32Array(T * F), act = new Float32Array(T * F);
+    for (let l = 0; l < cfg.numLayers; l++) {
+      const L = w.layers[l];
+      rmsnorm(xn, x, L.inputNorm, T, C, cfg.rmsNormEps);
+      matmul(q, xn, L.q, T, C, H * D);
+      matmul(k, xn, L.k, T, C, KV * D);
+      matmul(v, xn, L.v, T, C, KV * D);
+      rope(q, cos, sin, T, H, D);
+      rope(k, cos, sin, T, KV, D);
+      this.kCache[l].set(k, start * KV * D);
+      this.vCache[l].set(v, start * KV * D);
+      attention(att, q, this.kCache[l], this.vCache[l], T, start, H, KV, D);
+      matmul(proj, att, L.o, T, H * D, C);
+      addInPlace(x, proj);
+      rmsnorm(xn, x, L.postNorm, T, C, cfg.rmsNormEps);
+      matmul(gate, xn, L.gate, T, C, F);
+      matmul(up, xn, L.up, T, C, F);
+      swiglu(act, gate, up);
+      matmul(proj, act, L.down, T, F, C);
+      addInPlace(x, proj);
+    }
+    this.pos += T;
+    const rows = opts.allLogits ? T : 1;
+    const first = T - rows;
+    const hidden = new Float32Array(rows * C);
+    rmsnorm(hidden, x.subarray(first * C), w.norm, rows, C, cfg.rmsNormEps);
+    const logits = new Float32Array(rows * V);
+    matmul(logits, hidden, w.lmHead, rows, C, V);
+    return logits;
+  }
+}

@@ -1,0 +1,60 @@
+import { DeviceLostError, GpuUnavailableError } from '../errors.ts';
+
+export interface GpuContext {
+  device: GPUDevice;
+  /** True when kernels may store activations in f16 (adapter has shader-f16 and it was enabled). */
+  f16: boolean;
+  adapterInfo: { vendor: string; architecture: string; device: string; description: string; isFallback: boolean };
+  hasTimestamps: boolean;
+  /** Rejected with DeviceLostError when the device is lost (never resolves otherwise). */
+  lost: Promise<never>;
+}
+
+/**
+ * Requests an adapter and a device with the adapter's own limits (the defaults allow only
+ * 128 MiB per storage binding, far too little for an 8B model's lm_head).
+ * @example
+ *   const ctx = await acquireGpu(navigator.gpu, { f16: true });
+ */
+export async function acquireGpu(gpu: GPU | undefined, opts: { f16?: boolean; powerPreference?: GPUPowerPreference } = {}): Promise<GpuContext> {
+  if (!gpu) throw new GpuUnavailableError('WebGPU is not available here (no navigator.gpu). Use Chrome 113+ or the CPU backend for tiny models.');
+  const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+  if (!adapter) throw new GpuUnavailableError('No WebGPU adapter was found (the GPU may be blocklisted or disabled).');
+  const wantF16 = (opts.f16 ?? true) && adapter.features.has('shader-f16');
+  const features: GPUFeatureName[] = [];
+  if (wantF16) features.push('shader-f16');
+  const hasTimestamps = adapter.features.has('timestamp-query');
+  if (hasTimestamps) features.push('timestamp-query');
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures: features,
+    requiredLimits: {
+      maxBufferSize: l.maxBufferSize,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    },
+  });
+  const info = adapter.info;
+  const lost = device.lost.then((i) => {
+    throw new DeviceLostError(`The GPU device was lost (${i.reason}): ${i.message || 'no details'}. Reload the model to continue.`);
+  });
+  lost.catch(() => {}); // observed by whoever awaits it; never an unhandled rejection
+  return {
+    device,
+    f16: wantF16,
+    hasTimestamps,
+    lost,
+    adapterInfo: {
+      vendor: info?.vendor ?? '',
+      architecture: info?.architecture ?? '',
+      device: info?.device ?? '',
+      description: info?.description ?? '',
+      isFallback: (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? false,
+    },
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * Compiles each distinct WGSL source once per device (compiles cost up to ~1 s on software
+ * adapters) and reports WGSL errors with line:column instead of a silent invalid pipeline.
+ */
+export class PipelineCache {
+  private readonly device: GPUDevice;
+  private readonly cache = new Map<string, Promise<GPUComputePipeline>>();
+
+  constructor(device: GPUDevice) {
+    this.device = device;
+  }
+
+  get(label: string, code: string): Promise<GPUComputePipeline> {
+    let p = this.cache.get(code);
+    if (!p) {
+      p = this.compile(label, code);
+      this.cache.set(code, p);
+    }
+    return p;
+  }
+
+  private async compile(label: string, code: string): Promise<GPUComputePipeline> {
+    const module = this.device.createShaderModule({ label, code });
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === 'error');
+    if (errors.length) {
+      const lines = code.split('\n');
+      const detail = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}\n    ${lines[m.lineNum - 1] ?? ''}`).join('\n');
+      throw new Error(`WGSL compile error in ${label}:\n${detail}`);
+    }
+    return this.device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+  }
+}
+
+/** Workgroup counts for n threads in groups of `wg`, split over (x, y) to stay under the per-dimension limit. */
+export function grid1D(n: number, wg: number, maxPerDim = 65535): [number, number, number] {
+  const groups = Math.max(1, Math.ceil(n / wg));
+  if (groups <= maxPerDim) return [groups, 1, 1];
+  const y = Math.ceil(groups / maxPerDim);
+  return [Math.ceil(groups / y), y, 1];
+}

@@ -1,0 +1,106 @@
+import { FLAT_INDEX, prelude, Q4_SCALE, RUN_STRUCT, type ShaderOptions } from './common.ts';
+
+/**
+ * RMSNorm of rows of x (C): out = x / sqrt(mean(x^2) + eps) * w. One workgroup per row.
+ * With nrm.single, only the last row (run.T - 1) is normalised, into out row 0.
+ */
+export function rmsnormWgsl(o: ShaderOptions): string {
+  return `${prelude(o)}${RUN_STRUCT}
+struct Norm { C: u32, single: u32, eps: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> run: Run;
+@group(0) @binding(1) var<uniform> nrm: Norm;
+@group(0) @binding(2) var<storage, read> x: array<T>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<T>;
+var<workgroup> red: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let inRow = select(wid.x, run.T - 1u, nrm.single == 1u);
+  let outRow = select(wid.x, 0u, nrm.single == 1u);
+  let xo = inRow * nrm.C;
+  var ss = 0.0;
+  for (var c = li; c < nrm.C; c += 256u) { let v = f32(x[xo + c]); ss += v * v; }
+  red[li] = ss;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  let inv = inverseSqrt(red[0] / f32(nrm.C) + nrm.eps);
+  for (var c = li; c < nrm.C; c += 256u) {
+    y[outRow * nrm.C + c] = T(f32(x[xo + c]) * inv * w[c]);
+  }
+}
+`;
+}
+
+/** gate = silu(gate) * up over n = run.T * width elements. */
+export function swigluWgsl(o: ShaderOptions): string {
+  return `${prelude(o)}${RUN_STRUCT}${FLAT_INDEX}
+struct Width { n: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> run: Run;
+@group(0) @binding(1) var<uniform> wd: Width;
+@group(0) @binding(2) var<storage, read_write> gate: array<T>;
+@group(0) @binding(3) var<storage, read> up: array<T>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = flatIndex(wid, nwg, li, 256u);
+  if (i >= run.T * wd.n) { return; }
+  let g = f32(gate[i]);
+  gate[i] = T(g / (1.0 + exp(-g)) * f32(up[i]));
+}
+`;
+}
+
+/** x += y over run.T * width elements (the residual stream). */
+export function addWgsl(o: ShaderOptions): string {
+  return `${prelude(o)}${RUN_STRUCT}${FLAT_INDEX}
+struct Width { n: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> run: Run;
+@group(0) @binding(1) var<uniform> wd: Width;
+@group(0) @binding(2) var<storage, read_write> x: array<T>;
+@group(0) @binding(3) var<storage, read> y: array<T>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = flatIndex(wid, nwg, li, 256u);
+  if (i >= run.T * wd.n) { return; }
+  x[i] = T(f32(x[i]) + f32(y[i]));
+}
+`;
+}
+
+/** x (T, C) = embedding rows of ids, from f32 or Q4 embeddings. */
+export function embedWgsl(o: ShaderOptions & { weights: 'f32' | 'q4' }): string {
+  const read = o.weights === 'q4'
+    ? `@group(0) @binding(3) var<storage, read> qw: array<u32>;
+@group(0) @binding(4) var<storage, read> sc: array<u32>;
+${Q4_SCALE}
+fn emb(id: u32, c: u32) -> f32 {
+  let G = (emb_p.C + 31u) / 32u;
+  let g = c / 32u;
+  let word = qw[(id * G + g) * 4u + (c % 32u) / 8u];
+  return (f32((word >> (4u * (c % 8u))) & 15u) - 8.0) * q4scale(id * G + g);
+}`
+    : `@group(0) @binding(3) var<storage, read> w: array<f32>;
+fn emb(id: u32, c: u32) -> f32 { return w[id * emb_p.C + c]; }`;
+  return `${prelude(o)}${RUN_STRUCT}${FLAT_INDEX}
+struct Emb { C: u32, p0: u32, p1: u32, p2: u32 }
+@group(0) @binding(0) var<uniform> run: Run;
+@group(0) @binding(1) var<uniform> emb_p: Emb;
+@group(0) @binding(2) var<storage, read> ids: array<u32>;
+${read}
+@group(0) @binding(5) var<storage, read_write> x: array<T>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = flatIndex(wid, nwg, li, 256u);
+  if (i >= run.T * emb_p.C) { return; }
+  let t = i / emb_p.C;
+  let c = i % emb_p.C;
+  x[i] = T(emb(ids[t], c));
+}
+`;
+}

@@ -1,0 +1,153 @@
+import { FLAT_INDEX, prelude, Q4_SCALE, RUN_STRUCT, type ShaderOptions } from './common.ts';
+
+/**
+ * y (M, N) = x (M, K) W^T with W (N, K) as f32 or Q4 (see models/quant/q4.ts).
+ * M = run.T, or 1 when mm.single (lm_head on the last row only).
+ * Bindings: 0 run, 1 mm, 2 x, 3 w | qweight, 4 scales (q4 only), 5 y.
+ */
+export interface MatmulOptions extends ShaderOptions {
+  weights: 'f32' | 'q4';
+  /** Output storage type: activations ('T') or f32 (logits). */
+  out: 'T' | 'f32';
+}
+
+const MM_STRUCT = /* wgsl */ `
+struct MM { N: u32, K: u32, G: u32, single: u32 }`;
+
+function bindings(o: MatmulOptions): string {
+  const w = o.weights === 'q4'
+    ? `@group(0) @binding(3) var<storage, read> qw: array<u32>;
+@group(0) @binding(4) var<storage, read> sc: array<u32>;
+${Q4_SCALE}`
+    : `@group(0) @binding(3) var<storage, read> w: array<f32>;`;
+  return `${prelude(o)}${RUN_STRUCT}${MM_STRUCT}
+alias OUT = ${o.out};
+@group(0) @binding(0) var<uniform> run: Run;
+@group(0) @binding(1) var<uniform> mm: MM;
+@group(0) @binding(2) var<storage, read> x: array<T>;
+${w}
+@group(0) @binding(5) var<storage, read_write> y: array<OUT>;
+`;
+}
+
+/** Tiled kernel for M > 1: 32x64 output tile per workgroup of 16x16 threads, 2x4 outputs each. */
+export function matmulTiledWgsl(o: MatmulOptions): string {
+  const loadW = o.weights === 'q4'
+    ? `{
+      let r = li / 4u;
+      let wq = li % 4u;
+      let n = n0 + r;
+      if (n < mm.N) {
+        let word = qw[(n * mm.G + g) * 4u + wq];
+        let s = q4scale(n * mm.G + g);
+        for (var i = 0u; i < 8u; i++) {
+          ws[r][wq * 8u + i] = (f32((word >> (4u * i)) & 15u) - 8.0) * s;
+        }
+      } else {
+        for (var i = 0u; i < 8u; i++) { ws[r][wq * 8u + i] = 0.0; }
+      }
+    }`
+    : `{
+      let r = li / 4u;
+      let c0 = (li % 4u) * 8u;
+      let n = n0 + r;
+      for (var i = 0u; i < 8u; i++) {
+        let k = k0 + c0 + i;
+        var v = 0.0;
+        if (n < mm.N && k < mm.K) { v = w[n * mm.K + k]; }
+        ws[r][c0 + i] = v;
+      }
+    }`;
+  return `${bindings(o)}
+var<workgroup> xs: array<array<f32, 33>, 32>; // [m][k]
+var<workgroup> ws: array<array<f32, 33>, 64>; // [n][k]
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  let M = select(run.T, 1u, mm.single == 1u);
+  let n0 = wid.x * 64u;
+  let m0 = wid.y * 32u;
+  var acc: array<f32, 8>;
+  for (var g = 0u; g < mm.G; g++) {
+    let k0 = g * 32u;
+    for (var i = 0u; i < 4u; i++) {
+      let e = li + i * 256u;
+      let r = e / 32u;
+      let c = e % 32u;
+      let m = m0 + r;
+      let k = k0 + c;
+      var v = 0.0;
+      if (m < M && k < mm.K) { v = f32(x[m * mm.K + k]); }
+      xs[r][c] = v;
+    }
+    ${loadW}
+    workgroupBarrier();
+    for (var kk = 0u; kk < 32u; kk++) {
+      let a0 = xs[lid.y * 2u][kk];
+      let a1 = xs[lid.y * 2u + 1u][kk];
+      for (var j = 0u; j < 4u; j++) {
+        let b = ws[lid.x + 16u * j][kk];
+        acc[j] += a0 * b;
+        acc[4u + j] += a1 * b;
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < 2u; r++) {
+    let m = m0 + lid.y * 2u + r;
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + lid.x + 16u * j;
+      if (m < M && n < mm.N) { y[m * mm.N + n] = OUT(acc[r * 4u + j]); }
+    }
+  }
+}
+`;
+}
+
+/**
+ * Matrix-vector kernel for M == 1 (decode): 8 rows per workgroup, 32 lanes per row; lanes read
+ * consecutive 16-byte groups so a row's weights stream through in coalesced 512-byte pieces.
+ */
+export function matvecWgsl(o: MatmulOptions): string {
+  const body = o.weights === 'q4'
+    ? `for (var g = lane; g < mm.G; g += 32u) {
+      let s = q4scale(n * mm.G + g);
+      let base = (n * mm.G + g) * 4u;
+      var part = 0.0;
+      for (var wq = 0u; wq < 4u; wq++) {
+        let word = qw[base + wq];
+        let k0 = g * 32u + wq * 8u;
+        for (var i = 0u; i < 8u; i++) {
+          let k = k0 + i;
+          if (k < mm.K) { part += (f32((word >> (4u * i)) & 15u) - 8.0) * f32(x[k]); }
+        }
+      }
+      acc += part * s;
+    }`
+    : `for (var k = lane; k < mm.K; k += 32u) {
+      acc += w[n * mm.K + k] * f32(x[k]);
+    }`;
+  return `${bindings(o)}
+${FLAT_INDEX}
+var<workgroup> red: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  let n = flatIndex(wid, nwg, li / 32u, 8u);
+  let lane = li % 32u;
+  var acc = 0.0;
+  if (run.T > 0u && n < mm.N) { // (run is read so every kernel shares one binding layout)
+    ${body}
+  }
+  red[li] = acc;
+  workgroupBarrier();
+  for (var s = 16u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < mm.N) { y[n] = OUT(red[li]); }
+}
+`;
+}

@@ -1,0 +1,273 @@
+/**
+ * ModelSource over HTTP(S): a base URL in Hugging Face `resolve/<revision>/` layout or any static
+ * folder. Files are read with `Range` requests, so a 5 GB shard streams in pieces. Every wait
+ * (headers, each body chunk) has an idle timeout, so a stalled connection fails instead of hanging.
+ */
+import { AbortError, EngineError, NetworkError, NotFoundError, WeightsFormatError, throwIfAborted } from '../errors.ts';
+import type { ByteSource, ModelSource } from './source.ts';
+
+export interface UrlSourceOptions {
+  /** fetch to use (tests, proxies); default the global fetch. */
+  fetch?: typeof fetch;
+  /** Extra request headers, e.g. `{ Authorization: 'Bearer hf_...' }` for gated repos. */
+  headers?: Record<string, string>;
+  /** Fail when no response or body bytes arrive for this long (default 60 s). */
+  idleTimeoutMs?: number;
+}
+
+/** A server that ignores `Range` sends the whole file; accept that only for small files. */
+export const MAX_UNRANGED_BYTES = 16 * 1024 * 1024;
+/** readText() limit: tokenizer.json of Llama 3 is ~9 MB. */
+const MAX_TEXT_BYTES = 64 * 1024 * 1024;
+
+/** Links the caller's signal to one request and aborts the request when it goes idle. */
+class Watchdog {
+  readonly controller = new AbortController();
+  timedOut = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly onAbort = () => this.controller.abort();
+
+  constructor(private readonly signal: AbortSignal | undefined, private readonly ms: number) {
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.kick();
+  }
+
+  /** Restarts the idle timer; call whenever progress was made. */
+  kick(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.controller.abort();
+    }, this.ms);
+  }
+
+  done(): void {
+    clearTimeout(this.timer);
+    this.signal?.removeEventListener('abort', this.onAbort);
+  }
+}
+
+function httpError(url: string, res: Response): EngineError {
+  if (res.status === 404 || res.status === 410) return new NotFoundError(`Not found (HTTP ${res.status}): ${url}`);
+  const hint =
+    res.status === 401 || res.status === 403
+      ? ' The repository may be gated or private: accept its license on huggingface.co and pass an access token.'
+      : res.status >= 500
+        ? ' The server failed; try again later.'
+        : '';
+  return new NetworkError(`HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''} for ${url}.${hint}`);
+}
+
+/** Parses a Content-Range value "bytes a-b/total" (a 416 reply has "*" in place of "a-b"). */
+function parseContentRange(v: string | null): { start: number; end: number; total: number } | null {
+  const m = v && /^bytes\s+(?:(\d+)-(\d+)|\*)\/(\d+|\*)\s*$/i.exec(v);
+  if (!m) return null;
+  return { start: m[1] ? Number(m[1]) : -1, end: m[2] ? Number(m[2]) : -1, total: m[3] === '*' ? -1 : Number(m[3]) };
+}
+
+/** Content-Length is the file size only when the body is not content-encoded (gzip etc.). */
+function plainLength(res: Response): number | null {
+  const enc = res.headers.get('content-encoding');
+  const len = res.headers.get('content-length');
+  if ((enc && enc.toLowerCase() !== 'identity') || len === null || !/^\d+$/.test(len)) return null;
+  return Number(len);
+}
+
+/**
+ * Reads a body, stopping at `max` bytes. With `exact`, anything other than exactly `max` bytes is
+ * an error; without it, more than `max` is (the body is cancelled, not downloaded).
+ */
+async function readBody(res: Response, url: string, max: number, exact: boolean, wd: Watchdog): Promise<Uint8Array> {
+  if (!res.body) {
+    const buf = new Uint8Array(await res.arrayBuffer());
+    if (exact ? buf.byteLength !== max : buf.byteLength > max) {
+      throw new WeightsFormatError(`${url}: got ${buf.byteLength} bytes, expected ${exact ? '' : 'at most '}${max}.`);
+    }
+    return buf;
+  }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  try {
+    for (;;) {
+      wd.kick();
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (n + value.byteLength > max) {
+        throw new WeightsFormatError(`${url}: the server sent more than the ${max} bytes expected.`);
+      }
+      chunks.push(value);
+      n += value.byteLength;
+    }
+  } catch (e) {
+    void reader.cancel().catch(() => {});
+    throw e;
+  }
+  if (exact && n !== max) {
+    throw new WeightsFormatError(`${url}: the response ended after ${n} of ${max} bytes; the file on the server is shorter than announced or the download was cut.`);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(n);
+  let pos = 0;
+  for (const c of chunks) {
+    out.set(c, pos);
+    pos += c.byteLength;
+  }
+  return out;
+}
+
+/**
+ * A model folder behind a URL.
+ * @example
+ *   const source = new UrlModelSource('https://huggingface.co/hongzhouyu/FineMedLM-o1/resolve/main/', {
+ *     headers: { Authorization: `Bearer ${token}` },
+ *   });
+ *   const ckpt = await openCheckpoint(source);
+ */
+export class UrlModelSource implements ModelSource {
+  readonly description: string;
+  private readonly base: string;
+  private readonly fetchFn: typeof fetch;
+  private readonly headers: Record<string, string>;
+  private readonly idleMs: number;
+
+  constructor(baseUrl: string, options: UrlSourceOptions = {}) {
+    this.base = baseUrl.endsWith('/') ? baseUrl : baseUrl + '/';
+    this.description = this.base;
+    // Bound: calling a bare `fetch` reference throws "Illegal invocation" in browsers.
+    this.fetchFn = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.headers = { ...options.headers };
+    this.idleMs = options.idleTimeoutMs ?? 60_000;
+  }
+
+  /** URL of a file inside the folder (path segments are URL-encoded). */
+  urlOf(path: string): string {
+    return this.base + path.replace(/^\.?\/+/, '').split('/').map(encodeURIComponent).join('/');
+  }
+
+  /**
+   * One request with the watchdog; `use` reads what it needs from the response before the
+   * watchdog is released. Maps rejections to AbortError / NetworkError.
+   */
+  /** @internal Used by UrlFile. */
+  async request<T>(url: string, init: RequestInit, signal: AbortSignal | undefined, use: (res: Response, wd: Watchdog) => Promise<T>): Promise<T> {
+    throwIfAborted(signal);
+    const wd = new Watchdog(signal, this.idleMs);
+    let responded = false;
+    try {
+      const res = await this.fetchFn(url, { ...init, headers: { ...this.headers, ...(init.headers as Record<string, string>) }, signal: wd.controller.signal });
+      responded = true;
+      wd.kick();
+      return await use(res, wd);
+    } catch (e) {
+      if (signal?.aborted) throw new AbortError();
+      if (wd.timedOut) throw new NetworkError(`${url}: no data for ${this.idleMs / 1000} s; the connection stalled.`, { cause: e });
+      if (e instanceof EngineError) throw e;
+      const msg = e instanceof Error ? e.message + (e.cause instanceof Error ? ` (${e.cause.message})` : '') : String(e);
+      const hint = responded ? 'the connection broke during the download' : 'offline, or blocked by CORS?';
+      throw new NetworkError(`Could not fetch ${url}: ${msg} (${hint}).`, { cause: e });
+    } finally {
+      wd.done();
+    }
+  }
+
+  /** Size of a file: HEAD, else a 1-byte range GET. A small unranged reply is kept as the body. */
+  private async probe(url: string, signal?: AbortSignal): Promise<{ size: number; body?: Uint8Array }> {
+    const head = await this.request(url, { method: 'HEAD' }, signal, async (res) => {
+      if (res.status === 404 || res.status === 410) throw httpError(url, res);
+      return res.ok ? plainLength(res) : null; // e.g. 405: HEAD not allowed, try GET
+    });
+    if (head !== null) return { size: head };
+    return this.request(url, { method: 'GET', headers: { Range: 'bytes=0-0' } }, signal, async (res, wd) => {
+      if (res.status === 206 || res.status === 416) {
+        const total = parseContentRange(res.headers.get('content-range'))?.total ?? -1;
+        void res.body?.cancel().catch(() => {});
+        if (total < 0) throw new NetworkError(`${url}: the server did not report the file size (no readable Content-Range; a CORS Access-Control-Expose-Headers problem?).`);
+        return { size: total };
+      }
+      if (!res.ok) {
+        void res.body?.cancel().catch(() => {});
+        throw httpError(url, res);
+      }
+      // 200: Range ignored. Learn the size from the headers, or read a small body once.
+      const len = plainLength(res);
+      if (len !== null && len > MAX_UNRANGED_BYTES) {
+        void res.body?.cancel().catch(() => {});
+        return { size: len };
+      }
+      const body = await readBody(res, url, len ?? MAX_UNRANGED_BYTES, len !== null, wd);
+      return { size: body.byteLength, body };
+    });
+  }
+
+  async open(path: string, signal?: AbortSignal): Promise<ByteSource> {
+    const url = this.urlOf(path);
+    const { size, body } = await this.probe(url, signal);
+    return new UrlFile(this, path, url, size, body);
+  }
+
+  async readText(path: string, signal?: AbortSignal): Promise<string> {
+    const url = this.urlOf(path);
+    const bytes = await this.request(url, { method: 'GET' }, signal, async (res, wd) => {
+      if (!res.ok) {
+        void res.body?.cancel().catch(() => {});
+        throw httpError(url, res);
+      }
+      return readBody(res, url, MAX_TEXT_BYTES, false, wd);
+    });
+    return new TextDecoder().decode(bytes);
+  }
+
+  async exists(path: string, signal?: AbortSignal): Promise<boolean> {
+    try {
+      await this.probe(this.urlOf(path), signal);
+      return true;
+    } catch (e) {
+      if (e instanceof NotFoundError) return false;
+      throw e;
+    }
+  }
+}
+
+/** One remote file; reads are single Range requests whose replies are checked byte for byte. */
+class UrlFile implements ByteSource {
+  constructor(
+    private readonly source: UrlModelSource,
+    readonly name: string,
+    private readonly url: string,
+    readonly size: number,
+    private whole?: Uint8Array,
+  ) {}
+
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    throwIfAborted(signal);
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new WeightsFormatError(`${this.name}: cannot read bytes ${offset}..${offset + length}; the file has ${this.size} bytes.`);
+    }
+    if (length === 0) return new Uint8Array(0);
+    if (this.whole) return this.whole.slice(offset, offset + length);
+    const last = offset + length - 1;
+    const url = this.url;
+    return this.source.request(url, { method: 'GET', headers: { Range: `bytes=${offset}-${last}` } }, signal, async (res, wd) => {
+      if (res.status === 206) {
+        const cr = parseContentRange(res.headers.get('content-range'));
+        // Content-Range may be hidden by CORS; when visible it must match what we asked for.
+        if (cr && (cr.start !== offset || cr.end !== last)) {
+          void res.body?.cancel().catch(() => {});
+          throw new WeightsFormatError(`${url}: asked for bytes ${offset}-${last}, the server sent ${cr.start}-${cr.end}.`);
+        }
+        return readBody(res, url, length, true, wd);
+      }
+      if (res.status === 200) {
+        if (this.size > MAX_UNRANGED_BYTES) {
+          void res.body?.cancel().catch(() => {});
+          throw new NetworkError(`${url}: the server ignores Range requests, so this ${this.size}-byte file cannot be streamed.`);
+        }
+        this.whole = await readBody(res, url, this.size, true, wd);
+        return this.whole.slice(offset, offset + length);
+      }
+      void res.body?.cancel().catch(() => {});
+      throw httpError(url, res);
+    });
+  }
+}

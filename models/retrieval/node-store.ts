@@ -1,0 +1,51 @@
+/**
+ * An index in a folder on disk (CLI, tests, benchmark). Node only. Files are written to a temporary
+ * name and renamed, so a crash never leaves a half-written file under its real name.
+ */
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { StorageQuotaError } from '../errors.ts';
+import { MANIFEST_FILE, RECORDS_FILE, VECTORS_FILE } from './manifest.ts';
+import type { IndexStore } from './store.ts';
+
+/**
+ * @example
+ *   const store = new NodeDirStore('out/traces-index');
+ *   await saveIndex(store, built);
+ */
+export class NodeDirStore implements IndexStore {
+  readonly description: string;
+  private readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = resolve(dir);
+    this.description = this.dir;
+  }
+
+  async read(name: string): Promise<Uint8Array | null> {
+    try {
+      const b = await readFile(join(this.dir, name));
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  async write(name: string, data: Uint8Array): Promise<void> {
+    const path = join(this.dir, name);
+    try {
+      await mkdir(this.dir, { recursive: true });
+      await writeFile(`${path}.tmp`, data);
+      await rename(`${path}.tmp`, path);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOSPC') throw new StorageQuotaError(`No space left on the disk to write ${path}.`);
+      throw e;
+    }
+  }
+
+  /** Removes only this index's own files: the folder may hold other things. */
+  async clear(): Promise<void> {
+    for (const name of [MANIFEST_FILE, VECTORS_FILE, RECORDS_FILE]) await rm(join(this.dir, name), { force: true });
+  }
+}

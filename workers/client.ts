@@ -1,0 +1,177 @@
+/**
+ * Main-thread side of the LLM worker: turns the request/event protocol of ./protocol.ts into
+ * promises. Each call posts one request with a fresh id and settles when the worker answers that
+ * id; rejections are typed EngineErrors. If the worker itself fails (script error, unreadable
+ * message) every pending call is rejected and the next call starts a fresh worker, so nothing
+ * ever waits forever on a dead worker.
+ */
+import type { LoadProgress } from '../models/api.ts';
+import { AbortError, EngineError, deserializeError } from '../models/errors.ts';
+import { createLlmWorker } from './create-llm-worker.ts';
+import {
+  NO_REQUEST,
+  type GenerateRequestBody,
+  type ModelInfo,
+  type ModelSourceSpec,
+  type ResultByType,
+  type TokenMessage,
+  type WorkerEvent,
+  type WorkerGenerateResult,
+  type WorkerLoadOptions,
+  type WorkerRequest,
+} from './protocol.ts';
+
+export type WorkerFactory = () => Worker;
+export type TokenCallback = (token: Omit<TokenMessage, 'type' | 'id'>) => void;
+export type ProgressCallback = (progress: LoadProgress) => void;
+
+type RequestType = Exclude<WorkerRequest['type'], 'cancel'>;
+type RequestBody<T extends WorkerRequest['type']> = Omit<Extract<WorkerRequest, { type: T }>, 'id'>;
+
+interface Pending {
+  type: WorkerRequest['type'];
+  resolve: (result: unknown) => void;
+  reject: (error: EngineError) => void;
+  onProgress?: ProgressCallback;
+  onToken?: TokenCallback;
+}
+
+export class LlmClient {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  /** @param createWorker makes the worker; tests inject their own (a fake, or a counting wrapper). */
+  constructor(private readonly createWorker: WorkerFactory = createLlmWorker) {}
+
+  /** Loads a model, replacing (and disposing) any loaded one. */
+  load(source: ModelSourceSpec, options: WorkerLoadOptions, onProgress?: ProgressCallback): Promise<ModelInfo> {
+    return this.request('load', { type: 'load', source: prepareSource(source), options }, { onProgress });
+  }
+
+  /** Generates from a text prompt or from token ids, streaming tokens to `onToken`. */
+  generate(req: GenerateRequestBody, onToken?: TokenCallback): Promise<WorkerGenerateResult> {
+    return this.request('generate', { type: 'generate', ...req }, { onToken });
+  }
+
+  /** Aborts every load and generation in flight; each then settles as the engine reports the abort
+   *  (an `aborted` EngineError, or a generate result with stopReason 'aborted'). */
+  cancel(): void {
+    for (const [targetId, p] of this.pending) {
+      if (p.type !== 'load' && p.type !== 'generate') continue;
+      // The acknowledgement carries nothing the caller needs.
+      this.request('cancel', { type: 'cancel', targetId }, {}).catch(() => undefined);
+    }
+  }
+
+  /** Disposes the loaded model (frees its GPU memory); the worker stays up. */
+  async unload(): Promise<void> {
+    await this.request('unload', { type: 'unload' }, {});
+  }
+
+  /** The loaded model, or null. */
+  info(): Promise<ModelInfo | null> {
+    return this.request('info', { type: 'info' }, {});
+  }
+
+  /** True while a load or a generation is in flight. */
+  get busy(): boolean {
+    for (const p of this.pending.values()) if (p.type === 'load' || p.type === 'generate') return true;
+    return false;
+  }
+
+  /** Kills the worker (and the model in it); pending calls reject with an `aborted` error. */
+  terminate(): void {
+    this.fail(new AbortError('The model worker was stopped.'));
+  }
+
+  private request<T extends RequestType | 'cancel'>(
+    _type: T,
+    body: RequestBody<T>,
+    handlers: { onProgress?: ProgressCallback; onToken?: TokenCallback },
+  ): Promise<T extends RequestType ? ResultByType[T] : ResultByType['cancel']> {
+    const worker = this.ensureWorker();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { type: body.type, resolve: resolve as (r: unknown) => void, reject, ...handlers });
+      try {
+        worker.postMessage({ ...body, id } as WorkerRequest);
+      } catch (e) {
+        // DataCloneError and the like: the request never left this thread.
+        this.pending.delete(id);
+        reject(new EngineError('invalid-input', `Could not send the ${body.type} request to the model worker: ${e instanceof Error ? e.message : String(e)}`));
+      }
+    });
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const worker = this.createWorker();
+    worker.addEventListener('message', (ev: MessageEvent<WorkerEvent>) => this.onEvent(ev.data));
+    worker.addEventListener('error', (ev: Event) => {
+      // Duck-typed: ErrorEvent is not a global in Node, where tests run this with fake workers.
+      const message = (ev as { message?: unknown }).message;
+      const detail = typeof message === 'string' && message ? message : 'it failed to start or crashed (see the browser console)';
+      this.fail(new EngineError('internal', `The model worker stopped working: ${detail}.`));
+    });
+    worker.addEventListener('messageerror', () => {
+      this.fail(new EngineError('internal', 'A message from the model worker could not be read.'));
+    });
+    this.worker = worker;
+    return worker;
+  }
+
+  private onEvent(event: WorkerEvent): void {
+    if (event.type === 'error' && event.id === NO_REQUEST) {
+      // Not tied to a request: the worker's state is unknown, so nobody should keep waiting.
+      this.rejectAll(deserializeError(event.error));
+      return;
+    }
+    const p = this.pending.get(event.id);
+    if (!p) return; // a late event for a call that already settled
+    switch (event.type) {
+      case 'progress':
+        p.onProgress?.(event.progress);
+        break;
+      case 'token':
+        p.onToken?.({ tokenId: event.tokenId, text: event.text, textSoFar: event.textSoFar });
+        break;
+      case 'result':
+        this.pending.delete(event.id);
+        p.resolve(event.result);
+        break;
+      case 'error':
+        this.pending.delete(event.id);
+        p.reject(deserializeError(event.error));
+        break;
+    }
+  }
+
+  /** Terminates the worker and rejects everything pending; the next call starts a new worker. */
+  private fail(error: EngineError): void {
+    this.worker?.terminate();
+    this.worker = null;
+    this.rejectAll(error);
+  }
+
+  private rejectAll(error: EngineError): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) p.reject(error);
+  }
+}
+
+/** Makes a source spec mean the same on the worker side of postMessage. */
+function prepareSource(source: ModelSourceSpec): ModelSourceSpec {
+  if (source.kind === 'url') {
+    // Resolve relative URLs against the page, not against the worker script's URL.
+    return typeof location !== 'undefined' ? { kind: 'url', url: new URL(source.url, location.href).href } : source;
+  }
+  if (source.paths) return source;
+  // A folder pick names files "<picked folder>/<path>"; cloning a File loses that, so send the
+  // paths inside the folder along with the files.
+  const relative = source.files.map((f) => f.webkitRelativePath || '');
+  if (relative.some((r) => !r.includes('/'))) return source;
+  const folder = relative[0]!.slice(0, relative[0]!.indexOf('/'));
+  return { ...source, paths: relative.map((r) => r.slice(r.indexOf('/') + 1)), description: source.description ?? folder };
+}
