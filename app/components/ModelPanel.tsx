@@ -33,8 +33,9 @@ export function ModelPanel() {
           ))}
           {s.sourceKind === 'url' ? (
             <label className="field">
+              {/* type=text, not url: relative URLs such as /shared/... are valid here. */}
               Model URL
-              <input type="url" inputMode="url" placeholder="https://huggingface.co/<org>/<repo>/resolve/main/" value={s.url} onChange={(e) => setField('url', e.target.value)} />
+              <input type="text" inputMode="url" spellCheck={false} autoComplete="off" placeholder="https://huggingface.co/<org>/<repo>/resolve/main/" value={s.url} onChange={(e) => setField('url', e.target.value)} />
             </label>
           ) : (
             <label className="field">

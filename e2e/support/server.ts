@@ -26,9 +26,9 @@ export async function startServer(): Promise<TestServer> {
       host: '127.0.0.1',
       port: 0,
       strictPort: false,
-      // Tests never edit files: no watcher, no HMR socket (fewer moving parts, no reloads).
+      // Tests never edit files. The HMR socket stays: Vite's client always dials it, and it
+      // carries the reload should the dependency optimizer ever need one.
       watch: null,
-      ws: false,
     },
   });
   await server.listen();

@@ -39,6 +39,8 @@ interface Activations {
 export interface GpuLoadOptions {
   weights: WeightFormat;
   maxContext: number;
+  /** Tokens per prefill chunk; default from the attention-score budget (tests set it small). */
+  maxBatch?: number;
   signal?: AbortSignal;
   onBytes?: (tensor: string, bytes: number) => void;
 }
@@ -85,7 +87,7 @@ export class GpuLlama {
     this.weightFormat = opts.weights;
     this.shader = { f16: ctx.f16 };
     const perToken = config.numHeads * opts.maxContext * 4;
-    this.maxBatch = Math.max(1, Math.min(512, opts.maxContext, Math.floor(SCORES_BUDGET / perToken)));
+    this.maxBatch = opts.maxBatch ?? Math.max(1, Math.min(512, opts.maxContext, Math.floor(SCORES_BUDGET / perToken)));
   }
 
   get precision(): 'f16' | 'f32' {

@@ -86,6 +86,8 @@ async function readBody(res: Response, url: string, max: number, exact: boolean,
     return buf;
   }
   const reader = res.body.getReader();
+  // Exact reads land straight in one buffer: a large range is never held twice.
+  const out = exact ? new Uint8Array(max) : null;
   const chunks: Uint8Array[] = [];
   let n = 0;
   try {
@@ -94,26 +96,31 @@ async function readBody(res: Response, url: string, max: number, exact: boolean,
       const { done, value } = await reader.read();
       if (done) break;
       if (n + value.byteLength > max) {
-        throw new WeightsFormatError(`${url}: the server sent more than the ${max} bytes expected.`);
+        throw exact
+          ? new WeightsFormatError(`${url}: the server sent more than the ${max} bytes asked for.`)
+          : new NetworkError(`${url}: the response is larger than ${max} bytes, too large to read whole (does the server support Range requests?).`);
       }
-      chunks.push(value);
+      if (out) out.set(value, n);
+      else chunks.push(value);
       n += value.byteLength;
     }
   } catch (e) {
     void reader.cancel().catch(() => {});
     throw e;
   }
-  if (exact && n !== max) {
-    throw new WeightsFormatError(`${url}: the response ended after ${n} of ${max} bytes; the file on the server is shorter than announced or the download was cut.`);
+  if (out) {
+    if (n !== max) {
+      throw new WeightsFormatError(`${url}: the response ended after ${n} of ${max} bytes; the file on the server is shorter than announced or the download was cut.`);
+    }
+    return out;
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(n);
+  const joined = new Uint8Array(n);
   let pos = 0;
   for (const c of chunks) {
-    out.set(c, pos);
+    joined.set(c, pos);
     pos += c.byteLength;
   }
-  return out;
+  return joined;
 }
 
 /**
@@ -146,10 +153,9 @@ export class UrlModelSource implements ModelSource {
   }
 
   /**
-   * One request with the watchdog; `use` reads what it needs from the response before the
-   * watchdog is released. Maps rejections to AbortError / NetworkError.
+   * @internal (used by UrlFile) One request with the watchdog; `use` reads what it needs from
+   * the response before the watchdog is released. Maps rejections to AbortError / NetworkError.
    */
-  /** @internal Used by UrlFile. */
   async request<T>(url: string, init: RequestInit, signal: AbortSignal | undefined, use: (res: Response, wd: Watchdog) => Promise<T>): Promise<T> {
     throwIfAborted(signal);
     const wd = new Watchdog(signal, this.idleMs);

@@ -89,7 +89,12 @@ export function parseSafetensorsHeader(name: string, headerBytes: Uint8Array, fi
       for (const [k, v] of Object.entries(value)) metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
       continue;
     }
-    tensors.push(parseEntry(name, key, value, dataStart, fileSize));
+    tensors.push(parseEntry(name, key, value, dataStart));
+  }
+  // Checked on the last tensor so the message gives the full shortfall of a cut download.
+  const dataEnd = tensors.reduce((m, t) => Math.max(m, t.end), dataStart);
+  if (dataEnd > fileSize) {
+    fail(name, `the header says the data ends at byte ${dataEnd} but the file has only ${fileSize} bytes; the file is truncated (incomplete download?).`);
   }
   tensors.sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < tensors.length; i++) {
@@ -102,7 +107,7 @@ export function parseSafetensorsHeader(name: string, headerBytes: Uint8Array, fi
   return { tensors: new Map(tensors.map((t) => [t.name, t])), dataStart, metadata };
 }
 
-function parseEntry(file: string, key: string, value: unknown, dataStart: number, fileSize: number): TensorInfo {
+function parseEntry(file: string, key: string, value: unknown, dataStart: number): TensorInfo {
   const where = `tensor "${key}"`;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(file, `${where}: header entry is not an object.`);
   const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
@@ -114,9 +119,6 @@ function parseEntry(file: string, key: string, value: unknown, dataStart: number
     fail(file, `${where}: "data_offsets" must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}.`);
   }
   const [b, e] = offsets as [number, number];
-  if (dataStart + e > fileSize) {
-    fail(file, `${where} ends at byte ${dataStart + e} but the file has only ${fileSize} bytes; the file is truncated (incomplete download?).`);
-  }
   const elemBytes = dtypeByteSize(dtype);
   // Unknown (e.g. sub-byte) dtypes skip the size check; they are rejected only if a reader needs them.
   if (elemBytes !== undefined) {

@@ -1,0 +1,101 @@
+/**
+ * Node CLI of the engine (same code as the browser; WebGPU through Dawn).
+ *
+ *   npm run --silent llm -- generate --model <dir|url> (--ids 1,403,407 | --prompt "...") [--chat]
+ *     --max-new 32 [--greedy | --temperature T --top-p P --seed S] --backend cpu|webgpu [--f32]
+ *     [--precision auto|f16|f32] [--max-context N] --json
+ *
+ * The last stdout line is one JSON object: {"ids", "text", "last_logits", "timings"}.
+ */
+import type { Backend, Precision, Sampling } from '../models/api.ts';
+import { EngineError } from '../models/errors.ts';
+import { NodeDirSource } from '../models/io/node-source.ts';
+import type { ModelSource } from '../models/io/source.ts';
+import { UrlModelSource } from '../models/io/url-source.ts';
+import { LlamaModel } from '../models/llama-model.ts';
+import { nodeGpu } from '../models/gpu/node-gpu.ts';
+import { idList, numberFlag, parseArgs, stringFlag, type ParsedArgs } from './cli-args.ts';
+
+const USAGE = `usage: npm run --silent llm -- generate --model <dir|url> (--ids 1,2,3 | --prompt "text" [--chat] [--system "..."])
+  --max-new N [--greedy | --temperature T --top-p P --seed S] --backend cpu|webgpu [--f32] [--precision auto|f16|f32] [--max-context N] [--json]`;
+
+export function modelSource(model: string): ModelSource {
+  return /^https?:\/\//.test(model) ? new UrlModelSource(model.endsWith('/') ? model : model + '/') : new NodeDirSource(model);
+}
+
+export async function loadModelFromArgs(args: ParsedArgs): Promise<LlamaModel> {
+  const model = stringFlag(args, 'model');
+  if (!model) throw new Error('--model is required');
+  const backend = (stringFlag(args, 'backend') ?? 'webgpu') as Backend;
+  if (backend !== 'cpu' && backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${backend}`);
+  const precision = (stringFlag(args, 'precision') ?? 'auto') as Precision;
+  return LlamaModel.load(modelSource(model), {
+    backend,
+    weights: args.flags.has('f32') ? 'f32' : 'q4',
+    precision,
+    maxContext: args.flags.has('max-context') ? numberFlag(args, 'max-context') : undefined,
+    gpu: backend === 'webgpu' ? nodeGpu() : undefined,
+  });
+}
+
+async function generateCommand(args: ParsedArgs): Promise<unknown> {
+  const tLoad = performance.now();
+  const model = await loadModelFromArgs(args);
+  const loadMs = performance.now() - tLoad;
+  try {
+    const idsFlag = stringFlag(args, 'ids');
+    const prompt = stringFlag(args, 'prompt');
+    if ((idsFlag === undefined) === (prompt === undefined)) throw new Error('give exactly one of --ids or --prompt');
+    const ids = idsFlag !== undefined ? idList(idsFlag, 'ids') : model.encodePrompt(prompt!, { chat: args.flags.has('chat'), system: stringFlag(args, 'system') });
+    const sampling: Sampling = args.flags.has('temperature') && !args.flags.has('greedy')
+      ? { kind: 'sample', temperature: numberFlag(args, 'temperature'), topP: numberFlag(args, 'top-p', 1), seed: numberFlag(args, 'seed', 0) }
+      : { kind: 'greedy' };
+    const r = await model.generate(ids, {
+      maxNewTokens: numberFlag(args, 'max-new', 32),
+      sampling,
+      onToken: args.flags.has('json') ? undefined : (_id, text) => process.stderr.write(`\r${text.slice(-120)}`),
+    });
+    return {
+      prompt_ids: ids,
+      ids: r.ids,
+      text: r.text,
+      stop_reason: r.stopReason,
+      last_logits: Array.from(r.lastLogits),
+      backend: model.backend,
+      weights: model.weights,
+      precision: model.precision,
+      memory: model.memory(),
+      timings: { load_ms: loadMs, ...r.timings },
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+async function main(): Promise<number> {
+  let args: ParsedArgs;
+  try {
+    args = parseArgs(process.argv.slice(2), ['json', 'greedy', 'f32', 'chat', 'zero-b'], ['model', 'ids', 'prompt', 'system', 'max-new', 'temperature', 'top-p', 'seed', 'backend', 'precision', 'max-context']);
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  try {
+    let out: unknown;
+    if (args.command === 'generate') out = await generateCommand(args);
+    else {
+      console.error(USAGE);
+      return 2;
+    }
+    process.stdout.write(JSON.stringify(out) + '\n');
+    return 0;
+  } catch (e) {
+    const err = e instanceof EngineError ? { error: e.name, code: e.code, message: e.message } : { error: 'Error', code: 'usage', message: (e as Error).message };
+    process.stdout.write(JSON.stringify(err) + '\n');
+    console.error(`error: ${err.message}`);
+    return 1;
+  }
+}
+
+// Dawn keeps the event loop alive; exit explicitly once output is flushed.
+main().then((code) => process.exit(code));
