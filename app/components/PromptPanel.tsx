@@ -38,7 +38,7 @@ export function PromptPanel() {
         </div>
         {s.chat && (
           <label className="field">
-            System prompt
+            System message
             <textarea rows={2} value={s.system} placeholder="Optional" onChange={(e) => setField('system', e.target.value)} />
           </label>
         )}

@@ -85,7 +85,8 @@ export async function loadFineMedDpo(options: FineMedOptions = {}): Promise<Fine
     throwIfAborted(options.signal);
     progress.file = f.path;
     const file = httpBuffer(f.url, f.size, { fetch: d.fetch, signal: d.signal, onBytes: (n) => { progress.loadedBytes += n; report(); } });
-    const metadata = await parquetMetadataAsync(file);
+    // The footer is a few KB; the default first read of 512 KB would fetch all of a small file.
+    const metadata = await parquetMetadataAsync(file, { initialFetchSize: 64 * 1024 });
     const names = metadata.schema.map((s) => s.name);
     const missing = COLUMNS.filter((c) => !names.includes(c));
     if (missing.length) throw new CorpusFormatError(`${f.path} has no column ${missing.join(', ')}; this is not FineMed-DPO's layout.`);
