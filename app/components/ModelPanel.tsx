@@ -35,12 +35,12 @@ export function ModelPanel() {
             <label className="field">
               {/* type=text, not url: relative URLs such as /shared/... are valid here. */}
               Model URL
-              <input type="text" inputMode="url" spellCheck={false} autoComplete="off" placeholder="https://huggingface.co/<org>/<repo>/resolve/main/" value={s.url} onChange={(e) => setField('url', e.target.value)} />
+              <input key="url" type="text" inputMode="url" spellCheck={false} autoComplete="off" placeholder="https://huggingface.co/<org>/<repo>/resolve/main/" value={s.url} onChange={(e) => setField('url', e.target.value)} />
             </label>
           ) : (
             <label className="field">
               Model folder
-              <input type="file" multiple ref={asDirectoryPicker} onChange={(e) => pickFolder([...(e.target.files ?? [])])} />
+              <input key="folder" type="file" multiple ref={asDirectoryPicker} onChange={(e) => pickFolder([...(e.target.files ?? [])])} />
               {s.folder && (
                 <span className="note">
                   {s.folder.name}: {s.folder.files} files, {formatBytes(s.folder.bytes)}

@@ -84,8 +84,7 @@ describe.skipIf(!HAS_SHARED)('the bge-small-en-v1.5 tokenizer', () => {
   });
 
   it('is the tokenizer tiny-random-bert ships (so the plumbing tests use the real bge vocabulary)', () => {
-    expect(readFileSync(sharedPath('models', 'tiny-random-bert', 'tokenizer.json'))).toEqual(
-      readFileSync(sharedPath('models', 'bert-uncased-tokenizer', 'tokenizer.json')),
-    );
+    const a = readFileSync(sharedPath('models', 'tiny-random-bert', 'tokenizer.json'));
+    expect(a.equals(readFileSync(sharedPath('models', 'bert-uncased-tokenizer', 'tokenizer.json')))).toBe(true);
   });
 });

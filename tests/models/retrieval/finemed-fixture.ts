@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 
-export interface Row {
+export type Row = {
   prompt: { content: string; role: string }[];
   chosen: { content: string; role: string }[];
   rejected: { content: string; role: string }[];
@@ -16,7 +16,7 @@ export interface Row {
   complexity: number;
   quality: number;
   language: string;
-}
+};
 
 const CASES: [string, string, string][] = [
   ['A 24-year-old has fever, neck stiffness and a petechial rash. What is the most likely diagnosis?',
