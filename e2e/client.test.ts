@@ -122,7 +122,7 @@ describe('LlmClient', () => {
     await expect(b).rejects.toMatchObject({ message: 'stray' });
   });
 
-  it('sends folder paths with picked files, since cloning drops webkitRelativePath', async () => {
+  it('sends folder paths with picked files, since webkitRelativePath may not survive cloning', async () => {
     const { client, workers } = setup();
     const files = ['model/config.json', 'model/original/params.json'].map((p) => {
       const f = new File(['x'], p.split('/').pop()!);

@@ -108,7 +108,9 @@ describe.skipIf(!HAS_SHARED)('LLM worker with stories260K', () => {
       const reloaded = await h.settle(client.load({ kind: 'url', url }, { backend: 'cpu', weights: 'f32' }));
       const text = await client.generate({ prompt: 'Once upon a time', chat: false, options: { maxNewTokens: 8 } });
       await client.unload();
-      return { cancelled, afterCancel, reloaded: reloaded.ok, text: text.text, afterUnload: await client.info() };
+      const afterUnload = await client.info();
+      client.terminate();
+      return { cancelled, afterCancel, reloaded: reloaded.ok, text: text.text, afterUnload };
     }, STORIES_URL);
     expect(r.cancelled).toMatchObject({ ok: false, code: 'aborted' });
     expect(r.afterCancel).toBeNull();
@@ -124,6 +126,7 @@ describe.skipIf(!HAS_SHARED)('LLM worker with stories260K', () => {
       const a = await client.load({ kind: 'url', url }, { backend: 'webgpu', weights: 'f32' });
       const b = await client.load({ kind: 'url', url }, { backend: 'cpu', weights: 'f32' });
       const info = await client.info();
+      client.terminate();
       return { a: a.backend, b: b.backend, now: info?.backend };
     }, STORIES_URL);
     expect(r).toEqual({ a: 'webgpu', b: 'cpu', now: 'cpu' });

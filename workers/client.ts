@@ -168,8 +168,8 @@ function prepareSource(source: ModelSourceSpec): ModelSourceSpec {
     return typeof location !== 'undefined' ? { kind: 'url', url: new URL(source.url, location.href).href } : source;
   }
   if (source.paths) return source;
-  // A folder pick names files "<picked folder>/<path>"; cloning a File loses that, so send the
-  // paths inside the folder along with the files.
+  // A folder pick names files "<picked folder>/<path>" in webkitRelativePath, which the spec's File
+  // serialisation does not cover (Chromium keeps it today); send the paths explicitly instead.
   const relative = source.files.map((f) => f.webkitRelativePath || '');
   if (relative.some((r) => !r.includes('/'))) return source;
   const folder = relative[0]!.slice(0, relative[0]!.indexOf('/'));

@@ -14,8 +14,9 @@ export type { EngineErrorCode } from '../models/errors.ts';
 
 /**
  * Where the worker reads the model from. `files` are File objects (cloned by reference, not copied).
- * `paths[i]` is files[i]'s path inside the model folder; postMessage drops `webkitRelativePath`,
- * so LlmClient.load fills `paths` from it before sending (a bare File list falls back to names).
+ * `paths[i]` is files[i]'s path inside the model folder. `webkitRelativePath` is not guaranteed to
+ * survive postMessage, so LlmClient.load fills `paths` from it before sending (a File list
+ * without relative paths falls back to file names).
  */
 export type ModelSourceSpec =
   | { kind: 'url'; url: string }

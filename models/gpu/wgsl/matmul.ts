@@ -110,17 +110,30 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
  * consecutive 16-byte groups so a row's weights stream through in coalesced 512-byte pieces.
  */
 export function matvecWgsl(o: MatmulOptions): string {
+  // Full groups take a branch-free path (nibbles unpacked four at a time into vec4 dot products);
+  // only the last, zero-padded group of a K that is not a multiple of 32 checks bounds.
   const body = o.weights === 'q4'
     ? `for (var g = lane; g < mm.G; g += 32u) {
       let s = q4scale(n * mm.G + g);
       let base = (n * mm.G + g) * 4u;
+      let k0 = g * 32u;
       var part = 0.0;
-      for (var wq = 0u; wq < 4u; wq++) {
-        let word = qw[base + wq];
-        let k0 = g * 32u + wq * 8u;
-        for (var i = 0u; i < 8u; i++) {
-          let k = k0 + i;
-          if (k < mm.K) { part += (f32((word >> (4u * i)) & 15u) - 8.0) * f32(x[k]); }
+      if (k0 + 32u <= mm.K) {
+        for (var wq = 0u; wq < 4u; wq++) {
+          let word = qw[base + wq];
+          let kb = k0 + wq * 8u;
+          let lo = vec4f(vec4u(word, word >> 4u, word >> 8u, word >> 12u) & vec4u(15u)) - 8.0;
+          let hi = vec4f(vec4u(word >> 16u, word >> 20u, word >> 24u, word >> 28u) & vec4u(15u)) - 8.0;
+          part += dot(lo, vec4f(f32(x[kb]), f32(x[kb + 1u]), f32(x[kb + 2u]), f32(x[kb + 3u])))
+                + dot(hi, vec4f(f32(x[kb + 4u]), f32(x[kb + 5u]), f32(x[kb + 6u]), f32(x[kb + 7u])));
+        }
+      } else {
+        for (var wq = 0u; wq < 4u; wq++) {
+          let word = qw[base + wq];
+          for (var i = 0u; i < 8u; i++) {
+            let k = k0 + wq * 8u + i;
+            if (k < mm.K) { part += (f32((word >> (4u * i)) & 15u) - 8.0) * f32(x[k]); }
+          }
         }
       }
       acc += part * s;
