@@ -22,6 +22,9 @@ export default defineConfig({
   },
   server: {
     headers: { ...ISOLATION_HEADERS },
+    // Transform the page and the workers at startup, so the dependency optimizer sees every
+    // bare import before the first page load (a late discovery means a full page reload).
+    warmup: { clientFiles: ['./app/main.tsx', './workers/*.worker.ts'] },
   },
   preview: {
     headers: { ...ISOLATION_HEADERS },
@@ -29,7 +32,7 @@ export default defineConfig({
   optimizeDeps: {
     // Pre-bundle what the pages and the worker import up front, so the dev server never
     // discovers a dependency mid-test and reloads the page.
-    entries: ['index.html', 'e2e/harness.html', 'workers/*.worker.ts'],
+    entries: ['index.html', 'e2e/*.html', 'scripts/bench/*.html', 'workers/*.worker.ts'],
     include: ['react', 'react-dom', 'react-dom/client', 'react/jsx-runtime', 'react/jsx-dev-runtime', 'zustand'],
     // They locate their .wasm files relative to import.meta.url; pre-bundling breaks that.
     exclude: ['onnxruntime-web', '@huggingface/transformers'],

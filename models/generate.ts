@@ -3,6 +3,10 @@ import { AbortError, InvalidInputError } from './errors.ts';
 import { sampleToken, seededRandom, validateSampling } from './sampling.ts';
 import { TextStreamDecoder, type Tokenizer } from './tokenizer.ts';
 
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 /** What generation needs from a backend: the CPU reference and the WebGPU model both provide it. */
 export interface ForwardBackend {
   readonly maxContext: number;
@@ -49,7 +53,10 @@ export async function generate(
     opts.onToken?.(id, text);
     if (ids.length >= opts.maxNewTokens) break;
     if (promptIds.length + ids.length >= backend.maxContext) { stopReason = 'max-tokens'; break; }
-    logits = await backend.forward([id]);
+    const next = backend.forward([id]);
+    // A synchronous (CPU) forward never yields: give the event loop a turn per token so a
+    // worker can receive "cancel" and the page can paint.
+    logits = next instanceof Float32Array ? (await yieldToEventLoop(), next) : await next;
     decodeSteps++;
   }
   if (stream) text += stream.flush();

@@ -6,7 +6,7 @@
  * `result` or one typed `error`.
  */
 import voyWasmUrl from 'voy-search/voy_search_bg.wasm?url';
-import { EngineError, InvalidInputError, serializeError, throwIfAborted } from '../models/errors.ts';
+import { InvalidInputError, serializeError, throwIfAborted } from '../models/errors.ts';
 import { openOrBuildIndex, buildIndex } from '../models/retrieval/build.ts';
 import { createEmbedder } from '../models/retrieval/embedder.ts';
 import type { Embedder } from '../models/retrieval/embedder-types.ts';
@@ -211,7 +211,6 @@ async function openIndex(req: OpenIndexRequest, signal: AbortSignal, progress: P
   const t0 = performance.now();
   const spec = req.corpus;
   const kind = req.index ?? 'voy';
-  const buildProgress = (p: { phase: RetrievalProgress['phase']; done: number; total: number }): void => progress(p);
   let data: IndexData;
   let previous: IndexInfo['previous'];
   let staleReasons: string[] = [];
@@ -248,7 +247,7 @@ async function openIndex(req: OpenIndexRequest, signal: AbortSignal, progress: P
     key = indexKey(c.name, e.info.model);
     let store: IndexStore;
     ({ store, storage } = await openStore(key));
-    const options = { corpusName: c.name, dtype: req.vectors, signal, onProgress: buildProgress };
+    const options = { corpusName: c.name, dtype: req.vectors, signal, onProgress: progress };
     if (req.rebuild) {
       const status = await readManifest(store);
       previous = status ? 'stale' : 'missing';
@@ -303,4 +302,3 @@ async function deleteIndex(key: string): Promise<{ deleted: boolean }> {
   return { deleted: existed };
 }
 
-void EngineError;

@@ -126,8 +126,10 @@ export class GpuLlama {
         gate: await up.matrix(n.gate, F, C, fmt),
         up: await up.matrix(n.up, F, C, fmt),
         down: await up.matrix(n.down, C, F, fmt),
-        kCache: this.alloc.create(`kcache ${l}`, this.maxContext * KV * D * actBytes, 'kvCache'),
-        vCache: this.alloc.create(`vcache ${l}`, this.maxContext * KV * D * actBytes, 'kvCache'),
+        ...await this.alloc.guarded(`KV cache of layer ${l}`, () => ({
+          kCache: this.alloc.create(`kcache ${l}`, this.maxContext * KV * D * actBytes, 'kvCache'),
+          vCache: this.alloc.create(`vcache ${l}`, this.maxContext * KV * D * actBytes, 'kvCache'),
+        })),
       };
       this.layers.push(layer);
     }

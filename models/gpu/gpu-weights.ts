@@ -55,7 +55,7 @@ export class WeightUploader {
     const storedBytesPerRow = (t.end - t.begin) / N;
     const R = this.rowsPerChunk(K);
     if (format === 'f32') {
-      const w = this.alloc.create(name, N * K * 4, 'weights');
+      const w = await this.alloc.guarded(name, () => this.alloc.create(name, N * K * 4, 'weights'));
       for (let r0 = 0; r0 < N; r0 += R) {
         const rows = Math.min(R, N - r0);
         throwIfAborted(this.signal);
@@ -67,8 +67,10 @@ export class WeightUploader {
       return { kind: 'f32', N, K, w };
     }
     const G = Math.ceil(K / Q4_GROUP);
-    const qw = this.alloc.create(name + ' q4', N * G * 16, 'weights');
-    const sc = this.alloc.create(name + ' scales', Math.ceil((N * G) / 2) * 4, 'weights');
+    const [qw, sc] = await this.alloc.guarded(name, () => [
+      this.alloc.create(name + ' q4', N * G * 16, 'weights'),
+      this.alloc.create(name + ' scales', Math.ceil((N * G) / 2) * 4, 'weights'),
+    ]);
     const pipeline = await this.pipelines.get('quantize_q4', quantizeQ4Wgsl());
     if (!this.staging) this.staging = this.alloc.create('quantize staging', CHUNK_BYTES + 8 * 4 * 4096, 'staging');
     const bind = this.device.createBindGroup({

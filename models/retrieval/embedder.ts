@@ -17,7 +17,7 @@ export interface EmbedderOptions {
   model?: string;
   /** ONNX variant: 'fp32' (default, onnx/model.onnx), 'q8' (model_quantized.onnx), 'fp16'. */
   dtype?: 'fp32' | 'fp16' | 'q8';
-  /** 'auto': WebGPU when an adapter exists, else WASM in browsers; CPU in Node. */
+  /** 'auto': WebGPU when a hardware adapter exists, else WASM in browsers; CPU in Node. */
   device?: EmbedDevice;
   /** Texts per forward pass; default 16. */
   batchSize?: number;
@@ -33,16 +33,21 @@ async function pickDevice(device: EmbedDevice): Promise<Device> {
   if (isNode) return 'cpu';
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
-  return adapter ? 'webgpu' : 'wasm';
+  // A fallback adapter is a CPU rasteriser (SwiftShader): measured far slower than WASM for bge.
+  const fallback = adapter && ((adapter.info as { isFallbackAdapter?: boolean }).isFallbackAdapter || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter);
+  return adapter && !fallback ? 'webgpu' : 'wasm';
 }
 
 /** Turns transformers.js' loading failures into typed errors with the model named. */
 function loadError(model: string, e: unknown): Error {
   const msg = e instanceof Error ? e.message : String(e);
+  if (/failed to fetch|networkerror|fetch failed|ECONNREFUSED|ENOTFOUND|EAI_AGAIN/i.test(msg)) {
+    return new NetworkError(`Embedder model "${model}" could not be downloaded (${msg}); check the connection or use local files.`, { cause: e });
+  }
+  // transformers.js reports a missing local folder as a bare TypeError.
   if (/not found|could not locate|404|ENOENT|local_files_only|allowRemoteModels/i.test(msg) || e instanceof TypeError) {
     return new NotFoundError(`Embedder model "${model}" could not be loaded: ${msg}. Check the model folder, or allow downloads from the hub.`);
   }
-  if (/fetch|network|Failed to fetch/i.test(msg)) return new NetworkError(`Embedder model "${model}" could not be downloaded: ${msg}`, { cause: e });
   return e instanceof Error ? e : new Error(msg);
 }
 

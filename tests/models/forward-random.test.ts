@@ -37,7 +37,7 @@ describe('seeded random Llama: WebGPU (Dawn) vs CPU reference', () => {
       // Prefill 60 in chunks of 16, then decode 10 one by one: the last logits must match.
       gpu.resetCache();
       await gpu.forward(ids.slice(0, 60));
-      let last = new Float32Array();
+      let last: Float32Array = new Float32Array();
       for (const id of ids.slice(60)) last = await gpu.forward([id]);
       const V = ck.config.vocabSize;
       expect(maxAbsDiff(last, ref.subarray((ids.length - 1) * V))).toBeLessThan(2e-3);

@@ -81,7 +81,7 @@ describe('LoRA adapters', () => {
       expect(f).toThrow(msg);
     };
     mismatch(() => loadLora(file, config, { ...cfg, rank: 8 }), /tensor "model\.layers\.0\.self_attn\.q_proj\.weight\.lora_A" has shape \[4, 16\], expected \[8, 16\]/);
-    const wider = parseLlamaConfig({ ...JSON.parse(JSON.stringify({ model_type: 'llama', hidden_size: 32, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 50 })) });
+    const wider = { ...config, hiddenSize: 32 };
     mismatch(() => loadLora(file, wider, cfg), /q_proj\.weight\.lora_A" has shape \[4, 16\], expected \[4, 32\]/);
     const shallow = { ...config, numLayers: 1 };
     mismatch(() => loadLora(file, shallow, cfg), /"model\.layers\.1\..*" is an adapter for layer 1, but the model has 1 layers/);

@@ -1,0 +1,196 @@
+/**
+ * The retrieval worker in Chromium through e2e/retrieval-harness.html: the embedder matches Node,
+ * indexes persist in OPFS and reload identically in a fresh worker, stale indexes are detected,
+ * an index built by the Node code loads in the browser, and the demo corpus retrieves with no
+ * network beyond the local server.
+ */
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildIndex } from '../models/retrieval/build.ts';
+import type { Embedder } from '../models/retrieval/embedder-types.ts';
+import { loadNodeEmbedder } from '../models/retrieval/node-embedder.ts';
+import { NodeDirStore } from '../models/retrieval/node-store.ts';
+import { Retriever } from '../models/retrieval/retriever.ts';
+import { readJsonlCorpus } from '../models/retrieval/jsonl.ts';
+import { HAS_SHARED, sharedPath, warnIfNoShared } from '../tests/helpers/shared.ts';
+import { launchChromium, newPage, ROOT, startServer, type TestServer } from './support/index.ts';
+
+warnIfNoShared('retrieval worker e2e with tiny-random-bert');
+
+const HARNESS = 'e2e/retrieval-harness.html';
+const EMBEDDER = { model: 'tiny-random-bert', allowRemoteModels: false, localModelPath: '/shared/models/', device: 'wasm' } as const;
+const DEMO_URL = '/demo/demo-corpus.jsonl';
+const demoText = readFileSync(join(ROOT, 'public', 'demo', 'demo-corpus.jsonl'), 'utf8');
+const demoLines = demoText.trim().split('\n');
+const question = (i: number): string => (JSON.parse(demoLines[i]) as { question: string }).question;
+
+let server: TestServer;
+let browser: Browser;
+let page: Page;
+let node: Embedder;
+beforeAll(async () => {
+  server = await startServer();
+  browser = await launchChromium();
+  page = await newPage(browser, server.url + HARNESS);
+  await page.waitForFunction(() => window.retrieval?.ready === true);
+  if (HAS_SHARED) node = await loadNodeEmbedder(sharedPath('models', 'tiny-random-bert'));
+});
+afterAll(async () => {
+  await node?.dispose();
+  await browser?.close();
+  await server?.close();
+});
+
+describe('retrieval worker misuse', () => {
+  it('retrieve before an index, and a missing model, are typed errors', async () => {
+    const r = await page.evaluate(async () => {
+      const c = window.retrieval.newClient();
+      const { settle } = window.harness;
+      const early = await settle(c.retrieve('anything', 3));
+      const missing = await settle(c.initEmbedder({ model: 'no-such-model', allowRemoteModels: false, localModelPath: '/shared/models/', device: 'wasm' }));
+      c.terminate();
+      return { early, missing };
+    });
+    expect(r.early).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringMatching(/No index is open/) });
+    expect(r.missing).toMatchObject({ ok: false, code: 'not-found', message: expect.stringMatching(/no-such-model/) });
+  });
+});
+
+describe.skipIf(!HAS_SHARED)('retrieval worker with tiny-random-bert', () => {
+  it('embeds like Node within 1e-4: unit vectors of 32 dims, batch order kept', async () => {
+    const texts = [question(0), 'What causes gout?', question(5).slice(0, 200), 'Hyponatraemia', question(12)];
+    const browserVectors = await page.evaluate(async ({ texts, spec }) => {
+      const c = window.retrieval.client;
+      await c.initEmbedder(spec);
+      const { vectors, dims } = await c.embed(texts);
+      return { vectors: Array.from(vectors), dims };
+    }, { texts, spec: EMBEDDER });
+    const nodeVectors = await node.embed(texts);
+    expect(browserVectors.dims).toBe(32);
+    expect(browserVectors.vectors).toHaveLength(nodeVectors.length);
+    let maxDiff = 0;
+    browserVectors.vectors.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - nodeVectors[i]))));
+    expect(maxDiff).toBeLessThan(1e-4);
+    for (let i = 0; i < texts.length; i++) expect(Math.hypot(...browserVectors.vectors.slice(i * 32, (i + 1) * 32))).toBeCloseTo(1, 5);
+  });
+
+  it('persists in OPFS: a fresh worker reloads the index and returns identical results; changes mark it stale', async () => {
+    const corpus = demoLines.slice(0, 20).join('\n');
+    const edited = corpus.replace('"source": "demo"', '"source": "demo (edited)"');
+    expect(edited).not.toBe(corpus);
+    const r = await page.evaluate(async ({ corpus, edited, q, spec }) => {
+      const { settle } = window.harness;
+      const a = window.retrieval.newClient();
+      await a.initEmbedder(spec);
+      const built = await a.openIndex({ corpus: { kind: 'text', text: corpus, name: 'roundtrip' } });
+      const before = await a.retrieve(q, 5);
+      a.terminate();
+
+      const b = window.retrieval.newClient();
+      await b.initEmbedder(spec);
+      const stored = await b.openIndex({ corpus: { kind: 'stored', name: 'roundtrip' } });
+      const after = await b.retrieve(q, 5);
+      const again = await b.openIndex({ corpus: { kind: 'text', text: corpus, name: 'roundtrip' }, index: 'exact' });
+      const exact = await b.retrieve(q, 5);
+      const changed = await b.openIndex({ corpus: { kind: 'text', text: edited, name: 'roundtrip' } });
+      await b.initEmbedder({ ...spec, dtype: 'q8' });
+      const otherEmbedder = await settle(b.openIndex({ corpus: { kind: 'stored', name: 'roundtrip' } }));
+      const listed = await b.listIndexes();
+      b.terminate();
+      const ids = (x: typeof before) => x.results.map((h) => [h.record.id, h.score]);
+      return {
+        built: { previous: built.previous, storage: built.storage, count: built.manifest.corpus.count },
+        stored: stored.previous, again: again.previous, changed: [changed.previous, changed.staleReasons],
+        before: ids(before), after: ids(after), exact: ids(exact), otherEmbedder,
+        listed: listed.filter((l) => l.key.startsWith('roundtrip')).map((l) => [l.key, l.storage, l.manifest?.corpus.count]),
+      };
+    }, { corpus, edited, q: question(3), spec: EMBEDDER });
+    expect(r.built).toEqual({ previous: 'missing', storage: 'opfs', count: 20 });
+    expect(r.stored).toBe('fresh');
+    expect(r.after).toEqual(r.before);
+    expect(r.before[0]).toEqual(['demo-004', expect.closeTo(1, 5)]);
+    expect(r.again).toBe('fresh');
+    expect(r.exact).toEqual(r.before); // voy and the exact scan agree
+    expect(r.changed).toEqual(['stale', [expect.stringMatching(/^the corpus changed/)]]);
+    expect(r.otherEmbedder).toMatchObject({ ok: false, code: 'not-found', message: expect.stringMatching(/stale: the embedder's dtype changed \(fp32 -> q8\)/) });
+    expect(r.listed).toEqual([['roundtrip__tiny-random-bert', 'opfs', 20]]);
+  });
+
+  it('loads an index built by the Node code (CLI format) and ranks like Node', async () => {
+    const dir = join(ROOT, 'node_modules', '.cache', 'retrieval-e2e', 'demo-index');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const { records } = await readJsonlCorpus(demoText);
+    const data = await buildIndex(new NodeDirStore(dir), records, node, { corpusName: 'demo-node' });
+    const q = 'Sudden severe headache during exercise, worst of her life, with neck stiffness.';
+    const nodeHits = (await (await Retriever.create(data, node, { index: 'exact' })).retrieve(q, 5)).results.map((h) => [h.record.id, h.score] as const);
+    const r = await page.evaluate(async ({ spec, q }) => {
+      const c = window.retrieval.client;
+      await c.initEmbedder(spec);
+      const info = await c.openIndex({ corpus: { kind: 'index-url', url: '/node_modules/.cache/retrieval-e2e/demo-index/' } });
+      const res = await c.retrieve(q, 5);
+      return { info: [info.previous, info.manifest.corpus.name, info.manifest.corpus.count], hits: res.results.map((h) => [h.record.id, h.score] as const) };
+    }, { spec: EMBEDDER, q });
+    expect(r.info).toEqual(['missing', 'demo-node', 40]);
+    expect(r.hits.map((h) => h[0])).toEqual(nodeHits.map((h) => h[0]));
+    r.hits.forEach((h, i) => expect(Math.abs(h[1] - nodeHits[i][1])).toBeLessThan(1e-4));
+  });
+
+  it('reports bad JSONL lines by number through the protocol, or stops at the first', async () => {
+    const text = [demoLines[0], '{"id": "x", "question": ', demoLines[1], JSON.stringify({ id: 'y', question: 'Q?' })].join('\n');
+    const r = await page.evaluate(async ({ text }) => {
+      const c = window.retrieval.client;
+      const skip = await c.openIndex({ corpus: { kind: 'text', text, name: 'bad-lines' }, index: 'exact' });
+      const stop = await window.harness.settle(c.openIndex({ corpus: { kind: 'text', text, name: 'bad-lines' }, onBadLine: 'stop' }));
+      return { skipped: skip.skipped, lines: skip.badLines, count: skip.manifest.corpus.count, stop };
+    }, { text });
+    expect(r).toMatchObject({ skipped: 2, count: 2, stop: { ok: false, code: 'invalid-input', message: expect.stringMatching(/^Line 2: not valid JSON/) } });
+    expect(r.lines).toEqual([{ line: 2, reason: expect.stringMatching(/not valid JSON/) }, { line: 4, reason: 'field "reasoning" is missing' }]);
+  });
+});
+
+describe.skipIf(!HAS_SHARED)('the demo corpus with no network', () => {
+  it('loads and retrieves with every request off the local server blocked, then fully offline', async () => {
+    const context = await browser.newContext();
+    const origin = new URL(server.url).origin;
+    const blocked: string[] = [];
+    await context.route('**/*', (route) => {
+      const url = route.request().url();
+      if (new URL(url).origin === origin) return route.continue();
+      blocked.push(url);
+      return route.abort('internetdisconnected');
+    });
+    const offlinePage = await context.newPage();
+    offlinePage.on('pageerror', (e) => console.error(`[page uncaught] ${e.message}`));
+    await offlinePage.goto(server.url + HARNESS);
+    await offlinePage.waitForFunction(() => window.retrieval?.ready === true);
+    const info = await offlinePage.evaluate(async ({ url }) => {
+      const c = window.retrieval.client;
+      // 'auto': the app's default device choice.
+      const e = await c.initEmbedder({ model: 'tiny-random-bert', allowRemoteModels: false, localModelPath: '/shared/models/' });
+      const i = await c.openIndex({ corpus: { kind: 'url', url } });
+      return { device: e.device, count: i.manifest.corpus.count, name: i.manifest.corpus.name, skipped: i.skipped };
+    }, { url: DEMO_URL });
+    expect(info).toEqual({ device: 'wasm', count: 40, name: 'demo-corpus.jsonl', skipped: 0 });
+
+    await context.setOffline(true);
+    const hits = await offlinePage.evaluate(async (qs) => {
+      const out = [];
+      for (const q of qs) {
+        const r = await window.retrieval.client.retrieve(q, 3);
+        out.push({ ids: r.results.map((h) => h.record.id), top: r.results[0].score, source: r.results[0].record.source, ms: r.timings.totalMs });
+      }
+      return out;
+    }, [question(7), question(21)]);
+    expect(hits.map((h) => h.ids[0])).toEqual(['demo-008', 'demo-022']);
+    for (const h of hits) {
+      expect(h.ids).toHaveLength(3);
+      expect(h.top).toBeCloseTo(1, 5);
+      expect(h.source).toBe('demo');
+    }
+    expect(blocked).toEqual([]);
+    await context.close();
+  });
+});

@@ -1,0 +1,68 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HAS_SHARED, ROOT, sharedPath, warnIfNoShared } from '../helpers/shared.ts';
+
+const run = promisify(execFile);
+warnIfNoShared('index CLI build + query with tiny-random-bert');
+
+/** Runs `npm run --silent index -- ...` (as tsx does) and parses its last stdout line. */
+async function cli(args: string[]): Promise<{ json: Record<string, unknown>; code: number; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scripts/index.ts', ...args], { cwd: ROOT, maxBuffer: 64 * 2 ** 20 });
+    return { json: JSON.parse(stdout.trim().split('\n').at(-1)!), code: 0, stderr };
+  } catch (e) {
+    const err = e as { stdout: string; stderr: string; code: number };
+    return { json: JSON.parse(err.stdout.trim().split('\n').at(-1)!), code: err.code, stderr: err.stderr };
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'index-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe.skipIf(!HAS_SHARED)('npm run index -- build / query / info', () => {
+  const embedder = sharedPath('models', 'tiny-random-bert');
+  const lines = readFileSync(sharedPath('data', 'traces.jsonl'), 'utf8').trim().split('\n').slice(0, 120);
+  const corpus = join(dir, 'corpus.jsonl');
+  writeFileSync(corpus, [...lines.slice(0, 60), '{"id": "broken"', ...lines.slice(60)].join('\n') + '\n');
+  const out = join(dir, 'idx');
+  const q = (JSON.parse(lines[42]) as { id: string; question: string });
+
+  it('builds an index, reporting the bad line, and queries it (last line JSON)', async () => {
+    const b = await cli(['build', corpus, '--embedder', embedder, '--out', out]);
+    expect(b.code).toBe(0);
+    expect(b.json).toMatchObject({ skipped: 1, badLines: [{ line: 61 }], manifest: { corpus: { count: 120, name: 'corpus.jsonl' }, vectors: { dims: 32, dtype: 'F32' } } });
+    expect(b.stderr).toMatch(/1 bad lines SKIPPED:\n {2}line 61: not valid JSON/);
+
+    const r = await cli(['query', out, q.question, '-k', '5', '--embedder', embedder]);
+    expect(r.code).toBe(0);
+    const results = r.json.results as { id: string; score: number; question: string; rank: number }[];
+    expect(results).toHaveLength(5);
+    expect(results[0]).toMatchObject({ id: q.id, question: q.question, rank: 0 });
+    expect(results[0].score).toBeCloseTo(1, 5);
+    expect(results.map((x) => x.score)).toEqual([...results.map((x) => x.score)].sort((a, b) => b - a));
+    expect(r.json.timings).toEqual(expect.objectContaining({ embedMs: expect.any(Number), searchMs: expect.any(Number) }));
+
+    const exact = await cli(['query', out, q.question, '-k', '5', '--embedder', embedder, '--index', 'exact']);
+    expect((exact.json.results as { id: string }[]).map((x) => x.id)).toEqual(results.map((x) => x.id));
+  });
+
+  it('says when the corpus or the embedder changed (stale), with a typed error', async () => {
+    const changed = join(dir, 'changed.jsonl');
+    writeFileSync(changed, lines.slice(0, 119).join('\n') + '\n');
+    const info = await cli(['info', out, '--corpus', changed]);
+    expect(info.json).toMatchObject({ state: 'stale', reasons: [expect.stringMatching(/^the corpus changed/)] });
+    const other = await cli(['query', out, 'x', '--embedder', embedder, '--dtype', 'q8']);
+    expect(other.code).toBe(1);
+    expect(other.json).toMatchObject({ error: { name: 'StaleIndexError', message: expect.stringMatching(/dtype changed \(fp32 -> q8\)/) } });
+  });
+
+  it('stops at a bad line with --on-bad-line stop', async () => {
+    const r = await cli(['build', corpus, '--embedder', embedder, '--out', join(dir, 'never'), '--on-bad-line', 'stop']);
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ error: { code: 'invalid-input', message: expect.stringMatching(/^Line 61: not valid JSON/) } });
+  });
+});
