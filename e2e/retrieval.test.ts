@@ -15,6 +15,7 @@ import { NodeDirStore } from '../models/retrieval/node-store.ts';
 import { Retriever } from '../models/retrieval/retriever.ts';
 import { readJsonlCorpus } from '../models/retrieval/jsonl.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../tests/helpers/shared.ts';
+import { fineMedParquet, fineMedRows, startFakeHub } from '../tests/models/retrieval/finemed-fixture.ts';
 import { launchChromium, newPage, ROOT, startServer, type TestServer } from './support/index.ts';
 
 warnIfNoShared('retrieval worker e2e with tiny-random-bert');
@@ -74,6 +75,43 @@ describe.skipIf(!HAS_SHARED)('retrieval worker with tiny-random-bert', () => {
     browserVectors.vectors.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - nodeVectors[i]))));
     expect(maxDiff).toBeLessThan(1e-4);
     for (let i = 0; i < texts.length; i++) expect(Math.hypot(...browserVectors.vectors.slice(i * 32, (i + 1) * 32))).toBeCloseTo(1, 5);
+  });
+
+  it('cancels an index build in flight with an aborted error', async () => {
+    const text = readFileSync(sharedPath('data', 'traces.jsonl'), 'utf8');
+    const r = await page.evaluate(async ({ text, spec }) => {
+      const c = window.retrieval.newClient();
+      await c.initEmbedder(spec);
+      const call = c.openIndex({ corpus: { kind: 'text', text, name: 'cancelled' } });
+      setTimeout(() => call.cancel(), 300);
+      const out = await window.harness.settle(call);
+      c.terminate();
+      return out;
+    }, { text, spec: EMBEDDER });
+    expect(r).toMatchObject({ ok: false, code: 'aborted' });
+  });
+
+  it('downloads FineMed-DPO from a hub-shaped server (parquet by range) and retrieves from it', async () => {
+    const rows = fineMedRows(24);
+    const hub = await startFakeHub({
+      repo: 'hongzhouyu/FineMed-DPO', cors: true, license: 'mit',
+      files: new Map([['data/train-00000-of-00001.parquet', fineMedParquet(rows)]]),
+    });
+    try {
+      const r = await page.evaluate(async ({ hub, spec, q }) => {
+        const c = window.retrieval.client;
+        await c.initEmbedder(spec);
+        const phases = new Set<string>();
+        const info = await c.openIndex({ corpus: { kind: 'finemed-dpo', hub } }, (p) => phases.add(p.phase));
+        const res = await c.retrieve(q, 3);
+        return { count: info.manifest.corpus.count, name: info.manifest.corpus.name, phases: [...phases], top: res.results[0].record };
+      }, { hub: hub.url, spec: EMBEDDER, q: 'Why does hypokalaemia occur with vomiting? (case 11)' });
+      expect(r).toMatchObject({ count: 24, name: 'FineMed-DPO', top: { id: 'finemed-dpo-11', license: 'mit', answer: expect.stringMatching(/^Renal potassium loss/) } });
+      expect(r.phases).toEqual(expect.arrayContaining(['download', 'embed', 'save', 'index']));
+      expect(hub.requests.some((x) => x.startsWith('GET /api/datasets/hongzhouyu/FineMed-DPO/tree/main/data'))).toBe(true);
+    } finally {
+      await hub.close();
+    }
   });
 
   it('persists in OPFS: a fresh worker reloads the index and returns identical results; changes mark it stale', async () => {
@@ -192,5 +230,22 @@ describe.skipIf(!HAS_SHARED)('the demo corpus with no network', () => {
     }
     expect(blocked).toEqual([]);
     await context.close();
+  });
+});
+
+// Last: SwiftShader keeps both cores busy for a while after a WebGPU run, slowing what follows.
+describe.skipIf(!HAS_SHARED)('retrieval worker on WebGPU', () => {
+  it('runs on WebGPU too (SwiftShader here), within 1e-4 of Node', async () => {
+    const texts = ['What causes gout?', 'Chest pain radiating to the back.'];
+    const r = await page.evaluate(async ({ texts, spec }) => {
+      const c = window.retrieval.newClient();
+      const status = await c.initEmbedder({ ...spec, device: 'webgpu' });
+      const { vectors } = await c.embed(texts);
+      c.terminate();
+      return { device: status.device, vectors: Array.from(vectors) };
+    }, { texts, spec: EMBEDDER });
+    expect(r.device).toBe('webgpu');
+    const nodeVectors = await node.embed(texts);
+    expect(Math.max(...r.vectors.map((v, i) => Math.abs(v - nodeVectors[i])))).toBeLessThan(1e-4);
   });
 });

@@ -49,30 +49,37 @@ describe('LLM worker without a model', () => {
 describe.skipIf(!HAS_SHARED)('LLM worker with stories260K', () => {
   const golden = () => JSON.parse(readFileSync(sharedPath('golden', 'forward-stories260K.json'), 'utf8')) as { cases: { ids: number[]; last_logits: number[]; greedy_32: number[] | null }[] };
 
-  it('WebGPU f32 through the protocol: golden logits and greedy tokens from ids', async () => {
-    const c = golden().cases[0]!;
+  it('WebGPU f32 through the protocol: golden logits and greedy tokens of every case', async () => {
+    const cases = golden().cases;
     const r = await page.evaluate(
-      async ({ url, ids }) => {
+      async ({ url, cases }) => {
         const h = window.harness;
         const progress: string[] = [];
         const info = await h.client.load({ kind: 'url', url }, { backend: 'webgpu', weights: 'f32' }, (p) => progress.push(p.phase));
-        let streamed = 0;
-        const gen = await h.client.generate({ ids, options: { maxNewTokens: 32, includeLogits: true } }, () => streamed++);
-        return { info, progress, gen, streamed };
+        const gens = [];
+        for (const ids of cases) {
+          let streamed = 0;
+          const gen = await h.client.generate({ ids, options: { maxNewTokens: 32, includeLogits: true } }, () => streamed++);
+          gens.push({ gen, streamed });
+        }
+        return { info, progress, gens };
       },
-      { url: STORIES_URL, ids: c.ids },
+      { url: STORIES_URL, cases: cases.map((c) => c.ids) },
     );
     expect(r.info).toMatchObject({ backend: 'webgpu', weights: 'f32', precision: 'f32', hasTokenizer: true });
     expect(r.info.config.vocabSize).toBe(512);
     expect(r.progress).toContain('weights');
     expect(r.progress.at(-1)).toBe('ready');
-    expect(r.gen.ids).toEqual(c.greedy_32);
-    expect(r.streamed).toBe(32);
-    expect(r.gen.promptTokens).toBe(c.ids.length);
-    const logits = r.gen.lastLogits!;
-    expect(logits).toHaveLength(512);
-    const maxDiff = Math.max(...logits.map((v, i) => Math.abs(v - c.last_logits[i]!)));
-    expect(maxDiff).toBeLessThan(1e-3);
+    cases.forEach((c, i) => {
+      const { gen, streamed } = r.gens[i]!;
+      expect(gen.ids).toEqual(c.greedy_32);
+      expect(streamed).toBe(32);
+      expect(gen.promptTokens).toBe(c.ids.length);
+      const logits = gen.lastLogits!;
+      expect(logits).toHaveLength(512);
+      const maxDiff = Math.max(...logits.map((v, j) => Math.abs(v - c.last_logits[j]!)));
+      expect(maxDiff).toBeLessThan(1e-3);
+    });
   });
 
   it('results omit logits unless asked for', async () => {

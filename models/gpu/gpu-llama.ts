@@ -7,7 +7,9 @@ import { layerWeightNames, lmHeadName } from '../weights-plan.ts';
 import { GpuAllocator } from './allocator.ts';
 import type { GpuContext } from './device.ts';
 import { type GpuMatrix, WeightUploader } from './gpu-weights.ts';
+import type { GpuLora, LoraSlot } from './gpu-lora.ts';
 import { grid1D, PipelineCache } from './pipelines.ts';
+import { GEMM_TOKENS_M, gemmGrid, gemmParams, gemmWgsl, pickGemmTile } from './wgsl/gemm.ts';
 import { attnScoresWgsl, attnValuesWgsl, ropeWgsl, softmaxWgsl, toCacheWgsl } from './wgsl/attention.ts';
 import type { ShaderOptions } from './wgsl/common.ts';
 import { addWgsl, embedWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
@@ -74,6 +76,12 @@ export class GpuLlama {
   private tailLast: Step[] = [];
   private tailAll: Step[] = [];
   private logitsAll: GPUBuffer | null = null;
+  private readonly uniforms = new Map<string, GPUBuffer>();
+  /** Attached LoRA adapter (its steps run only while `loraEnabled`). */
+  private lora: GpuLora | null = null;
+  private xa: GPUBuffer | null = null; // (maxBatch, r) f32 scratch: x A^T
+  /** When false the LoRA steps are skipped, so the logits are exactly the base model's. */
+  loraEnabled = false;
   private readonly pipelines: PipelineCache;
   private disposed = false;
 
@@ -166,22 +174,69 @@ export class GpuLlama {
     this.device.queue.writeBuffer(this.ropeSin, 0, sin);
   }
 
-  private uniform(label: string, words: ArrayLike<number>, floatAt: number[] = []): GPUBuffer {
-    const buf = this.alloc.create(label, 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-    const data = new ArrayBuffer(16);
-    const u = new Uint32Array(data), f = new Float32Array(data);
-    for (let i = 0; i < words.length; i++) {
-      if (floatAt.includes(i)) f[i] = words[i];
-      else u[i] = words[i];
+  /** A small uniform buffer with these contents (cached: step lists are rebuilt when LoRA attaches). */
+  private uniform(label: string, words: ArrayLike<number> | ArrayBuffer, floatAt: number[] = []): GPUBuffer {
+    let data: ArrayBuffer;
+    if (words instanceof ArrayBuffer) data = words;
+    else {
+      data = new ArrayBuffer(16);
+      const u = new Uint32Array(data), f = new Float32Array(data);
+      for (let i = 0; i < words.length; i++) {
+        if (floatAt.includes(i)) f[i] = words[i];
+        else u[i] = words[i];
+      }
     }
-    this.device.queue.writeBuffer(buf, 0, data);
+    const key = Array.from(new Uint32Array(data)).join(',');
+    let buf = this.uniforms.get(key);
+    if (!buf) {
+      buf = this.alloc.create(label, data.byteLength, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+      this.device.queue.writeBuffer(buf, 0, data);
+      this.uniforms.set(key, buf);
+    }
     return buf;
   }
 
-  private bind(pipeline: GPUComputePipeline, buffers: (GPUBuffer | null)[]): GPUBindGroup {
+  private bind(pipeline: GPUComputePipeline, buffers: (GPUBuffer | GPUBufferBinding | null)[]): GPUBindGroup {
     const entries: GPUBindGroupEntry[] = [];
-    buffers.forEach((b, i) => { if (b) entries.push({ binding: i, resource: { buffer: b } }); });
+    buffers.forEach((b, i) => { if (b) entries.push({ binding: i, resource: 'buffer' in b ? b : { buffer: b } }); });
     return this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+  }
+
+  /**
+   * The LoRA term of a projection as two small matmuls after the frozen one:
+   * xa (T, r) = x A^T, then y (T, N) += scale * xa B^T. Skipped while LoRA is disabled.
+   */
+  private async loraSteps(label: string, x: GPUBuffer, s: LoraSlot, y: GPUBuffer): Promise<Step[]> {
+    const lora = this.lora!, xa = this.xa!, r = lora.config.rank;
+    const down = { ...this.shader, transA: false, transB: true, a: 'T', b: 'f32', c: 'f32', tile: pickGemmTile(this.maxBatch, r) } as const;
+    const up = { ...this.shader, transA: false, transB: true, a: 'f32', b: 'f32', c: 'T', tile: pickGemmTile(this.maxBatch, s.outDim) } as const;
+    const pDown = await this.pipelines.get('lora xa', gemmWgsl(down));
+    const pUp = await this.pipelines.get('lora y', gemmWgsl(up));
+    const gDown = this.uniform('lora xa params', gemmParams({ M: 0, N: r, K: s.inDim, tokens: GEMM_TOKENS_M }));
+    const gUp = this.uniform('lora y params', gemmParams({ M: 0, N: s.outDim, K: r, alpha: lora.scale, beta: 1, tokens: GEMM_TOKENS_M }));
+    const on = (grid: (T: number) => [number, number, number]) => (T: number): [number, number, number] => (this.loraEnabled ? grid(T) : [0, 0, 0]);
+    return [
+      { label: `${label} lora xa`, pipeline: pDown, bind: this.bind(pDown, [this.act.run, gDown, x, lora.binding(lora.params, s, 'A'), xa]), grid: on((T) => gemmGrid(down.tile, T, r)) },
+      { label: `${label} lora y`, pipeline: pUp, bind: this.bind(pUp, [this.act.run, gUp, xa, lora.binding(lora.params, s, 'B'), y]), grid: on((T) => gemmGrid(up.tile, T, s.outDim)) },
+    ];
+  }
+
+  /** Attaches a LoRA adapter to the projections of every layer (enabled at once). */
+  async attachLora(lora: GpuLora): Promise<void> {
+    this.lora = lora;
+    if (this.xa) this.alloc.destroy(this.xa);
+    this.xa = this.alloc.create('lora xa', this.maxBatch * lora.config.rank * 4, 'lora');
+    await this.buildSteps();
+    this.loraEnabled = true;
+  }
+
+  /** Removes the adapter: the forward pass is the base model's again. */
+  async detachLora(): Promise<void> {
+    this.lora = null;
+    this.loraEnabled = false;
+    if (this.xa) this.alloc.destroy(this.xa);
+    this.xa = null;
+    await this.buildSteps();
   }
 
   /** Steps for y = x W^T: the matvec kernel when one row, the tiled kernel otherwise. */
@@ -199,11 +254,13 @@ export class GpuLlama {
   }
 
   /** A matmul step that picks matvec for one row at encode time. */
-  private async matmul(label: string, x: GPUBuffer, W: GpuMatrix, y: GPUBuffer, opts: { single?: boolean; out?: 'T' | 'f32' } = {}): Promise<Step[]> {
+  private async matmul(label: string, x: GPUBuffer, W: GpuMatrix, y: GPUBuffer, opts: { single?: boolean; out?: 'T' | 'f32'; lora?: LoraSlot } = {}): Promise<Step[]> {
     const { tiled, vec } = await this.matmulSteps(label, x, W, y, opts);
     const single = opts.single ?? false;
-    return [{ ...tiled, grid: (T, P) => (single || T === 1 ? [0, 0, 0] : tiled.grid(T, P)) },
+    const steps: Step[] = [{ ...tiled, grid: (T, P) => (single || T === 1 ? [0, 0, 0] : tiled.grid(T, P)) },
       { ...vec, grid: (T, P) => (single || T === 1 ? vec.grid(T, P) : [0, 0, 0]) }];
+    if (opts.lora) steps.push(...await this.loraSteps(label, x, opts.lora, y));
+    return steps;
   }
 
   private async buildSteps(): Promise<void> {
@@ -238,22 +295,22 @@ export class GpuLlama {
     for (let l = 0; l < c.numLayers; l++) {
       const L = this.layers[l];
       steps.push({ label: `L${l} norm1`, pipeline: norm, bind: this.bind(norm, [A.run, normP, A.x, L.inputNorm, A.xn]), grid: rows });
-      steps.push(...await this.matmul(`L${l} q`, A.xn, L.q, A.q));
-      steps.push(...await this.matmul(`L${l} k`, A.xn, L.k, A.k));
-      steps.push(...await this.matmul(`L${l} v`, A.xn, L.v, A.v));
+      steps.push(...await this.matmul(`L${l} q`, A.xn, L.q, A.q, { lora: this.lora?.slot(l, 'q_proj') }));
+      steps.push(...await this.matmul(`L${l} k`, A.xn, L.k, A.k, { lora: this.lora?.slot(l, 'k_proj') }));
+      steps.push(...await this.matmul(`L${l} v`, A.xn, L.v, A.v, { lora: this.lora?.slot(l, 'v_proj') }));
       steps.push({ label: `L${l} rope q`, pipeline: ropeQ, bind: this.bind(ropeQ, [A.run, ropeQP, this.ropeCos, this.ropeSin, A.q]), grid: (T) => grid1D(T * H * D / 2, 256) });
       steps.push({ label: `L${l} rope k`, pipeline: ropeK, bind: this.bind(ropeK, [A.run, ropeKP, this.ropeCos, this.ropeSin, A.k, L.kCache]), grid: (T) => grid1D(T * KV * D / 2, 256) });
       steps.push({ label: `L${l} v cache`, pipeline: toCache, bind: this.bind(toCache, [A.run, wKV, A.v, L.vCache]), grid: (T) => grid1D(T * KV * D, 256) });
       steps.push({ label: `L${l} scores`, pipeline: scores, bind: this.bind(scores, [A.run, attP, A.q, L.kCache, A.scores]), grid: (T, Pk) => [Math.ceil(Pk / 64), T, H] });
       steps.push({ label: `L${l} softmax`, pipeline: softmax, bind: this.bind(softmax, [A.run, A.scores]), grid: (T) => [T, H, 1] });
       steps.push({ label: `L${l} attn values`, pipeline: values, bind: this.bind(values, [A.run, attP, A.scores, L.vCache, A.att]), grid: (T) => grid1D(T * H * D, 64) });
-      steps.push(...await this.matmul(`L${l} o`, A.att, L.o, A.proj));
+      steps.push(...await this.matmul(`L${l} o`, A.att, L.o, A.proj, { lora: this.lora?.slot(l, 'o_proj') }));
       steps.push({ label: `L${l} residual1`, pipeline: add, bind: this.bind(add, [A.run, wC, A.x, A.proj]), grid: (T) => grid1D(T * C, 256) });
       steps.push({ label: `L${l} norm2`, pipeline: norm, bind: this.bind(norm, [A.run, normP, A.x, L.postNorm, A.xn]), grid: rows });
-      steps.push(...await this.matmul(`L${l} gate`, A.xn, L.gate, A.gate));
-      steps.push(...await this.matmul(`L${l} up`, A.xn, L.up, A.up));
+      steps.push(...await this.matmul(`L${l} gate`, A.xn, L.gate, A.gate, { lora: this.lora?.slot(l, 'gate_proj') }));
+      steps.push(...await this.matmul(`L${l} up`, A.xn, L.up, A.up, { lora: this.lora?.slot(l, 'up_proj') }));
       steps.push({ label: `L${l} swiglu`, pipeline: swiglu, bind: this.bind(swiglu, [A.run, wF, A.gate, A.up]), grid: (T) => grid1D(T * F, 256) });
-      steps.push(...await this.matmul(`L${l} down`, A.gate, L.down, A.proj));
+      steps.push(...await this.matmul(`L${l} down`, A.gate, L.down, A.proj, { lora: this.lora?.slot(l, 'down_proj') }));
       steps.push({ label: `L${l} residual2`, pipeline: add, bind: this.bind(add, [A.run, wC, A.x, A.proj]), grid: (T) => grid1D(T * C, 256) });
     }
     this.body = steps;

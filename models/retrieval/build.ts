@@ -68,8 +68,12 @@ export interface OpenResult {
 export async function openOrBuildIndex(store: IndexStore, records: CorpusRecord[], embedder: Embedder, options: BuildOptions): Promise<OpenResult> {
   options.onProgress?.({ phase: 'hash', done: 0, total: records.length });
   const corpusHash = await hashCorpus(records);
-  const previous = await indexStatus(store, { corpusHash, embedder: embedder.info });
-  if (previous.state === 'fresh' && previous.manifest.vectors.dtype === (options.dtype ?? 'F32')) {
+  let previous = await indexStatus(store, { corpusHash, embedder: embedder.info });
+  const dtype = options.dtype ?? 'F32';
+  if (previous.state === 'fresh' && previous.manifest.vectors.dtype !== dtype) {
+    previous = { state: 'stale', manifest: previous.manifest, reasons: [`the vector storage changed (${previous.manifest.vectors.dtype} -> ${dtype})`] };
+  }
+  if (previous.state === 'fresh') {
     options.onProgress?.({ phase: 'load', done: 0, total: 1 });
     // The hash was just computed from these records, and the stored ones are checked against it.
     const data = await loadIndex(store, { corpusHash, embedder: embedder.info });

@@ -76,3 +76,17 @@ describe('seeded random Llama: WebGPU (Dawn) vs CPU reference', () => {
     expect(gpu.alloc.total).toBe(0);
   });
 });
+
+describe('GPU device loss', () => {
+  it('a lost device turns into DeviceLostError, not a hang', async () => {
+    const { acquireGpu } = await import('../../models/gpu/device.ts');
+    const { nodeGpu } = await import('../../models/gpu/node-gpu.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'lost-'));
+    await writeRandomLlama(dir, { seed: 1, hiddenSize: 32, intermediateSize: 64, numLayers: 1, numHeads: 2, numKvHeads: 1, vocabSize: 50 });
+    const ctx = await acquireGpu(nodeGpu(), { f16: false });
+    const gpu = await GpuLlama.load(await openCheckpoint(new NodeDirSource(dir)), ctx, { weights: 'f32', maxContext: 16 });
+    ctx.device.destroy();
+    await expect(gpu.forward([1, 2])).rejects.toMatchObject({ code: 'device-lost' });
+    await rm(dir, { recursive: true, force: true });
+  });
+});

@@ -110,6 +110,8 @@ export interface FakeHubOptions {
   /** Answer the tree API with 404 (a dataset without data/), exposing files via the parquet export API. */
   noTree?: boolean;
   license?: string;
+  /** Answer cross-origin requests as the hub does (browser tests). */
+  cors?: boolean;
 }
 
 /** Starts the fake hub on 127.0.0.1 and a free port. */
@@ -119,6 +121,15 @@ export async function startFakeHub(o: FakeHubOptions): Promise<FakeHub> {
   const server: Server = createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     hub.requests.push(`${req.method} ${u.pathname}${u.search}`);
+    if (o.cors) {
+      res.setHeader('Access-Control-Allow-Origin', '*');
+      res.setHeader('Access-Control-Expose-Headers', 'Link, Content-Range, Content-Length');
+      if (req.method === 'OPTIONS') {
+        res.setHeader('Access-Control-Allow-Headers', 'Range');
+        res.statusCode = 204;
+        return res.end();
+      }
+    }
     const treePrefix = `/api/datasets/${o.repo}/tree/main/data`;
     if (u.pathname === treePrefix && !o.noTree) {
       const size = o.pageSize ?? paths.length;
