@@ -34,10 +34,20 @@ if (!args.flags.has('no-browser')) {
   try {
     const page = await newPage(browser, server.url + 'scripts/bench/engine.html');
     page.on('console', (m) => console.log('  ' + m.text()));
-    await page.waitForFunction(() => typeof window.runEngineBench === 'function');
     const o = { storiesUrl: hasStories ? '/shared/golden/stories260K-hf/f32/' : undefined, layerPrefillTokens: numberFlag(args, 'browser-layer-prefill', 64), decodeSteps };
     page.setDefaultTimeout(0);
-    results.chromium = await page.evaluate((opts) => window.runEngineBench(opts), o);
+    // Vite's dependency optimizer may reload the page once when it first sees the bench's imports:
+    // then the evaluation is lost, and a second attempt runs on the settled page.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await page.waitForFunction(() => typeof window.runEngineBench === 'function');
+        results.chromium = await page.evaluate((opts) => window.runEngineBench(opts), o);
+        break;
+      } catch (e) {
+        if (attempt >= 2 || !/context was destroyed|navigation/i.test(String(e))) throw e;
+        console.log('  (page reloaded by the dev server; running the browser benchmark again)');
+      }
+    }
   } finally {
     await browser.close();
     await server.close();

@@ -115,7 +115,7 @@ async function build(): Promise<object> {
   let lastPct = -1;
   const data = await buildIndex(new NodeDirStore(opt.out), corpus.records, embedder, {
     corpusName: corpus.name,
-    dtype: opt.vectors === 'f16' ? 'F16' : oneOf('vectors', opt.vectors!, ['f32', 'f16']) && 'F32',
+    dtype: oneOf('vectors', opt.vectors!, ['f32', 'f16'] as const) === 'f16' ? 'F16' : 'F32',
     onProgress: (p) => {
       const pct = Math.floor((10 * p.done) / Math.max(1, p.total)) * 10;
       if (p.phase === 'embed' && pct !== lastPct) log(`embedding ${p.done}/${p.total} (${pct}%)`);

@@ -26,6 +26,11 @@ import {
   type StoredIndex,
 } from './retrieval-protocol.ts';
 
+/** Relative URLs mean the page's (e.g. 'demo/demo-corpus.jsonl'); the worker would read them against its own script URL. */
+function pageUrl(url: string): string {
+  return typeof document === 'undefined' ? url : new URL(url, document.baseURI).href;
+}
+
 export type RetrievalProgressCallback = (p: RetrievalProgress) => void;
 
 type Type = RetrievalRequest['type'];
@@ -51,7 +56,10 @@ export class RetrievalClient {
 
   /** Loads the embedder (replacing any loaded one and closing the open index). */
   initEmbedder(embedder: EmbedderSpec, onProgress?: RetrievalProgressCallback): Cancellable<EmbedderStatus> {
-    return this.request('init-embedder', { embedder }, onProgress);
+    // transformers.js wants a same-origin path here, not a full URL (it then loads no tokenizer).
+    const local = embedder.localModelPath;
+    const localModelPath = local === undefined || typeof document === 'undefined' ? local : new URL(local, document.baseURI).pathname;
+    return this.request('init-embedder', { embedder: { ...embedder, localModelPath } }, onProgress);
   }
 
   /** Unit vectors of `texts`, row-major [texts.length, dims]. */
@@ -61,7 +69,9 @@ export class RetrievalClient {
 
   /** Opens the stored index of a corpus when fresh, else builds (embeds) and stores it. */
   openIndex(options: OpenIndexOptions, onProgress?: RetrievalProgressCallback): Cancellable<IndexInfo> {
-    return this.request('open-index', options, onProgress);
+    const c = options.corpus;
+    const corpus = c.kind === 'url' || c.kind === 'index-url' ? { ...c, url: pageUrl(c.url) } : c;
+    return this.request('open-index', { ...options, corpus }, onProgress);
   }
 
   /** The k records most similar to `question` (cosine scores, nearest first), with timings. */

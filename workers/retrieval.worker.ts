@@ -42,6 +42,8 @@ const scope = self as unknown as DedicatedWorkerGlobalScope;
 
 let embedder: Embedder | null = null;
 let retriever: Retriever | null = null;
+/** Storage key of the index `retriever` serves. */
+let openKey: string | null = null;
 const controllers = new Map<number, AbortController>();
 const memoryStores = new Map<string, MemoryStore>();
 let queue: Promise<void> = Promise.resolve();
@@ -131,6 +133,7 @@ function requireEmbedder(): Embedder {
 async function initEmbedder(spec: Extract<RetrievalRequest, { type: 'init-embedder' }>['embedder'], signal: AbortSignal, progress: Progress): Promise<EmbedderStatus> {
   retriever?.dispose();
   retriever = null;
+  openKey = null;
   await embedder?.dispose();
   embedder = null;
   configureTransformers({
@@ -168,6 +171,9 @@ async function openStore(key: string): Promise<{ store: IndexStore; storage: Sto
   return { store: memoryStores.get(key)!, storage: 'memory' };
 }
 
+/** Corpus specs that name records to read (not an index). */
+type CorpusFile = Exclude<CorpusSpec, { kind: 'stored' } | { kind: 'index-url' }>;
+
 interface Corpus {
   name: string;
   records: CorpusRecord[];
@@ -175,7 +181,7 @@ interface Corpus {
   badLines: BadLine[];
 }
 
-async function readCorpus(spec: Exclude<CorpusSpec, { kind: 'stored' } | { kind: 'index-url' }>, req: OpenIndexRequest, signal: AbortSignal, progress: Progress): Promise<Corpus> {
+async function readCorpus(spec: CorpusFile, req: OpenIndexRequest, signal: AbortSignal, progress: Progress): Promise<Corpus> {
   const jsonl = async (input: Parameters<typeof readJsonlCorpus>[0], name: string, total: number): Promise<Corpus> => {
     const r = await readJsonlCorpus(input, {
       onBadLine: req.onBadLine ?? 'skip',
@@ -206,74 +212,88 @@ async function readCorpus(spec: Exclude<CorpusSpec, { kind: 'stored' } | { kind:
   }
 }
 
+/** An index in memory, ready for a Retriever, and how it was obtained. */
+interface Opened {
+  data: IndexData;
+  key: string;
+  storage: StorageKind;
+  previous: IndexInfo['previous'];
+  staleReasons: string[];
+  corpus: Pick<Corpus, 'skipped' | 'badLines'>;
+  corpusMs: number;
+}
+
+const NO_BAD_LINES: Pick<Corpus, 'skipped' | 'badLines'> = { skipped: 0, badLines: [] };
+
+/** The index stored earlier for this corpus name: offline, the corpus is not read again. */
+async function openStored(name: string, e: Embedder): Promise<Opened> {
+  const key = indexKey(name, e.info.model);
+  const { store, storage } = await openStore(key);
+  const data = await loadIndex(store, { embedder: e.info });
+  return { data, key, storage, previous: 'fresh', staleReasons: [], corpus: NO_BAD_LINES, corpusMs: 0 };
+}
+
+/** An index built elsewhere (CLI), served over HTTP; a local copy makes it open offline next time. */
+async function openFromUrl(url: string, name: string | undefined, e: Embedder, rebuild: boolean): Promise<Opened> {
+  const remote = await loadIndex(new UrlStore(url), { embedder: e.info });
+  const { manifest } = remote;
+  const key = indexKey(name ?? manifest.corpus.name, e.info.model);
+  const { store, storage } = await openStore(key);
+  const status = await indexStatus(store, { corpusHash: manifest.corpus.hash, embedder: e.info });
+  if (status.state !== 'fresh' || rebuild) {
+    await saveIndex(store, {
+      embedder: e.info, corpusName: manifest.corpus.name, corpusHash: manifest.corpus.hash,
+      records: remote.records, vectors: remote.vectors, dtype: manifest.vectors.dtype,
+    });
+  }
+  const staleReasons = status.state === 'stale' ? status.reasons : [];
+  return { data: remote, key, storage, previous: status.state, staleReasons, corpus: NO_BAD_LINES, corpusMs: 0 };
+}
+
+/** Reads the corpus, then loads its stored index when fresh for this embedder, else (re)builds it. */
+async function openFromCorpus(spec: CorpusFile, req: OpenIndexRequest, e: Embedder, signal: AbortSignal, progress: Progress): Promise<Opened> {
+  const t0 = performance.now();
+  const c = await readCorpus(spec, req, signal, progress);
+  const corpusMs = performance.now() - t0;
+  const key = indexKey(c.name, e.info.model);
+  const { store, storage } = await openStore(key);
+  const options = { corpusName: c.name, dtype: req.vectors, signal, onProgress: progress };
+  if (req.rebuild) {
+    const had = await readManifest(store).catch(() => null);
+    const data = await buildIndex(store, c.records, e, options);
+    return { data, key, storage, previous: had ? 'stale' : 'missing', staleReasons: had ? ['a rebuild was asked for'] : [], corpus: c, corpusMs };
+  }
+  const { data, previous } = await openOrBuildIndex(store, c.records, e, options);
+  const staleReasons = previous.state === 'stale' ? previous.reasons : [];
+  return { data, key, storage, previous: previous.state, staleReasons, corpus: c, corpusMs };
+}
+
 async function openIndex(req: OpenIndexRequest, signal: AbortSignal, progress: Progress): Promise<IndexInfo> {
   const e = requireEmbedder();
   const t0 = performance.now();
   const spec = req.corpus;
   const kind = req.index ?? 'voy';
-  let data: IndexData;
-  let previous: IndexInfo['previous'];
-  let staleReasons: string[] = [];
-  let corpus: Pick<Corpus, 'skipped' | 'badLines'> = { skipped: 0, badLines: [] };
-  let key: string;
-  let storage: StorageKind;
-  let corpusMs = 0;
-  if (spec.kind === 'stored') {
-    key = indexKey(spec.name, e.info.model);
-    let store: IndexStore;
-    ({ store, storage } = await openStore(key));
-    data = await loadIndex(store, { embedder: e.info });
-    previous = 'fresh';
-  } else if (spec.kind === 'index-url') {
-    const remote = await loadIndex(new UrlStore(spec.url), { embedder: e.info });
-    key = indexKey(spec.name ?? remote.manifest.corpus.name, e.info.model);
-    let store: IndexStore;
-    ({ store, storage } = await openStore(key));
-    // Keep a local copy so the index also opens offline ('stored') next time.
-    const status = await indexStatus(store, { corpusHash: remote.manifest.corpus.hash, embedder: e.info });
-    previous = status.state;
-    staleReasons = status.state === 'stale' ? status.reasons : [];
-    if (status.state !== 'fresh' || req.rebuild) {
-      await saveIndex(store, {
-        embedder: e.info, corpusName: remote.manifest.corpus.name, corpusHash: remote.manifest.corpus.hash,
-        records: remote.records, vectors: remote.vectors, dtype: remote.manifest.vectors.dtype,
-      });
-    }
-    data = { ...remote, manifest: (await readManifest(store)) ?? remote.manifest };
-  } else {
-    const c = await readCorpus(spec, req, signal, progress);
-    corpus = c;
-    corpusMs = performance.now() - t0;
-    key = indexKey(c.name, e.info.model);
-    let store: IndexStore;
-    ({ store, storage } = await openStore(key));
-    const options = { corpusName: c.name, dtype: req.vectors, signal, onProgress: progress };
-    if (req.rebuild) {
-      const status = await readManifest(store);
-      previous = status ? 'stale' : 'missing';
-      staleReasons = status ? ['a rebuild was asked for'] : [];
-      data = await buildIndex(store, c.records, e, options);
-    } else {
-      const opened = await openOrBuildIndex(store, c.records, e, options);
-      data = opened.data;
-      previous = opened.previous.state;
-      staleReasons = opened.previous.state === 'stale' ? opened.previous.reasons : [];
-    }
-  }
+  const o =
+    spec.kind === 'stored' ? await openStored(spec.name, e)
+    : spec.kind === 'index-url' ? await openFromUrl(spec.url, spec.name, e, req.rebuild ?? false)
+    : await openFromCorpus(spec, req, e, signal, progress);
   throwIfAborted(signal);
   const t1 = performance.now();
   retriever?.dispose();
   retriever = null;
-  retriever = await Retriever.create(data, e, {
+  openKey = null;
+  retriever = await Retriever.create(o.data, e, {
     index: kind,
     voy: kind === 'voy' ? await loadVoy(new URL(voyWasmUrl, scope.location.href)) : undefined,
     signal,
     onProgress: (done, total) => progress({ phase: 'index', done, total }),
   });
+  openKey = o.key;
   const t2 = performance.now();
   return {
-    key, manifest: data.manifest, storage, kind, previous, staleReasons, skipped: corpus.skipped, badLines: corpus.badLines,
-    timings: { corpusMs, buildMs: t1 - t0 - corpusMs, indexMs: t2 - t1, totalMs: t2 - t0 },
+    key: o.key, manifest: o.data.manifest, storage: o.storage, kind, previous: o.previous, staleReasons: o.staleReasons,
+    skipped: o.corpus.skipped, badLines: o.corpus.badLines,
+    timings: { corpusMs: o.corpusMs, buildMs: t1 - t0 - o.corpusMs, indexMs: t2 - t1, totalMs: t2 - t0 },
   };
 }
 
@@ -295,9 +315,10 @@ async function deleteIndex(key: string): Promise<{ deleted: boolean }> {
   if (await OpfsStore.available()) await OpfsStore.remove(key);
   else if (IdbStore.available()) await new IdbStore(key).clear();
   else memoryStores.delete(key);
-  if (existed && retriever && indexKey(retriever.data.manifest.corpus.name, retriever.data.manifest.embedder.model) === key) {
-    retriever.dispose();
+  if (openKey === key) {
+    retriever?.dispose();
     retriever = null;
+    openKey = null;
   }
   return { deleted: existed };
 }

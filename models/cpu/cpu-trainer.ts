@@ -12,11 +12,12 @@
  *   update    Adam on [A, B] of every (layer, target)
  * Peak activation memory: (L + 1) x (T, C) checkpoints + one layer's activations (incl. (H, T, T) probs).
  */
+import { validateTrainingSequence } from '../ttt/validate.ts';
 import { InvalidInputError, throwIfAborted } from '../errors.ts';
 import { loraPairs, loraParams, zeroB, zeroLora, type LoraWeights } from '../lora/adapter.ts';
 import { Adam, type AdamOptions, type AdamStepInfo } from '../optim/adam.ts';
 import { ropeInvFreq, ropeTables } from '../rope.ts';
-import { checkIds, withLora, type CpuBase, type CpuLoraLlama } from './cpu-lora-llama.ts';
+import { withLora, type CpuBase, type CpuLoraLlama } from './cpu-lora-llama.ts';
 import { LayerWorkspace, layerBackward, layerForward, type LayerContext } from './lora-layer.ts';
 import { crossEntropyForwardBackward, matmulBackwardInput, rmsnormBackward } from './ops-backward.ts';
 import { matmul, rmsnorm } from './ops.ts';
@@ -108,21 +109,7 @@ export class CpuTrainer {
    * values other than 0/1, or a mask that selects no token to predict.
    */
   validate(ids: ArrayLike<number>, lossMask: ArrayLike<number>): number {
-    const T = ids.length;
-    if (T === 0) throw new InvalidInputError('Training needs at least two tokens; got none.');
-    if (lossMask.length !== T) throw new InvalidInputError(`The loss mask has ${lossMask.length} entries but there are ${T} ids.`);
-    if (T > this.base.maxContext) throw new InvalidInputError(`Sequence of ${T} tokens exceeds the context of ${this.base.maxContext}.`);
-    checkIds(Array.from(ids), this.base.config.vocabSize);
-    let active = 0;
-    for (let t = 0; t < T; t++) {
-      const m = lossMask[t];
-      if (m !== 0 && m !== 1) throw new InvalidInputError(`Loss mask values must be 0 or 1; mask[${t}] = ${m}.`);
-      if (t > 0 && m === 1) active++;
-    }
-    if (active === 0) {
-      throw new InvalidInputError('The loss mask selects no token to predict: set mask[t] = 1 for some t >= 1 (token 0 is never predicted).');
-    }
-    return active;
+    return validateTrainingSequence(ids, lossMask, this.base.maxContext, this.base.config.vocabSize);
   }
 
   /** Loss only (one forward pass), at the current adapter or `lora`. */

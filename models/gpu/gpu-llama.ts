@@ -15,15 +15,22 @@ import type { ShaderOptions } from './wgsl/common.ts';
 import { addWgsl, embedWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
 import { matmulTiledWgsl, matvecWgsl } from './wgsl/matmul.ts';
 
-interface GpuLayer {
+export interface GpuLayer {
   inputNorm: GPUBuffer; postNorm: GPUBuffer;
   q: GpuMatrix; k: GpuMatrix; v: GpuMatrix; o: GpuMatrix;
   gate: GpuMatrix; up: GpuMatrix; down: GpuMatrix;
   kCache: GPUBuffer; vCache: GPUBuffer; // (S, KV, D)
 }
 
+export interface MatmulStepOptions {
+  single?: boolean;
+  out?: 'T' | 'f32';
+  /** Run-parameter buffer to bind (the trainer has its own); default the forward's. */
+  run?: GPUBuffer;
+}
+
 /** One dispatch of a forward pass; grid computed per call from T (tokens) and P (keys). */
-interface Step {
+export interface Step {
   label: string;
   pipeline: GPUComputePipeline;
   bind: GPUBindGroup;
@@ -62,27 +69,33 @@ export class GpuLlama {
   readonly maxContext: number;
   readonly maxBatch: number;
   readonly weightFormat: WeightFormat;
-  private readonly device: GPUDevice;
-  private readonly shader: ShaderOptions;
+  /** @internal shared with GpuTrainer */
+  readonly device: GPUDevice;
+  /** @internal */
+  readonly shader: ShaderOptions;
   private pos = 0;
-  private layers: GpuLayer[] = [];
-  private embed!: GpuMatrix;
-  private lmHead!: GpuMatrix;
-  private norm!: GPUBuffer;
+  /** @internal the frozen weights, shared with GpuTrainer */
+  layers: GpuLayer[] = [];
+  embed!: GpuMatrix;
+  lmHead!: GpuMatrix;
+  norm!: GPUBuffer;
   private act!: Activations;
-  private ropeCos!: GPUBuffer;
-  private ropeSin!: GPUBuffer;
+  /** @internal */
+  ropeCos!: GPUBuffer;
+  /** @internal */
+  ropeSin!: GPUBuffer;
   private body: Step[] = [];
   private tailLast: Step[] = [];
   private tailAll: Step[] = [];
   private logitsAll: GPUBuffer | null = null;
   private readonly uniforms = new Map<string, GPUBuffer>();
   /** Attached LoRA adapter (its steps run only while `loraEnabled`). */
-  private lora: GpuLora | null = null;
+  lora: GpuLora | null = null;
   private xa: GPUBuffer | null = null; // (maxBatch, r) f32 scratch: x A^T
   /** When false the LoRA steps are skipped, so the logits are exactly the base model's. */
   loraEnabled = false;
-  private readonly pipelines: PipelineCache;
+  /** @internal */
+  readonly pipelines: PipelineCache;
   private disposed = false;
 
   private constructor(config: LlamaConfig, ctx: GpuContext, opts: GpuLoadOptions) {
@@ -175,7 +188,8 @@ export class GpuLlama {
   }
 
   /** A small uniform buffer with these contents (cached: step lists are rebuilt when LoRA attaches). */
-  private uniform(label: string, words: ArrayLike<number> | ArrayBuffer, floatAt: number[] = []): GPUBuffer {
+  /** @internal */
+  uniform(label: string, words: ArrayLike<number> | ArrayBuffer, floatAt: number[] = []): GPUBuffer {
     let data: ArrayBuffer;
     if (words instanceof ArrayBuffer) data = words;
     else {
@@ -196,7 +210,8 @@ export class GpuLlama {
     return buf;
   }
 
-  private bind(pipeline: GPUComputePipeline, buffers: (GPUBuffer | GPUBufferBinding | null)[]): GPUBindGroup {
+  /** @internal */
+  bind(pipeline: GPUComputePipeline, buffers: (GPUBuffer | GPUBufferBinding | null)[]): GPUBindGroup {
     const entries: GPUBindGroupEntry[] = [];
     buffers.forEach((b, i) => { if (b) entries.push({ binding: i, resource: 'buffer' in b ? b : { buffer: b } }); });
     return this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
@@ -240,13 +255,13 @@ export class GpuLlama {
   }
 
   /** Steps for y = x W^T: the matvec kernel when one row, the tiled kernel otherwise. */
-  private async matmulSteps(label: string, x: GPUBuffer, W: GpuMatrix, y: GPUBuffer, opts: { single?: boolean; out?: 'T' | 'f32' } = {}): Promise<{ tiled: Step; vec: Step }> {
+  private async matmulSteps(label: string, x: GPUBuffer | GPUBufferBinding, W: GpuMatrix, y: GPUBuffer, opts: MatmulStepOptions = {}): Promise<{ tiled: Step; vec: Step }> {
     const o = { ...this.shader, weights: W.kind, out: opts.out ?? 'T' } as const;
     const params = this.uniform(`${label} params`, [W.N, W.K, Math.ceil(W.K / 32), opts.single ? 1 : 0]);
     const wb = W.kind === 'q4' ? [W.qw, W.sc] : [W.w, null];
     const tiledP = await this.pipelines.get(`matmul ${W.kind}`, matmulTiledWgsl(o));
     const vecP = await this.pipelines.get(`matvec ${W.kind}`, matvecWgsl(o));
-    const buffers = [this.act.run, params, x, wb[0], wb[1], y];
+    const buffers = [opts.run ?? this.act.run, params, x, wb[0], wb[1], y];
     return {
       tiled: { label, pipeline: tiledP, bind: this.bind(tiledP, buffers), grid: (T) => [Math.ceil(W.N / 64), Math.ceil(T / 32), 1] },
       vec: { label, pipeline: vecP, bind: this.bind(vecP, buffers), grid: () => grid1D(W.N, 8) },
@@ -254,12 +269,13 @@ export class GpuLlama {
   }
 
   /** A matmul step that picks matvec for one row at encode time. */
-  private async matmul(label: string, x: GPUBuffer, W: GpuMatrix, y: GPUBuffer, opts: { single?: boolean; out?: 'T' | 'f32'; lora?: LoraSlot } = {}): Promise<Step[]> {
+  /** @internal Steps of y = x W^T (+ the LoRA term of `opts.lora`, gated by loraEnabled). */
+  async matmul(label: string, x: GPUBuffer | GPUBufferBinding, W: GpuMatrix, y: GPUBuffer, opts: MatmulStepOptions & { lora?: LoraSlot } = {}): Promise<Step[]> {
     const { tiled, vec } = await this.matmulSteps(label, x, W, y, opts);
     const single = opts.single ?? false;
     const steps: Step[] = [{ ...tiled, grid: (T, P) => (single || T === 1 ? [0, 0, 0] : tiled.grid(T, P)) },
       { ...vec, grid: (T, P) => (single || T === 1 ? vec.grid(T, P) : [0, 0, 0]) }];
-    if (opts.lora) steps.push(...await this.loraSteps(label, x, opts.lora, y));
+    if (opts.lora) steps.push(...await this.loraSteps(label, x as GPUBuffer, opts.lora, y));
     return steps;
   }
 
@@ -343,7 +359,8 @@ export class GpuLlama {
     this.pos = 0;
   }
 
-  private encode(pass: GPUComputePassEncoder, steps: Step[], T: number, P: number): void {
+  /** @internal */
+  encode(pass: GPUComputePassEncoder, steps: Step[], T: number, P: number): void {
     for (const st of steps) {
       const [x, y, z] = st.grid(T, P);
       if (x === 0) continue;

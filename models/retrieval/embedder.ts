@@ -61,18 +61,15 @@ class TransformersEmbedder implements Embedder {
 
   async embed(texts: readonly string[], options: EmbedOptions = {}): Promise<Float32Array> {
     const dims = this.info.dims;
+    const empty = texts.findIndex((t) => typeof t !== 'string' || t.trim() === '');
+    if (empty !== -1) throw new InvalidInputError(`Text ${empty} to embed is empty.`);
     const out = new Float32Array(texts.length * dims);
     // Longest first, batched by similar length: less padding per batch. Results go back in input order.
     const order = texts.map((_, i) => i).sort((a, b) => texts[b].length - texts[a].length || a - b);
     for (let start = 0; start < order.length; start += this.batchSize) {
       throwIfAborted(options.signal);
       const rows = order.slice(start, start + this.batchSize);
-      const batch = rows.map((i) => {
-        const t = texts[i];
-        if (typeof t !== 'string' || t.trim() === '') throw new InvalidInputError(`Text ${i} to embed is empty.`);
-        return t;
-      });
-      const tensor = (await this.pipe(batch, { pooling: 'cls', normalize: true })) as Tensor;
+      const tensor = (await this.pipe(rows.map((i) => texts[i]), { pooling: 'cls', normalize: true })) as Tensor;
       const data = tensor.data as Float32Array;
       if (data.length !== rows.length * dims) {
         throw new InvalidInputError(`The embedder returned ${data.length} values for ${rows.length} texts of ${dims} dims.`);

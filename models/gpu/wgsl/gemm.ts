@@ -8,7 +8,8 @@ import { prelude, RUN_STRUCT, type ShaderOptions } from './common.ts';
  * Math and accumulation in f32 whatever the storage types; with beta == 0, C is never read.
  *
  * Bindings: 0 run (Run), 1 gm (Gemm, 32 bytes: see gemmParams), 2 a, 3 b, 4 c (read_write).
- * Dispatch: gemmGrid(tile, M, N) workgroups of 256 threads.
+ * Dispatch: gemmGrid(tile, M, N) workgroups of 256 threads. With a GEMM_TOKENS_* bit the size is
+ * run.T: size the grid from T at encode time (or from the largest T: idle tiles exit at once).
  *
  * The LoRA cases (x (T, K), A (r, K), B (N, r), s = alpha / r), with pickGemmTile(M, N):
  *   xa (T, r)  = x A^T                 transB          M=T  N=r  K=K
@@ -42,7 +43,8 @@ export const GEMM_TOKENS_K = 4;
 const THREADS = 256;
 /** Workgroup memory budget for the two operand tiles (the WebGPU default limit is 16 KiB). */
 const SMEM_BUDGET = 12 * 1024;
-/** Products are summed in blocks of about this many k before joining the total (error ~ sqrt(K) blocks, not K). */
+/** Products are summed in blocks of this many k before joining the total: rounding error then grows
+ * with ~128 + K/128 additions instead of K (K = T or N up to 14336). */
 const CHUNK = 128;
 
 const isPow2 = (v: number) => Number.isInteger(v) && v > 0 && (v & (v - 1)) === 0;

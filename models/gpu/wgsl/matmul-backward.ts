@@ -85,8 +85,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   var acc: array<f32, 8>;
   var part: array<f32, 8>;
   let steps = (mm.N + 31u) / 32u;
-  for (var s = 0u; s < steps; s++) {
-    let n0 = s * 32u;
+  for (var step = 0u; step < steps; step++) {
+    let n0 = step * 32u;
     for (var i = 0u; i < 4u; i++) {
       let e = li + i * 256u;
       let r = e / 32u;
@@ -110,7 +110,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     }
     workgroupBarrier();
     // Blocked summation over N (up to 14336): join the total every 128 rows of W.
-    if ((s & 3u) == 3u || s + 1u == steps) {
+    if ((step & 3u) == 3u || step + 1u == steps) {
       for (var i = 0u; i < 8u; i++) { acc[i] += part[i]; part[i] = 0.0; }
     }
   }

@@ -1,0 +1,95 @@
+/**
+ * RetrievalClient against a scripted fake worker (Node, no browser): ids route events to the
+ * right call, progress reaches the caller, cancel names its target, errors arrive typed, and a
+ * broken worker rejects everything instead of hanging. (Beside e2e/client.test.ts, its LLM twin.)
+ */
+import { describe, expect, it } from 'vitest';
+import { EngineError } from '../models/errors.ts';
+import { RetrievalClient } from '../workers/retrieval-client.ts';
+import { NO_REQUEST, type RetrievalEvent, type RetrievalRequest } from '../workers/retrieval-protocol.ts';
+
+class FakeWorker extends EventTarget {
+  readonly sent: RetrievalRequest[] = [];
+  terminated = false;
+  postMessage(msg: RetrievalRequest): void {
+    this.sent.push(msg);
+  }
+  terminate(): void {
+    this.terminated = true;
+  }
+  emit(event: RetrievalEvent): void {
+    this.dispatchEvent(new MessageEvent('message', { data: event }));
+  }
+  crash(message: string): void {
+    const ev = new Event('error') as Event & { message: string };
+    ev.message = message;
+    this.dispatchEvent(ev);
+  }
+}
+
+function setup() {
+  const workers: FakeWorker[] = [];
+  const client = new RetrievalClient(() => {
+    const w = new FakeWorker();
+    workers.push(w);
+    return w as unknown as Worker;
+  });
+  return { client, workers };
+}
+
+describe('RetrievalClient', () => {
+  it('settles each call by its id and forwards progress', async () => {
+    const { client, workers } = setup();
+    const phases: string[] = [];
+    const open = client.openIndex({ corpus: { kind: 'stored', name: 'demo' } }, (p) => phases.push(p.phase));
+    const ret = client.retrieve('Q?', 3);
+    const w = workers[0]!;
+    expect(w.sent.map((m) => [m.type, m.id])).toEqual([['open-index', 1], ['retrieve', 2]]);
+    expect(w.sent[1]).toEqual({ type: 'retrieve', id: 2, question: 'Q?', k: 3 });
+    w.emit({ type: 'progress', id: 1, progress: { phase: 'index', done: 1, total: 2 } });
+    const result = { results: [], timings: { embedMs: 1, searchMs: 1, totalMs: 2 } };
+    w.emit({ type: 'result', id: 2, result });
+    expect(await ret).toEqual(result);
+    w.emit({ type: 'error', id: 1, error: { name: 'StaleIndexError', code: 'not-found', message: 'stale' } });
+    const err = await open.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err).toMatchObject({ name: 'StaleIndexError', code: 'not-found' });
+    expect(phases).toEqual(['index']);
+  });
+
+  it('cancel() sends a cancel naming the call, and nothing once it has settled', async () => {
+    const { client, workers } = setup();
+    const call = client.embed(['a']);
+    call.cancel();
+    const w = workers[0]!;
+    expect(w.sent.at(-1)).toEqual({ type: 'cancel', id: 2, targetId: 1 });
+    w.emit({ type: 'result', id: 2, result: { cancelled: true } });
+    w.emit({ type: 'error', id: 1, error: { name: 'AbortError', code: 'aborted', message: 'cancelled' } });
+    await expect(call).rejects.toMatchObject({ code: 'aborted' });
+    call.cancel();
+    expect(w.sent).toHaveLength(2);
+  });
+
+  it('rejects everything pending when the worker dies, then starts a fresh worker', async () => {
+    const { client, workers } = setup();
+    const a = client.retrieve('x');
+    const b = client.listIndexes();
+    workers[0]!.crash('boom');
+    await expect(a).rejects.toMatchObject({ code: 'internal', message: expect.stringContaining('boom') });
+    await expect(b).rejects.toMatchObject({ code: 'internal' });
+    expect(workers[0]!.terminated).toBe(true);
+    const c = client.listIndexes();
+    expect(workers).toHaveLength(2);
+    // An error tied to no request leaves the worker's state unknown: nobody keeps waiting.
+    workers[1]!.emit({ type: 'error', id: NO_REQUEST, error: { name: 'EngineError', code: 'internal', message: 'lost' } });
+    await expect(c).rejects.toMatchObject({ message: 'lost' });
+  });
+
+  it('sends relative URLs unchanged where there is no page (Node)', () => {
+    const { client, workers } = setup();
+    void client.initEmbedder({ allowRemoteModels: false, localModelPath: 'models/' });
+    void client.openIndex({ corpus: { kind: 'url', url: 'demo/demo-corpus.jsonl' } });
+    expect(workers[0]!.sent[0]).toMatchObject({ embedder: { localModelPath: 'models/' } });
+    expect(workers[0]!.sent[1]).toMatchObject({ corpus: { kind: 'url', url: 'demo/demo-corpus.jsonl' } });
+  });
+});

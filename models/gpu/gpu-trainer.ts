@@ -1,0 +1,459 @@
+import type { Projection } from '../config.ts';
+import { AbortError, InvalidInputError, throwIfAborted } from '../errors.ts';
+import type { LoraWeights } from '../lora/adapter.ts';
+import type { AdamOptions } from '../optim/adam.ts';
+import { validateTrainingSequence } from '../ttt/validate.ts';
+import type { GpuLayer, GpuLlama, Step } from './gpu-llama.ts';
+import { GpuLora, type LoraSlot } from './gpu-lora.ts';
+import type { GpuMatrix } from './gpu-weights.ts';
+import { grid1D } from './pipelines.ts';
+import { adamUpdateWgsl, ADAM_PARAMS_BYTES, gradNormFinalWgsl, gradNormGroups, gradNormPartialWgsl, packAdamParams } from './wgsl/adam.ts';
+import { attnScoresWgsl, attnValuesWgsl, ropeWgsl, softmaxWgsl, toCacheWgsl } from './wgsl/attention.ts';
+import { attnBackwardDkWgsl, attnBackwardDqWgsl, attnBackwardDvWgsl, attnBackwardScoresWgsl, rmsnormBackwardWgsl, ropeBackwardWgsl, swigluBackwardWgsl } from './wgsl/backward.ts';
+import { crossEntropyWgsl, IGNORE_TARGET, lossMeanWgsl } from './wgsl/cross-entropy.ts';
+import { addWgsl, embedWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
+import { GEMM_TOKENS_K, GEMM_TOKENS_M, gemmGrid, gemmParams, gemmWgsl, pickGemmTile, type GemmOptions } from './wgsl/gemm.ts';
+import { matmulBackwardInputGrid, matmulBackwardInputWgsl } from './wgsl/matmul-backward.ts';
+
+export interface GpuTrainOptions extends AdamOptions {
+  steps: number;
+  signal?: AbortSignal;
+}
+
+export interface GpuTrainResult {
+  lossAtStart: number;
+  /** Loss before each step. */
+  losses: number[];
+  finalLoss: number;
+  tokensTrained: number;
+  timings: { totalMs: number; stepMs: number[] };
+}
+
+/** Rows of logits per chunk of the loss head: bounds the (rows, V) f32 buffer at ~64 MiB. */
+const LOGITS_BUDGET = 64 * 2 ** 20;
+
+/** Buffers of one layer's recompute (T tokens) and of its backward pass; gradients are f32. */
+interface Work {
+  xn1: GPUBuffer; q: GPUBuffer; k: GPUBuffer; kr: GPUBuffer; v: GPUBuffer; probs: GPUBuffer; att: GPUBuffer;
+  x1: GPUBuffer; xn2: GPUBuffer; gate: GPUBuffer; up: GPUBuffer; act: GPUBuffer;
+  dx: GPUBuffer; dxn: GPUBuffer; dq: GPUBuffer; dk: GPUBuffer; dv: GPUBuffer; datt: GPUBuffer; dact: GPUBuffer; dup: GPUBuffer; dxa: GPUBuffer;
+  xa: Map<Projection, GPUBuffer>; // (T, r) saved per target for dB
+}
+
+/**
+ * Test-time training on WebGPU: Adam on the LoRA parameters of a GpuLlama, with the base weights
+ * frozen (f32 or 4-bit). One step = forward from position 0 keeping only each layer's input
+ * (gradient checkpointing), the loss head in row chunks (lm_head, cross-entropy, its input
+ * gradient), then per layer in reverse: recompute the layer, backward through it. Gradients and
+ * moments live in GpuLora's flat buffers, so the optimizer is three dispatches and the loss is the
+ * only readback of a step.
+ *
+ * @example
+ *   const trainer = await GpuTrainer.create(gpuLlama, initLora(config, DEFAULT_LORA, 0), { maxTokens: 1024 });
+ *   const r = await trainer.train(ids, mask, { steps: 3, lr: 1e-4 });
+ *   await gpuLlama.forward(promptIds); // answers with the adapted model
+ *   trainer.reset();                    // B = 0: the base model again
+ */
+export class GpuTrainer {
+  readonly lora: GpuLora;
+  readonly maxTokens: number;
+  private readonly m: GpuLlama;
+  private readonly device: GPUDevice;
+  private readonly initial: LoraWeights;
+  private run!: GPUBuffer;
+  private ids!: GPUBuffer;
+  private targets!: GPUBuffer;
+  private xs: GPUBuffer[] = []; // (T, C) input of each layer, and the final hidden state
+  private hn!: GPUBuffer; // (T, C) final norm output
+  private dhn!: GPUBuffer; // (T, C) f32
+  private logits!: GPUBuffer; // (rows, V) f32, one chunk
+  private lossRows!: GPUBuffer; // (T) f32
+  private lossOut!: GPUBuffer; // (1) f32
+  private readback!: GPUBuffer;
+  private w!: Work;
+  private chunkRows = 0;
+  private chunks: { run: GPUBuffer; ce: GPUBuffer; steps: Step[] }[] = [];
+  private embedSteps: Step[] = [];
+  private layerFwd: Step[][] = [];
+  private layerBwd: Step[][] = [];
+  private headSteps: Step[] = [];
+  private headTail: Step[] = [];
+  private adamSteps: Step[] = [];
+  private adamParams!: GPUBuffer;
+  private lossMeanParams!: GPUBuffer;
+  private adamStep = 0;
+  private partials = 0;
+  private busy = false;
+
+  private constructor(m: GpuLlama, lora: GpuLora, initial: LoraWeights, maxTokens: number) {
+    this.m = m;
+    this.device = m.device;
+    this.lora = lora;
+    this.initial = initial;
+    this.maxTokens = maxTokens;
+  }
+
+  /** Uploads `lora`, attaches it to the model for generation, and builds the training passes. */
+  static async create(m: GpuLlama, lora: LoraWeights, opts: { maxTokens?: number } = {}): Promise<GpuTrainer> {
+    const maxTokens = Math.min(opts.maxTokens ?? 1024, m.maxContext);
+    if (lora.layers.length !== m.config.numLayers) throw new InvalidInputError(`The adapter has ${lora.layers.length} layers; the model has ${m.config.numLayers}.`);
+    const gl = GpuLora.create(m.device, m.alloc, lora);
+    const t = new GpuTrainer(m, gl, structuredClone(lora), maxTokens);
+    await t.allocate();
+    await t.build();
+    await m.attachLora(gl);
+    return t;
+  }
+
+  private async allocate(): Promise<void> {
+    const c = this.m.config, Tm = this.maxTokens, r = this.lora.config.rank;
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
+    const e = this.m.shader.f16 ? 2 : 4;
+    this.chunkRows = Math.max(64, Math.floor(LOGITS_BUDGET / (V * 4) / 64) * 64);
+    const rowsPadded = Math.ceil(Tm / this.chunkRows) * this.chunkRows; // chunk bindings never run past the end
+    const alloc = this.m.alloc;
+    await alloc.guarded('TTT buffers', () => {
+      const a = (label: string, bytes: number) => alloc.create(label, bytes, 'activations');
+      this.run = alloc.create('ttt run', 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+      this.ids = a('ttt ids', Tm * 4);
+      this.targets = a('ttt targets', Tm * 4);
+      this.xs = Array.from({ length: c.numLayers + 1 }, (_, l) => a(`ttt x${l}`, Tm * C * e));
+      this.hn = a('ttt hn', rowsPadded * C * e);
+      this.dhn = a('ttt dhn', rowsPadded * C * 4);
+      this.logits = a('ttt logits', Math.min(rowsPadded, this.chunkRows) * V * 4);
+      this.lossRows = a('ttt loss rows', Tm * 4);
+      this.lossOut = a('ttt loss', 16);
+      this.readback = alloc.create('ttt readback', 16, 'activations', GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+      this.w = {
+        xn1: a('xn1', Tm * C * e), q: a('q', Tm * H * D * e), k: a('k', Tm * KV * D * e), kr: a('k rotated', Tm * KV * D * e),
+        v: a('v', Tm * KV * D * e), probs: a('probs', H * Tm * Tm * 4), att: a('att', Tm * H * D * e),
+        x1: a('x1', Tm * C * e), xn2: a('xn2', Tm * C * e), gate: a('gate', Tm * F * e), up: a('up', Tm * F * e), act: a('act', Tm * F * e),
+        dx: a('dx', Tm * C * 4), dxn: a('dxn', Tm * C * 4), dq: a('dq', Tm * H * D * 4), dk: a('dk', Tm * KV * D * 4),
+        dv: a('dv', Tm * KV * D * 4), datt: a('datt', Tm * H * D * 4), dact: a('dact', Tm * F * 4), dup: a('dup', Tm * F * 4),
+        dxa: a('dxa', Tm * r * 4),
+        xa: new Map(this.lora.config.targets.map((p) => [p, a(`xa ${p}`, Tm * r * 4)])),
+      };
+    });
+    this.lora.trainingBuffers();
+  }
+
+  private async pipe(label: string, code: string): Promise<GPUComputePipeline> {
+    return this.m.pipelines.get(label, code);
+  }
+
+  private step(label: string, p: GPUComputePipeline, buffers: (GPUBuffer | GPUBufferBinding | null)[], grid: (T: number) => [number, number, number]): Step {
+    return { label, pipeline: p, bind: this.m.bind(p, buffers), grid: (T) => grid(T) };
+  }
+
+  private async gemm(label: string, o: Omit<GemmOptions, 'f16' | 'tile'>, maxM: number, maxN: number, params: Parameters<typeof gemmParams>[0], a: GPUBuffer | GPUBufferBinding, b: GPUBuffer | GPUBufferBinding, c: GPUBuffer | GPUBufferBinding): Promise<Step> {
+    const tile = pickGemmTile(maxM, maxN);
+    const p = await this.pipe(label, gemmWgsl({ ...o, f16: this.m.shader.f16, tile }));
+    const M = (params.tokens ?? 0) & GEMM_TOKENS_M ? -1 : params.M, N = params.N;
+    return this.step(label, p, [this.run, this.m.uniform(label, gemmParams(params)), a, b, c], (T) => gemmGrid(tile, M < 0 ? T : M, N));
+  }
+
+  /** y = x W^T (+ LoRA, saving xa) for training: the frozen matmul, then xa = x A^T, y += s xa B^T. */
+  private async projForward(label: string, x: GPUBuffer, W: GpuMatrix, y: GPUBuffer, s: LoraSlot | undefined, xa: GPUBuffer | undefined): Promise<Step[]> {
+    const steps = await this.m.matmul(label, x, W, y, { run: this.run });
+    if (!s || !xa) return steps;
+    const Tm = this.maxTokens, r = this.lora.config.rank, P = this.lora.params;
+    steps.push(await this.gemm(`${label} xa`, { transA: false, transB: true, a: 'T', b: 'f32', c: 'f32' }, Tm, r, { M: 0, N: r, K: s.inDim, tokens: GEMM_TOKENS_M }, x, this.lora.binding(P, s, 'A'), xa));
+    steps.push(await this.gemm(`${label} y`, { transA: false, transB: true, a: 'f32', b: 'f32', c: 'T' }, Tm, s.outDim, { M: 0, N: s.outDim, K: r, alpha: this.lora.scale, beta: 1, tokens: GEMM_TOKENS_M }, xa, this.lora.binding(P, s, 'B'), y));
+    return steps;
+  }
+
+  /** dx (=|+=) dy W for a frozen projection, then the LoRA backward: dB, dxa, dA and dx += dxa A. */
+  private async projBackward(label: string, dy: GPUBuffer, W: GpuMatrix, dx: GPUBuffer, accumulate: boolean, x: GPUBuffer, s: LoraSlot | undefined, xa: GPUBuffer | undefined): Promise<Step[]> {
+    const f16 = this.m.shader.f16;
+    const mb = await this.pipe(`${label} dx`, matmulBackwardInputWgsl({ f16, weights: W.kind, accumulate, grad: 'f32' }));
+    const mm = this.m.uniform(`${label} mm`, [W.N, W.K, Math.ceil(W.K / 32), 0]);
+    const wb = W.kind === 'q4' ? [W.qw, W.sc] : [W.w, null];
+    const steps = [this.step(`${label} dx`, mb, [this.run, mm, dy, wb[0], wb[1], dx], (T) => matmulBackwardInputGrid(T, W.K))];
+    if (!s || !xa) return steps;
+    const Tm = this.maxTokens, r = this.lora.config.rank, sc = this.lora.scale;
+    const { params: P, } = this.lora;
+    const G = this.lora.trainingBuffers().grads;
+    const dxa = this.w.dxa;
+    steps.push(await this.gemm(`${label} dB`, { transA: true, transB: false, a: 'f32', b: 'f32', c: 'f32' }, s.outDim, r, { M: s.outDim, N: r, K: 0, alpha: sc, beta: 1, tokens: GEMM_TOKENS_K }, dy, xa, this.lora.binding(G, s, 'B')));
+    steps.push(await this.gemm(`${label} dxa`, { transA: false, transB: false, a: 'f32', b: 'f32', c: 'f32' }, Tm, r, { M: 0, N: r, K: s.outDim, alpha: sc, tokens: GEMM_TOKENS_M }, dy, this.lora.binding(P, s, 'B'), dxa));
+    steps.push(await this.gemm(`${label} dA`, { transA: true, transB: false, a: 'f32', b: 'T', c: 'f32' }, r, s.inDim, { M: r, N: s.inDim, K: 0, beta: 1, tokens: GEMM_TOKENS_K }, dxa, x, this.lora.binding(G, s, 'A')));
+    steps.push(await this.gemm(`${label} dx lora`, { transA: false, transB: false, a: 'f32', b: 'f32', c: 'f32' }, Tm, s.inDim, { M: 0, N: s.inDim, K: r, beta: 1, tokens: GEMM_TOKENS_M }, dxa, this.lora.binding(P, s, 'A'), dx));
+    return steps;
+  }
+
+  private async build(): Promise<void> {
+    const m = this.m, c = m.config, sh = m.shader, w = this.w;
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
+    const norm = await this.pipe('rmsnorm', rmsnormWgsl(sh));
+    const add = await this.pipe('add', addWgsl(sh));
+    const swiglu = await this.pipe('swiglu', swigluWgsl(sh));
+    const ropeQ = await this.pipe('rope', ropeWgsl({ ...sh, mode: 'inplace' }));
+    const ropeK = await this.pipe('rope to cache', ropeWgsl({ ...sh, mode: 'to-cache' }));
+    const copy = await this.pipe('to cache', toCacheWgsl(sh));
+    const scores = await this.pipe('attn scores', attnScoresWgsl(sh));
+    const softmax = await this.pipe('softmax', softmaxWgsl(sh));
+    const values = await this.pipe('attn values', attnValuesWgsl(sh));
+    const bo = { ...sh, grad: 'f32' as const };
+    const normB = await this.pipe('rmsnorm bwd', rmsnormBackwardWgsl(bo));
+    const ropeB = await this.pipe('rope bwd', ropeBackwardWgsl(bo));
+    const dvP = await this.pipe('attn dv', attnBackwardDvWgsl(bo));
+    const dsP = await this.pipe('attn ds', attnBackwardScoresWgsl(bo));
+    const dqP = await this.pipe('attn dq', attnBackwardDqWgsl(bo));
+    const dkP = await this.pipe('attn dk', attnBackwardDkWgsl(bo));
+    const swigluB = await this.pipe('swiglu bwd', swigluBackwardWgsl(bo));
+
+    const normP = m.uniform('norm params', [C, 0, c.rmsNormEps, 0], [2]);
+    const wC = m.uniform('width C', [C]), wF = m.uniform('width F', [F]);
+    const ropeQP = m.uniform('rope q', [H, D]), ropeKP = m.uniform('rope k', [KV, D]);
+    const attP = m.uniform('attention', [H, KV, D, 1 / Math.sqrt(D)], [3]);
+    const rows = (T: number): [number, number, number] => [T, 1, 1];
+    const E = m.embed;
+    const embed = await this.pipe(`embed ${E.kind}`, embedWgsl({ ...sh, weights: E.kind }));
+    this.embedSteps = [this.step('embed', embed, E.kind === 'q4'
+      ? [this.run, m.uniform('embed', [C]), this.ids, E.qw, E.sc, this.xs[0]]
+      : [this.run, m.uniform('embed', [C]), this.ids, E.w, null, this.xs[0]], (T) => grid1D(T * C, 256))];
+
+    for (let l = 0; l < c.numLayers; l++) {
+      const L: GpuLayer = m.layers[l];
+      const xin = this.xs[l], xout = this.xs[l + 1];
+      const slot = (p: Projection) => this.lora.slot(l, p);
+      const xa = (p: Projection) => w.xa.get(p);
+      // Forward of layer l from position 0 (also its recompute in the backward pass).
+      const f: Step[] = [];
+      f.push(this.step(`L${l} norm1`, norm, [this.run, normP, xin, L.inputNorm, w.xn1], rows));
+      f.push(...await this.projForward(`L${l} q`, w.xn1, L.q, w.q, slot('q_proj'), xa('q_proj')));
+      f.push(...await this.projForward(`L${l} k`, w.xn1, L.k, w.k, slot('k_proj'), xa('k_proj')));
+      f.push(...await this.projForward(`L${l} v`, w.xn1, L.v, w.v, slot('v_proj'), xa('v_proj')));
+      f.push(this.step(`L${l} rope q`, ropeQ, [this.run, ropeQP, m.ropeCos, m.ropeSin, w.q], (T) => grid1D(T * H * D / 2, 256)));
+      f.push(this.step(`L${l} rope k`, ropeK, [this.run, ropeKP, m.ropeCos, m.ropeSin, w.k, w.kr], (T) => grid1D(T * KV * D / 2, 256)));
+      f.push(this.step(`L${l} scores`, scores, [this.run, attP, w.q, w.kr, w.probs], (T) => [Math.ceil(T / 64), T, H]));
+      f.push(this.step(`L${l} softmax`, softmax, [this.run, w.probs], (T) => [T, H, 1]));
+      f.push(this.step(`L${l} values`, values, [this.run, attP, w.probs, w.v, w.att], (T) => grid1D(T * H * D, 64)));
+      f.push(...await this.projForward(`L${l} o`, w.att, L.o, w.x1, slot('o_proj'), xa('o_proj')));
+      f.push(this.step(`L${l} residual1`, add, [this.run, wC, w.x1, xin], (T) => grid1D(T * C, 256)));
+      f.push(this.step(`L${l} norm2`, norm, [this.run, normP, w.x1, L.postNorm, w.xn2], rows));
+      f.push(...await this.projForward(`L${l} gate`, w.xn2, L.gate, w.gate, slot('gate_proj'), xa('gate_proj')));
+      f.push(...await this.projForward(`L${l} up`, w.xn2, L.up, w.up, slot('up_proj'), xa('up_proj')));
+      // The backward needs the pre-activation gate: SwiGLU runs on a copy.
+      f.push(this.step(`L${l} copy gate`, copy, [this.run, wF, w.gate, w.act], (T) => grid1D(T * F, 256)));
+      f.push(this.step(`L${l} swiglu`, swiglu, [this.run, wF, w.act, w.up], (T) => grid1D(T * F, 256)));
+      f.push(...await this.projForward(`L${l} down`, w.act, L.down, xout, slot('down_proj'), xa('down_proj')));
+      f.push(this.step(`L${l} residual2`, add, [this.run, wC, xout, w.x1], (T) => grid1D(T * C, 256)));
+      this.layerFwd.push(f);
+
+      // Backward of layer l; on entry w.dx = dL/d(layer output), on exit dL/d(layer input).
+      const b: Step[] = [];
+      b.push(...await this.projBackward(`L${l} down`, w.dx, L.down, w.dact, false, w.act, slot('down_proj'), xa('down_proj')));
+      b.push(this.step(`L${l} swiglu bwd`, swigluB, [this.run, wF, w.dact, w.gate, w.up, w.dup], (T) => grid1D(T * F, 256)));
+      b.push(...await this.projBackward(`L${l} gate`, w.dact, L.gate, w.dxn, false, w.xn2, slot('gate_proj'), xa('gate_proj')));
+      b.push(...await this.projBackward(`L${l} up`, w.dup, L.up, w.dxn, true, w.xn2, slot('up_proj'), xa('up_proj')));
+      b.push(this.step(`L${l} norm2 bwd`, normB, [this.run, normP, w.x1, L.postNorm, w.dxn, w.dx], rows));
+      b.push(...await this.projBackward(`L${l} o`, w.dx, L.o, w.datt, false, w.att, slot('o_proj'), xa('o_proj')));
+      b.push(this.step(`L${l} attn dv`, dvP, [this.run, attP, w.probs, w.datt, w.dv], (T) => grid1D(T * KV * D, 64)));
+      b.push(this.step(`L${l} attn ds`, dsP, [this.run, attP, w.probs, w.datt, w.v, w.att], (T) => [T, H, 1]));
+      b.push(this.step(`L${l} attn dq`, dqP, [this.run, attP, w.probs, w.kr, w.dq], (T) => grid1D(T * H * D, 64)));
+      b.push(this.step(`L${l} attn dk`, dkP, [this.run, attP, w.probs, w.q, w.dk], (T) => grid1D(T * KV * D, 64)));
+      b.push(this.step(`L${l} rope q bwd`, ropeB, [this.run, ropeQP, m.ropeCos, m.ropeSin, w.dq], (T) => grid1D(T * H * D / 2, 256)));
+      b.push(this.step(`L${l} rope k bwd`, ropeB, [this.run, ropeKP, m.ropeCos, m.ropeSin, w.dk], (T) => grid1D(T * KV * D / 2, 256)));
+      b.push(...await this.projBackward(`L${l} q`, w.dq, L.q, w.dxn, false, w.xn1, slot('q_proj'), xa('q_proj')));
+      b.push(...await this.projBackward(`L${l} k`, w.dk, L.k, w.dxn, true, w.xn1, slot('k_proj'), xa('k_proj')));
+      b.push(...await this.projBackward(`L${l} v`, w.dv, L.v, w.dxn, true, w.xn1, slot('v_proj'), xa('v_proj')));
+      b.push(this.step(`L${l} norm1 bwd`, normB, [this.run, normP, xin, L.inputNorm, w.dxn, w.dx], rows));
+      this.layerBwd.push(b);
+    }
+
+    // Loss head: final norm on every row, then per chunk of rows lm_head -> cross-entropy (in
+    // place to dlogits) -> dhn rows; rows without a target have target IGNORE (zero gradient).
+    const xL = this.xs[c.numLayers];
+    this.headSteps = [this.step('final norm', norm, [this.run, normP, xL, m.norm, this.hn], rows)];
+    const ce = await this.pipe('cross entropy', crossEntropyWgsl());
+    const nChunks = Math.ceil(this.maxTokens / this.chunkRows);
+    const e = sh.f16 ? 2 : 4;
+    for (let i = 0; i < nChunks; i++) {
+      const row0 = i * this.chunkRows, R = this.chunkRows;
+      const run = this.m.alloc.create(`ttt chunk run ${i}`, 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+      const ceU = this.m.alloc.create(`ttt ce ${i}`, 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+      const hnRows = { buffer: this.hn, offset: row0 * C * e, size: R * C * e };
+      const dhnRows = { buffer: this.dhn, offset: row0 * C * 4, size: R * C * 4 };
+      const lm = await m.matmul(`lm_head chunk ${i}`, hnRows, m.lmHead, this.logits, { run, out: 'f32' });
+      const ceStep = this.step(`ce ${i}`, ce, [ceU, this.targets, this.logits, this.lossRows], () => [0, 0, 0]);
+      const W = m.lmHead;
+      const mb = await this.pipe('lm_head dx', matmulBackwardInputWgsl({ f16: sh.f16, weights: W.kind, accumulate: false, grad: 'f32' }));
+      const mm = m.uniform('lm_head mm', [W.N, W.K, Math.ceil(W.K / 32), 0]);
+      const wb = W.kind === 'q4' ? [W.qw, W.sc] : [W.w, null];
+      const back = this.step(`lm_head dx ${i}`, mb, [run, mm, this.logits, wb[0], wb[1], dhnRows], () => [0, 0, 0]);
+      this.chunks.push({ run, ce: ceU, steps: [...lm, ceStep, back] });
+    }
+    const lossMean = await this.pipe('loss mean', lossMeanWgsl());
+    this.lossMeanParams = m.alloc.create('loss mean params', 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    this.headTail = [
+      this.step('loss mean', lossMean, [this.lossMeanParams, this.lossRows, this.lossOut], () => [1, 1, 1]),
+      this.step('final norm bwd', normB, [this.run, normP, xL, m.norm, this.dhn, w.dx], rows),
+    ];
+
+    // Adam over the flat LoRA buffers: grad norm (2 stages), then the update; no readback.
+    const tb = this.lora.trainingBuffers();
+    const n = this.lora.floats;
+    this.partials = gradNormGroups(n);
+    const partials = m.alloc.create('adam partials', this.partials * 4, 'optimizer');
+    const stats = m.alloc.create('adam stats', 16, 'optimizer');
+    this.adamParams = m.alloc.create('adam params', ADAM_PARAMS_BYTES, 'optimizer', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    const size = m.uniform('adam size', [n, 0, 0, 0]);
+    const pPart = await this.pipe('grad norm partial', gradNormPartialWgsl());
+    const pFinal = await this.pipe('grad norm final', gradNormFinalWgsl());
+    const pUpdate = await this.pipe('adam update', adamUpdateWgsl());
+    this.adamSteps = [
+      this.step('grad norm partial', pPart, [size, tb.grads, partials], () => [this.partials, 1, 1]),
+      this.step('grad norm final', pFinal, [this.adamParams, partials, stats], () => [1, 1, 1]),
+      this.step('adam update', pUpdate, [this.adamParams, size, stats, this.lora.params, tb.grads, tb.m, tb.v], () => grid1D(n, 256)),
+    ];
+  }
+
+  /** Writes ids, targets and per-call uniforms; returns the number of active targets. */
+  private prepare(ids: ArrayLike<number>, mask: ArrayLike<number>): number {
+    const T = ids.length, q = this.device.queue, V = this.m.config.vocabSize;
+    const active = validateTrainingSequence(ids, mask, this.maxTokens, V);
+    const targets = new Uint32Array(T);
+    for (let t = 0; t < T; t++) targets[t] = t + 1 < T && mask[t + 1] === 1 ? ids[t + 1] : IGNORE_TARGET;
+    q.writeBuffer(this.ids, 0, Uint32Array.from(ids));
+    q.writeBuffer(this.targets, 0, targets);
+    q.writeBuffer(this.run, 0, new Uint32Array([T, 0, T, 0]));
+    const invN = 1 / active;
+    this.chunks.forEach((ch, i) => {
+      const rows = Math.max(0, Math.min(this.chunkRows, T - i * this.chunkRows));
+      q.writeBuffer(ch.run, 0, new Uint32Array([rows, 0, rows, 0]));
+      const ce = new ArrayBuffer(16);
+      new Uint32Array(ce).set([rows, V, i * this.chunkRows, 0]);
+      new Float32Array(ce)[3] = invN;
+      q.writeBuffer(ch.ce, 0, ce);
+    });
+    const lm = new ArrayBuffer(16);
+    new Uint32Array(lm).set([T, 0, 0, 0]);
+    new Float32Array(lm)[2] = 1 / active; // loss rows of inactive targets are 0
+    q.writeBuffer(this.lossMeanParams, 0, lm);
+    return active;
+  }
+
+  /** Encodes forward (+ backward) of the prepared sequence; returns the command buffer. */
+  private encodePass(T: number, backward: boolean): GPUCommandBuffer {
+    const enc = this.device.createCommandEncoder({ label: 'ttt step' });
+    if (backward) {
+      enc.clearBuffer(this.lora.trainingBuffers().grads);
+      enc.clearBuffer(this.w.dx);
+    }
+    const pass = enc.beginComputePass();
+    const run = (steps: Step[]) => this.m.encode(pass, steps, T, T);
+    run(this.embedSteps);
+    for (const f of this.layerFwd) run(f);
+    run(this.headSteps);
+    this.chunks.forEach((ch, i) => {
+      const rows = Math.min(this.chunkRows, T - i * this.chunkRows);
+      if (rows <= 0) return;
+      const [lmTiled, lmVec, ce, back] = ch.steps;
+      this.m.encode(pass, [lmTiled, lmVec], rows, rows);
+      for (const s of [ce, back]) {
+        pass.setPipeline(s.pipeline);
+        pass.setBindGroup(0, s.bind);
+        if (s === ce) pass.dispatchWorkgroups(rows, 1, 1);
+        else pass.dispatchWorkgroups(...matmulBackwardInputGrid(rows, this.m.config.hiddenSize));
+      }
+    });
+    run(this.headTail);
+    if (backward) {
+      for (let l = this.layerFwd.length - 1; l >= 0; l--) {
+        run(this.layerFwd[l]); // recompute (rewrites x[l+1] with the same values)
+        run(this.layerBwd[l]);
+      }
+    }
+    pass.end();
+    enc.copyBufferToBuffer(this.lossOut, 0, this.readback, 0, 4);
+    return enc.finish();
+  }
+
+  private async readLoss(): Promise<number> {
+    await Promise.race([this.readback.mapAsync(GPUMapMode.READ), this.m.ctx.lost]);
+    const v = new Float32Array(this.readback.getMappedRange().slice(0))[0];
+    this.readback.unmap();
+    return v;
+  }
+
+  /** Loss of the sequence at the current adapter (forward only). */
+  async loss(ids: ArrayLike<number>, mask: ArrayLike<number>): Promise<number> {
+    return this.exclusive(async () => {
+      this.prepare(ids, mask);
+      this.device.queue.submit([this.encodePass(ids.length, false)]);
+      return this.readLoss();
+    });
+  }
+
+  /** Loss and LoRA gradients (left in lora.trainingBuffers().grads; read them with lora.read). */
+  async lossAndGrads(ids: ArrayLike<number>, mask: ArrayLike<number>): Promise<number> {
+    return this.exclusive(async () => {
+      this.prepare(ids, mask);
+      this.device.queue.submit([this.encodePass(ids.length, true)]);
+      return this.readLoss();
+    });
+  }
+
+  /**
+   * `steps` Adam steps on the adapter; the loss before each step, and after the last. Cancellable
+   * between steps (AbortError; every step is applied whole or not at all, and reset() clears it).
+   */
+  async train(ids: ArrayLike<number>, mask: ArrayLike<number>, opts: GpuTrainOptions, onStep?: (e: { step: number; steps: number; loss: number; ms: number }) => void): Promise<GpuTrainResult> {
+    if (!Number.isInteger(opts.steps) || opts.steps < 0) throw new InvalidInputError(`steps must be a non-negative integer, got ${opts.steps}.`);
+    if (!(opts.lr > 0)) throw new InvalidInputError(`lr must be > 0, got ${opts.lr}.`);
+    return this.exclusive(async () => {
+      const tokensTrained = this.prepare(ids, mask);
+      const T = ids.length, t0 = performance.now();
+      const losses: number[] = [], stepMs: number[] = [];
+      for (let s = 1; s <= opts.steps; s++) {
+        throwIfAborted(opts.signal);
+        const s0 = performance.now();
+        this.adamStep++;
+        this.device.queue.writeBuffer(this.adamParams, 0, packAdamParams({ ...opts, step: this.adamStep, partials: this.partials }));
+        const enc = this.device.createCommandEncoder({ label: 'adam' });
+        const pass = enc.beginComputePass();
+        this.m.encode(pass, this.adamSteps, T, T);
+        pass.end();
+        this.device.queue.submit([this.encodePass(T, true), enc.finish()]);
+        losses.push(await this.readLoss());
+        stepMs.push(performance.now() - s0);
+        onStep?.({ step: s, steps: opts.steps, loss: losses[s - 1], ms: stepMs[s - 1] });
+        await new Promise((r) => setTimeout(r, 0)); // let a cancel message land
+      }
+      throwIfAborted(opts.signal);
+      this.device.queue.submit([this.encodePass(T, false)]);
+      const finalLoss = await this.readLoss();
+      return { lossAtStart: losses[0] ?? finalLoss, losses, finalLoss, tokensTrained, timings: { totalMs: performance.now() - t0, stepMs } };
+    });
+  }
+
+  /** B = 0, A back to its initial value, moments cleared: the model is the base model again. */
+  reset(): void {
+    if (this.busy) throw new InvalidInputError('Cannot reset while training; cancel first.');
+    this.lora.upload(this.initial);
+    this.lora.zeroB();
+    const tb = this.lora.trainingBuffers();
+    const enc = this.device.createCommandEncoder();
+    enc.clearBuffer(tb.m);
+    enc.clearBuffer(tb.v);
+    enc.clearBuffer(tb.grads);
+    this.device.queue.submit([enc.finish()]);
+    this.adamStep = 0;
+    this.m.loraEnabled = false; // B = 0 anyway; skipping the term makes the logits bit-identical
+  }
+
+  private async exclusive<R>(fn: () => Promise<R>): Promise<R> {
+    if (this.busy) throw new InvalidInputError('The trainer is busy.');
+    this.busy = true;
+    this.m.loraEnabled = true;
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof Error && e.name === 'AbortError' && !(e instanceof AbortError)) throw new AbortError();
+      throw e;
+    } finally {
+      this.busy = false;
+    }
+  }
+}
