@@ -26,6 +26,7 @@ const DEMO_URL = '/demo/demo-corpus.jsonl';
 const demoText = readFileSync(join(ROOT, 'public', 'demo', 'demo-corpus.jsonl'), 'utf8');
 const demoLines = demoText.trim().split('\n');
 const question = (i: number): string => (JSON.parse(demoLines[i]) as { question: string }).question;
+const idOf = (i: number): string => (JSON.parse(demoLines[i]) as { id: string }).id;
 
 let server: TestServer;
 let browser: Browser;
@@ -78,7 +79,8 @@ describe.skipIf(!HAS_SHARED)('retrieval worker with tiny-random-bert', () => {
   });
 
   it('cancels an index build in flight with an aborted error', async () => {
-    const text = readFileSync(sharedPath('data', 'traces.jsonl'), 'utf8');
+    // Enough texts that embedding them takes seconds; the cancel lands between batches.
+    const text = readFileSync(sharedPath('data', 'traces.jsonl'), 'utf8').split('\n').slice(0, 600).join('\n');
     const r = await page.evaluate(async ({ text, spec }) => {
       const c = window.retrieval.newClient();
       await c.initEmbedder(spec);
@@ -148,7 +150,7 @@ describe.skipIf(!HAS_SHARED)('retrieval worker with tiny-random-bert', () => {
     expect(r.built).toEqual({ previous: 'missing', storage: 'opfs', count: 20 });
     expect(r.stored).toBe('fresh');
     expect(r.after).toEqual(r.before);
-    expect(r.before[0]).toEqual(['demo-004', expect.closeTo(1, 5)]);
+    expect(r.before[0]).toEqual([idOf(3), expect.closeTo(1, 5)]);
     expect(r.again).toBe('fresh');
     expect(r.exact).toEqual(r.before); // voy and the exact scan agree
     expect(r.changed).toEqual(['stale', [expect.stringMatching(/^the corpus changed/)]]);
@@ -171,7 +173,7 @@ describe.skipIf(!HAS_SHARED)('retrieval worker with tiny-random-bert', () => {
       const res = await c.retrieve(q, 5);
       return { info: [info.previous, info.manifest.corpus.name, info.manifest.corpus.count], hits: res.results.map((h) => [h.record.id, h.score] as const) };
     }, { spec: EMBEDDER, q });
-    expect(r.info).toEqual(['missing', 'demo-node', 40]);
+    expect(r.info).toEqual(['missing', 'demo-node', demoLines.length]);
     expect(r.hits.map((h) => h[0])).toEqual(nodeHits.map((h) => h[0]));
     r.hits.forEach((h, i) => expect(Math.abs(h[1] - nodeHits[i][1])).toBeLessThan(1e-4));
   });
@@ -211,7 +213,8 @@ describe.skipIf(!HAS_SHARED)('the demo corpus with no network', () => {
       const i = await c.openIndex({ corpus: { kind: 'url', url } });
       return { device: e.device, count: i.manifest.corpus.count, name: i.manifest.corpus.name, skipped: i.skipped };
     }, { url: DEMO_URL });
-    expect(info).toEqual({ device: 'wasm', count: 40, name: 'demo-corpus.jsonl', skipped: 0 });
+    expect(info).toMatchObject({ count: demoLines.length, name: 'demo-corpus.jsonl', skipped: 0 });
+    expect(['wasm', 'webgpu']).toContain(info.device); // wasm on a fallback adapter such as SwiftShader
 
     await context.setOffline(true);
     const hits = await offlinePage.evaluate(async (qs) => {
@@ -222,7 +225,7 @@ describe.skipIf(!HAS_SHARED)('the demo corpus with no network', () => {
       }
       return out;
     }, [question(7), question(21)]);
-    expect(hits.map((h) => h.ids[0])).toEqual(['demo-008', 'demo-022']);
+    expect(hits.map((h) => h.ids[0])).toEqual([idOf(7), idOf(21)]);
     for (const h of hits) {
       expect(h.ids).toHaveLength(3);
       expect(h.top).toBeCloseTo(1, 5);

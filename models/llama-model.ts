@@ -8,10 +8,16 @@ import { acquireGpu } from './gpu/device.ts';
 import { GpuLlama } from './gpu/gpu-llama.ts';
 import type { ModelSource } from './io/source.ts';
 import { loadTokenizer, type Tokenizer } from './tokenizer.ts';
+import { CpuTrainer, type TrainResult } from './cpu/cpu-trainer.ts';
+import { GpuTrainer } from './gpu/gpu-trainer.ts';
+import { initLora, type LoraWeights } from './lora/adapter.ts';
+import { cpuAdapterTrainer, gpuAdapterTrainer, type AdapterTrainer, type TrainStepInfo } from './ttt/adapter-trainer.ts';
+import { resolveTttConfig, type TttConfig, type TttPreset } from './ttt/config.ts';
+import { buildTrainingSequence, type Trace, type TrainingSequence } from './ttt/training-text.ts';
 
-/** The CPU reference as a ForwardBackend (its forward is synchronous). */
+/** A CPU model (the reference, or it with a LoRA adapter) as a ForwardBackend; its forward is synchronous. */
 class CpuBackend implements ForwardBackend {
-  constructor(readonly model: CpuLlama) {}
+  constructor(readonly model: Pick<CpuLlama, 'maxContext' | 'forward' | 'resetCache'>) {}
   get maxContext(): number { return this.model.maxContext; }
   forward(ids: number[], opts?: { allLogits?: boolean }): Float32Array { return this.model.forward(ids, opts); }
   resetCache(): void { this.model.resetCache(); }
@@ -30,8 +36,10 @@ export class LlamaModel {
   readonly backend: Backend;
   readonly weights: WeightFormat;
   readonly engine: GpuLlama | CpuLlama;
-  private readonly fwd: ForwardBackend;
+  private fwd: ForwardBackend;
   private busy = false;
+  private trainer: AdapterTrainer | null = null;
+  private tttConfig: TttConfig | null = null;
 
   private constructor(config: LlamaConfig, tokenizer: Tokenizer | null, backend: Backend, weights: WeightFormat, engine: GpuLlama | CpuLlama) {
     this.config = config;
@@ -123,6 +131,69 @@ export class LlamaModel {
     } finally {
       this.busy = false;
     }
+  }
+
+  /**
+   * Attaches a LoRA adapter for test-time training: `lora` as given (e.g. loaded from a PEFT
+   * safetensors file), or initialised from the config (A uniform from the seed, B = 0, so the
+   * model is unchanged until trained).
+   * @example
+   *   await model.attachAdapter({ preset: 'paper' });
+   *   const seq = model.trainingSequence(trace);
+   *   await model.train(seq.ids, seq.lossMask, (s) => console.log(s.loss));
+   */
+  async attachAdapter(opts: Partial<TttConfig> & { preset?: TttPreset; lora?: LoraWeights } = {}): Promise<void> {
+    return this.exclusive(async () => {
+      const cfg = resolveTttConfig(opts);
+      const lora = opts.lora ?? initLora(this.config, { rank: cfg.rank, alpha: cfg.alpha, targets: cfg.targets }, cfg.seed);
+      if (this.engine instanceof GpuLlama) {
+        if (this.trainer) throw new InvalidInputError('An adapter is attached already; this engine supports one per model load.');
+        this.trainer = gpuAdapterTrainer(await GpuTrainer.create(this.engine, lora, { maxTokens: cfg.maxTokens }), lora);
+      } else {
+        const t = new CpuTrainer(this.engine, lora);
+        this.trainer = cpuAdapterTrainer(t);
+        const gen = t.generator();
+        this.fwd = new CpuBackend({ maxContext: this.engine.maxContext, forward: (ids, o) => gen.forward(ids, o), resetCache: () => gen.resetCache() });
+      }
+      this.tttConfig = { ...cfg, maxTokens: Math.min(cfg.maxTokens, this.fwd.maxContext) };
+    });
+  }
+
+  private requireTrainer(): AdapterTrainer {
+    if (!this.trainer) throw new InvalidInputError('No adapter is attached; call attachAdapter() first.');
+    return this.trainer;
+  }
+
+  /** The TTT sequence of a retrieved trace in this model's chat template (see models/ttt/training-text.ts). */
+  trainingSequence(trace: Trace): TrainingSequence {
+    return buildTrainingSequence(this.requireTokenizer(), trace, { maxTokens: this.tttConfig?.maxTokens ?? 1024 });
+  }
+
+  /** TTT: Adam steps on the attached adapter; generation then uses the adapted model until resetAdapter(). */
+  async train(ids: number[], lossMask: number[], onStep?: (s: TrainStepInfo) => void, opts: { signal?: AbortSignal } & Partial<TttConfig> = {}): Promise<TrainResult> {
+    const trainer = this.requireTrainer();
+    const c = { ...this.tttConfig!, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as TttConfig;
+    return this.exclusive(() => trainer.train(ids, lossMask, {
+      steps: c.steps, lr: c.lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weightDecay,
+      maxGradNorm: c.maxGradNorm ?? undefined, signal: opts.signal,
+    }, onStep));
+  }
+
+  /** Loss and LoRA gradients at the current adapter. */
+  async lossAndGrads(ids: number[], lossMask: number[]): Promise<{ loss: number; grads: LoraWeights }> {
+    const trainer = this.requireTrainer();
+    return this.exclusive(() => trainer.lossAndGrads(ids, lossMask));
+  }
+
+  /** B = 0 and the optimizer cleared: the next answer comes from the base model. */
+  resetAdapter(): void {
+    if (this.busy) throw new InvalidInputError('Cannot reset the adapter while the model is busy; cancel first.');
+    this.requireTrainer().reset();
+  }
+
+  /** The current adapter weights (PEFT layout; save with saveLora). */
+  async adapter(): Promise<LoraWeights> {
+    return this.requireTrainer().adapter();
   }
 
   memory(): MemoryReport {

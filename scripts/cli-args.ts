@@ -45,3 +45,32 @@ export function idList(text: string, name: string): number[] {
     return n;
   });
 }
+
+/** A number flag that may be absent (undefined then); a present but non-numeric value is an error. */
+export function optionalNumberFlag(args: ParsedArgs, name: string): number | undefined {
+  return args.flags.has(name) ? numberFlag(args, name) : undefined;
+}
+
+/** "a,b,c" -> ["a", "b", "c"] (trimmed, empties dropped). */
+export function stringList(text: string): string[] {
+  return text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+/** The flags one subcommand accepts. */
+export interface CommandSpec {
+  switches: string[];
+  valued: string[];
+}
+
+/**
+ * Parses `<command> --flags...` with the flag set of that command, so a flag of another command
+ * is an error rather than silently ignored. The command is the first argument.
+ * @example parseCommandArgs(['ttt', '--steps', '3'], { ttt: { switches: [], valued: ['steps'] } })
+ */
+export function parseCommandArgs(argv: string[], specs: Record<string, CommandSpec>): ParsedArgs {
+  const command = argv[0];
+  if (command === undefined || command.startsWith('--')) throw new Error(`the first argument must be a command: ${Object.keys(specs).join(' or ')}`);
+  const spec = Object.hasOwn(specs, command) ? specs[command] : undefined;
+  if (!spec) throw new Error(`unknown command "${command}"; expected ${Object.keys(specs).join(' or ')}`);
+  return parseArgs(argv, spec.switches, spec.valued);
+}

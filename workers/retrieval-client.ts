@@ -31,6 +31,16 @@ function pageUrl(url: string): string {
   return typeof document === 'undefined' ? url : new URL(url, document.baseURI).href;
 }
 
+/**
+ * A same-origin model folder as an absolute path: transformers.js joins localModelPath like a file
+ * path, so a full http:// URL comes out mangled and the model loads without its tokenizer.
+ */
+function samePagePath(path: string | undefined): string | undefined {
+  if (path === undefined || typeof document === 'undefined') return path;
+  const url = new URL(path, document.baseURI);
+  return url.origin === location.origin ? url.pathname : path;
+}
+
 export type RetrievalProgressCallback = (p: RetrievalProgress) => void;
 
 type Type = RetrievalRequest['type'];
@@ -56,10 +66,7 @@ export class RetrievalClient {
 
   /** Loads the embedder (replacing any loaded one and closing the open index). */
   initEmbedder(embedder: EmbedderSpec, onProgress?: RetrievalProgressCallback): Cancellable<EmbedderStatus> {
-    // transformers.js wants a same-origin path here, not a full URL (it then loads no tokenizer).
-    const local = embedder.localModelPath;
-    const localModelPath = local === undefined || typeof document === 'undefined' ? local : new URL(local, document.baseURI).pathname;
-    return this.request('init-embedder', { embedder: { ...embedder, localModelPath } }, onProgress);
+    return this.request('init-embedder', { embedder: { ...embedder, localModelPath: samePagePath(embedder.localModelPath) } }, onProgress);
   }
 
   /** Unit vectors of `texts`, row-major [texts.length, dims]. */

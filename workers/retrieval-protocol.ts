@@ -22,7 +22,7 @@ export interface EmbedderSpec {
   device?: 'auto' | 'webgpu' | 'wasm';
   /** The user's permission to download from the hub; otherwise local files and the browser cache only. */
   allowRemoteModels: boolean;
-  /** URL path holding model folders (e.g. '/shared/models/'); omit to never look for local files. */
+  /** Path on this origin holding model folders (e.g. '/shared/models/'); omit to never look for local files. */
   localModelPath?: string;
   remoteHost?: string;
   batchSize?: number;

@@ -40,7 +40,7 @@ async function pickDevice(device: EmbedDevice): Promise<Device> {
 
 /** Turns transformers.js' loading failures into typed errors with the model named. */
 function loadError(model: string, e: unknown): Error {
-  const msg = e instanceof Error ? e.message : String(e);
+  const msg = (e instanceof Error ? e.message : String(e)).replace(/\.+$/, '');
   if (/failed to fetch|networkerror|fetch failed|ECONNREFUSED|ENOTFOUND|EAI_AGAIN/i.test(msg)) {
     return new NetworkError(`Embedder model "${model}" could not be downloaded (${msg}); check the connection or use local files.`, { cause: e });
   }

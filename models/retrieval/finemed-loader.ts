@@ -7,7 +7,7 @@ import { parquetMetadataAsync, parquetReadObjects, type FileMetaData } from 'hyp
 import { NotFoundError, throwIfAborted } from '../errors.ts';
 import { CorpusFormatError, type BadLine } from './errors.ts';
 import { FINEMED_DPO_REPO, parseFineMedRow } from './finemed-row.ts';
-import { httpBuffer, remoteSize } from './http-buffer.ts';
+import { openParquetUrl } from './parquet-url.ts';
 import { datasetLicense, listDatasetFiles, parquetExportUrls, type HubDataset, type HubFile } from './hub.ts';
 import type { CorpusRecord } from './record.ts';
 
@@ -60,7 +60,7 @@ async function parquetFiles(d: HubDataset): Promise<HubFile[]> {
   if (listed.length) return listed;
   const urls = await parquetExportUrls(d);
   if (!urls.length) throw new NotFoundError(`${d.repo} has no parquet files under data/ and no parquet export.`);
-  return Promise.all(urls.map(async (url) => ({ path: new URL(url).pathname, url, size: await remoteSize(url, d) })));
+  return urls.map((url) => ({ path: decodeURIComponent(new URL(url).pathname), url }));
 }
 
 /**
@@ -84,7 +84,7 @@ export async function loadFineMedDpo(options: FineMedOptions = {}): Promise<Fine
     if (row >= limit) break;
     throwIfAborted(options.signal);
     progress.file = f.path;
-    const file = httpBuffer(f.url, f.size, { fetch: d.fetch, signal: d.signal, onBytes: (n) => { progress.loadedBytes += n; report(); } });
+    const file = await openParquetUrl(f.url, { fetch: d.fetch, signal: d.signal, onBytes: (n) => { progress.loadedBytes += n; report(); } });
     // The footer is a few KB; the default first read of 512 KB would fetch all of a small file.
     const metadata = await parquetMetadataAsync(file, { initialFetchSize: 64 * 1024 });
     const names = metadata.schema.map((s) => s.name);

@@ -4,12 +4,12 @@
  */
 import { AbortError, NetworkError, NotFoundError } from '../errors.ts';
 
-export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+export type FetchLike = typeof fetch;
 
 /**
  * @example const res = await fetchOk('https://huggingface.co/api/datasets/x/tree/main/data');
  */
-export async function fetchOk(url: string, init: RequestInit = {}, fetchImpl: FetchLike = fetch): Promise<Response> {
+export async function fetchOk(url: string, init: RequestInit = {}, fetchImpl: FetchLike = (u, i) => globalThis.fetch(u, i)): Promise<Response> {
   let res: Response;
   try {
     res = await fetchImpl(url, init);

@@ -19,7 +19,8 @@ export interface HubDataset {
 
 export interface HubFile {
   path: string;
-  size: number;
+  /** Bytes, as the tree API lists them (absent for parquet-export URLs). */
+  size?: number;
   url: string;
 }
 
@@ -64,7 +65,7 @@ export async function listDatasetFiles(d: HubDataset, folder: string): Promise<H
     const res: Response = await fetchOk(url, { signal: d.signal }, d.fetch);
     const entries = (await res.json()) as TreeEntry[];
     for (const e of entries) {
-      if (e.type === 'file') files.push({ path: e.path, size: e.lfs?.size ?? e.size ?? 0, url: resolveUrl(d, e.path) });
+      if (e.type === 'file') files.push({ path: e.path, size: e.lfs?.size ?? e.size, url: resolveUrl(d, e.path) });
     }
     const next = nextLink(res.headers.get('link'));
     url = next ? new URL(next, url).toString() : null;

@@ -15,6 +15,8 @@ export interface NodeEmbedderOptions extends Omit<EmbedderOptions, 'model'> {
   /** Allow hub downloads for a repo id (default true; a folder never downloads). */
   allowRemote?: boolean;
   cacheDir?: string;
+  /** Hub mirror (default https://huggingface.co/). */
+  remoteHost?: string;
 }
 
 /**
@@ -32,9 +34,9 @@ export async function loadNodeEmbedder(spec: string, options: NodeEmbedderOption
     return createEmbedder({ ...options, model: basename(path) });
   }
   if (spec.startsWith('.') || spec.startsWith('/')) throw new NotFoundError(`Embedder folder ${path} does not exist.`);
-  configureTransformers({
-    allowRemoteModels: options.allowRemote ?? true,
-    cacheDir: options.cacheDir ?? join(homedir(), '.cache', 'finemed-ttt', 'models'),
-  });
+  const cacheDir = options.cacheDir ?? join(homedir(), '.cache', 'finemed-ttt', 'models');
+  // transformers.js caches hub files as <cacheDir>/<org>/<name>/<file>, the layout of a local
+  // model folder: reading the cache as localModelPath makes a downloaded model work offline.
+  configureTransformers({ allowRemoteModels: options.allowRemote ?? true, cacheDir, localModelPath: cacheDir, remoteHost: options.remoteHost });
   return createEmbedder({ ...options, model: spec });
 }

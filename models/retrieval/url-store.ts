@@ -1,26 +1,29 @@
 /**
- * A read-only index served over HTTP (e.g. one the CLI built, hosted as three static files).
+ * A read-only index served over HTTP (e.g. one the CLI built, hosted as its three static files),
+ * read through the engine's UrlModelSource.
  */
 import { NotFoundError } from '../errors.ts';
-import { fetchOk, type FetchLike } from './http.ts';
-import type { IndexStore } from './store.ts';
+import { UrlModelSource } from '../io/url-source.ts';
 import { IndexFormatError } from './errors.ts';
+import type { IndexStore } from './store.ts';
 
 /**
- * @example const data = await loadIndex(new UrlStore('/indexes/traces/'), { embedder: e.info });
+ * @example const data = await loadIndex(new UrlStore('https://example.org/indexes/traces/'), { embedder: e.info });
  */
 export class UrlStore implements IndexStore {
   readonly description: string;
+  private readonly source: UrlModelSource;
 
-  constructor(private readonly base: string, private readonly fetchImpl: FetchLike = fetch) {
-    this.base = base.endsWith('/') ? base : `${base}/`;
-    this.description = this.base;
+  /** @param base absolute URL of the folder holding manifest.json */
+  constructor(base: string, options: { fetch?: typeof fetch } = {}) {
+    this.source = new UrlModelSource(base, options);
+    this.description = this.source.description;
   }
 
   async read(name: string): Promise<Uint8Array | null> {
     try {
-      const res = await fetchOk(new URL(name, new URL(this.base, globalThis.location?.href)).toString(), {}, this.fetchImpl);
-      return new Uint8Array(await res.arrayBuffer());
+      const file = await this.source.open(name);
+      return await file.read(0, file.size);
     } catch (e) {
       if (e instanceof NotFoundError) return null;
       throw e;

@@ -1,8 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AutoTokenizer } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmbedder } from '../../../models/retrieval/embedder.ts';
 import type { Embedder } from '../../../models/retrieval/embedder-types.ts';
+import { loadNodeEmbedder } from '../../../models/retrieval/node-embedder.ts';
 import { configureTransformers } from '../../../models/retrieval/transformers-env.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../../helpers/shared.ts';
 
@@ -59,6 +64,40 @@ describe.skipIf(!HAS_SHARED)('embedder plumbing (tiny-random-bert, random weight
   it('rejects empty texts and a missing model with typed errors', async () => {
     await expect(embedder.embed(['ok', '  '])).rejects.toMatchObject({ code: 'invalid-input' });
     await expect(createEmbedder({ model: 'no-such-model' })).rejects.toMatchObject({ code: 'not-found' });
+  });
+});
+
+describe.skipIf(!HAS_SHARED)('embedder from a hub-shaped server, then offline from the cache', () => {
+  it('downloads <repo>/resolve/main/<file>, caches it, and loads again with downloads off', async () => {
+    const served: string[] = [];
+    const server = createServer((req, res) => {
+      const m = req.url?.match(/^\/test-org\/tiny-bge\/resolve\/main\/(.+)$/);
+      const path = m ? sharedPath('models', 'tiny-random-bert', decodeURIComponent(m[1])) : '';
+      if (!m || !existsSync(path)) {
+        res.statusCode = 404;
+        return res.end();
+      }
+      served.push(m[1]);
+      res.end(readFileSync(path));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const cacheDir = mkdtempSync(join(tmpdir(), 'hub-cache-'));
+    try {
+      const remoteHost = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const online = await loadNodeEmbedder('test-org/tiny-bge', { cacheDir, remoteHost });
+      const a = await online.embed(['What causes gout?']);
+      await online.dispose();
+      expect(served).toEqual(expect.arrayContaining(['config.json', 'tokenizer.json', 'onnx/model.onnx']));
+      expect(existsSync(join(cacheDir, 'test-org', 'tiny-bge', 'onnx', 'model.onnx'))).toBe(true);
+      await new Promise((r) => server.close(r));
+      const offline = await loadNodeEmbedder('test-org/tiny-bge', { cacheDir, allowRemote: false });
+      expect(Array.from(await offline.embed(['What causes gout?']))).toEqual(Array.from(a));
+      expect(offline.info.model).toBe('test-org/tiny-bge');
+      await offline.dispose();
+    } finally {
+      server.close();
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,0 +1,96 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint, type Checkpoint } from '../../../models/checkpoint.ts';
+import { GpuLlama } from '../../../models/gpu/gpu-llama.ts';
+import { GpuTrainer } from '../../../models/gpu/gpu-trainer.ts';
+import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { cloneLora, DEFAULT_LORA, initLora, loadLora, loraPairs, saveLora, type LoraWeights } from '../../../models/lora/adapter.ts';
+import { gpuContext, gpuErrors } from '../../helpers/gpu.ts';
+import { mulberry32, writeRandomLlama } from '../../helpers/random-model.ts';
+
+// The WebGPU trainer on a seeded random model the test generates, so a fresh clone without
+// ../shared still checks the backward pass: finite differences, cancellation, bad input.
+describe('GpuTrainer on a seeded random model (Dawn)', () => {
+  let dir: string;
+  let ck: Checkpoint;
+  const T = 24;
+  const ids = Array.from({ length: T }, (_, i) => (i * 29 + 3) % 120);
+  const mask = ids.map((_, t) => (t >= 8 ? 1 : 0));
+  const withRandomB = (seed: number): LoraWeights => {
+    const lora = initLora(ck.config, { ...DEFAULT_LORA, rank: 4, alpha: 8 }, seed);
+    const rand = mulberry32(seed + 1);
+    for (const { pair } of loraPairs(lora)) for (let i = 0; i < pair.B.length; i++) pair.B[i] = (rand() * 2 - 1) * 0.1;
+    return lora;
+  };
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gpu-ttt-'));
+    await writeRandomLlama(dir, { seed: 21, hiddenSize: 64, intermediateSize: 136, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: 120, ropeScaling: true, tie: false });
+    ck = await openCheckpoint(new NodeDirSource(dir));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+    expect(gpuErrors).toEqual([]);
+  });
+
+  it('gradients agree with central finite differences of the GPU loss (A and B of several projections)', async () => {
+    const m = await GpuLlama.load(ck, await gpuContext(false), { weights: 'f32', maxContext: 64 });
+    const lora = withRandomB(7);
+    const t = await GpuTrainer.create(m, lora, { maxTokens: 32 });
+    await t.lossAndGrads(ids, mask);
+    const grads = await t.lora.read(t.lora.trainingBuffers().grads);
+    const eps = 1e-2;
+    const report: string[] = [];
+    for (const [layer, target, which] of [[0, 'q_proj', 'A'], [0, 'v_proj', 'B'], [1, 'o_proj', 'A'], [1, 'gate_proj', 'B'], [1, 'down_proj', 'A'], [0, 'up_proj', 'B'], [1, 'k_proj', 'B']] as const) {
+      const g = grads.get(`${layer}.${target}`)![which];
+      const norm = Math.hypot(...g);
+      const lossAt = async (sign: number) => {
+        const w = cloneLora(lora);
+        const p = w.layers[layer][target]![which];
+        for (let i = 0; i < p.length; i++) p[i] += sign * eps * (g[i] / norm);
+        t.lora.upload(w);
+        return t.loss(ids, mask);
+      };
+      const fd = ((await lossAt(1)) - (await lossAt(-1))) / (2 * eps);
+      const rel = Math.abs(fd - norm) / norm;
+      report.push(`${layer}.${target}.${which} ${rel.toExponential(1)}`);
+      expect(rel, `${layer}.${target}.${which}: fd ${fd} vs analytic ${norm}`).toBeLessThan(2e-2);
+    }
+    console.log(`[gpu ttt finite differences] relative error per tensor: ${report.join(', ')}`);
+    m.dispose();
+  });
+
+  it('cancellation mid-training leaves the model usable and reset clears the partial update', async () => {
+    const m = await GpuLlama.load(ck, await gpuContext(false), { weights: 'f32', maxContext: 64 });
+    const base = await m.forward(ids, { allLogits: true });
+    const t = await GpuTrainer.create(m, initLora(ck.config, DEFAULT_LORA, 1), { maxTokens: 32 });
+    const ac = new AbortController();
+    const seen: number[] = [];
+    await expect(t.train(ids, mask, { steps: 50, lr: 1e-2, signal: ac.signal }, (e) => { seen.push(e.loss); if (e.step === 2) ac.abort(); })).rejects.toMatchObject({ code: 'aborted' });
+    expect(seen).toHaveLength(2);
+    m.resetCache();
+    expect(Array.from(await m.forward(ids, { allLogits: true }))).not.toEqual(Array.from(base)); // 2 steps applied
+    t.reset();
+    m.resetCache();
+    expect(Array.from(await m.forward(ids, { allLogits: true }))).toEqual(Array.from(base));
+    const again = await t.train(ids, mask, { steps: 2, lr: 1e-2 });
+    expect(again.losses[1]).toBeLessThan(again.losses[0]);
+    expect(again.losses[0]).toBeCloseTo(seen[0], 5); // the same start as the cancelled run
+    m.dispose();
+  });
+
+  it('bad input: no active target, ids outside the vocabulary, too long, another shape of adapter', async () => {
+    const m = await GpuLlama.load(ck, await gpuContext(false), { weights: 'f32', maxContext: 64 });
+    const t = await GpuTrainer.create(m, initLora(ck.config, DEFAULT_LORA, 1), { maxTokens: 32 });
+    await expect(t.train(ids, ids.map(() => 0), { steps: 1, lr: 1e-3 })).rejects.toThrow(/selects no token/);
+    await expect(t.train([...ids.slice(0, -1), 120], mask, { steps: 1, lr: 1e-3 })).rejects.toMatchObject({ code: 'invalid-input' });
+    await expect(t.train(Array(33).fill(1), Array(33).fill(1), { steps: 1, lr: 1e-3 })).rejects.toThrow(/exceeds/);
+    const other = initLora({ ...ck.config, hiddenSize: 32 }, { ...DEFAULT_LORA, rank: 4, alpha: 8 }, 1);
+    expect(() => loadLora(saveLora(other), ck.config, { ...DEFAULT_LORA, rank: 4, alpha: 8 })).toThrow(expect.objectContaining({ code: 'weights-mismatch' }));
+    // Still usable after the refusals.
+    const r = await t.train(ids, mask, { steps: 1, lr: 1e-3 });
+    expect(Number.isFinite(r.finalLoss)).toBe(true);
+    m.dispose();
+  });
+});
