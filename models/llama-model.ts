@@ -165,8 +165,8 @@ export class LlamaModel {
   }
 
   /** The TTT sequence of a retrieved trace in this model's chat template (see models/ttt/training-text.ts). */
-  trainingSequence(trace: Trace): TrainingSequence {
-    return buildTrainingSequence(this.requireTokenizer(), trace, { maxTokens: this.tttConfig?.maxTokens ?? 1024 });
+  trainingSequence(trace: Trace, opts: { style?: 'card' | 'o1' } = {}): TrainingSequence {
+    return buildTrainingSequence(this.requireTokenizer(), trace, { maxTokens: this.tttConfig?.maxTokens ?? 1024, style: opts.style });
   }
 
   /** TTT: Adam steps on the attached adapter; generation then uses the adapted model until resetAdapter(). */

@@ -5,7 +5,13 @@
  *     --max-new 32 [--greedy | --temperature T --top-p P --seed S] --backend cpu|webgpu [--f32]
  *     [--precision auto|f16|f32] [--max-context N] --json
  *
- * The last stdout line is one JSON object: {"ids", "text", "last_logits", "timings"}.
+ *   npm run --silent llm -- ttt --model <dir|url> --ids 1,2,3 --mask 0,0,1 [--lora-init point.safetensors]
+ *     [--zero-b] --rank R --alpha A [--targets q,k,v,...] --steps N --lr X --backend cpu|webgpu [--f32]
+ *     [--grads grads.safetensors] [--out adapter.safetensors] --json      (see scripts/llm-ttt.ts)
+ *
+ * The last stdout line is one JSON object: generate prints {"ids", "text", "last_logits", "timings"},
+ * ttt prints {"loss_at_start", "losses", "final_loss", "tokens_trained", "timings"}; a failure prints
+ * {"error", "code", "message"} and exits 1 (2 for a malformed command line).
  */
 import type { Backend, Precision, Sampling } from '../models/api.ts';
 import { EngineError } from '../models/errors.ts';
@@ -14,10 +20,20 @@ import type { ModelSource } from '../models/io/source.ts';
 import { UrlModelSource } from '../models/io/url-source.ts';
 import { LlamaModel } from '../models/llama-model.ts';
 import { nodeGpu } from '../models/gpu/node-gpu.ts';
-import { idList, numberFlag, parseArgs, stringFlag, type ParsedArgs } from './cli-args.ts';
+import { idList, numberFlag, parseCommandArgs, stringFlag, type CommandSpec, type ParsedArgs } from './cli-args.ts';
+import { tttCommand, TTT_SPEC, TTT_USAGE } from './llm-ttt.ts';
 
-const USAGE = `usage: npm run --silent llm -- generate --model <dir|url> (--ids 1,2,3 | --prompt "text" [--chat] [--system "..."])
+const GENERATE_USAGE = `usage: npm run --silent llm -- generate --model <dir|url> (--ids 1,2,3 | --prompt "text" [--chat] [--system "..."])
   --max-new N [--greedy | --temperature T --top-p P --seed S] --backend cpu|webgpu [--f32] [--precision auto|f16|f32] [--max-context N] [--json]`;
+const USAGE = `${GENERATE_USAGE}\n${TTT_USAGE.replace(/^usage: /, '   or: ')}`;
+
+const COMMANDS: Record<string, CommandSpec> = {
+  generate: {
+    switches: ['json', 'greedy', 'f32', 'chat'],
+    valued: ['model', 'ids', 'prompt', 'system', 'max-new', 'temperature', 'top-p', 'seed', 'backend', 'precision', 'max-context'],
+  },
+  ttt: TTT_SPEC,
+};
 
 export function modelSource(model: string): ModelSource {
   return /^https?:\/\//.test(model) ? new UrlModelSource(model.endsWith('/') ? model : model + '/') : new NodeDirSource(model);
@@ -75,14 +91,16 @@ async function generateCommand(args: ParsedArgs): Promise<unknown> {
 async function main(): Promise<number> {
   let args: ParsedArgs;
   try {
-    args = parseArgs(process.argv.slice(2), ['json', 'greedy', 'f32', 'chat', 'zero-b'], ['model', 'ids', 'prompt', 'system', 'max-new', 'temperature', 'top-p', 'seed', 'backend', 'precision', 'max-context']);
+    args = parseCommandArgs(process.argv.slice(2), COMMANDS);
   } catch (e) {
-    console.error(`${(e as Error).message}\n${USAGE}`);
+    const command = process.argv[2];
+    console.error(`${(e as Error).message}\n${command === 'ttt' ? TTT_USAGE : command === 'generate' ? GENERATE_USAGE : USAGE}`);
     return 2;
   }
   try {
     let out: unknown;
     if (args.command === 'generate') out = await generateCommand(args);
+    else if (args.command === 'ttt') out = await tttCommand(args, loadModelFromArgs);
     else {
       console.error(USAGE);
       return 2;

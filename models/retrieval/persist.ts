@@ -6,7 +6,8 @@
  * voy's own JSON serialisation is not stored (82 MB for 10k x 384); voy is rebuilt from the vectors.
  */
 import { NotFoundError } from '../errors.ts';
-import { parseSafetensorsHeader } from '../safetensors/header.ts';
+import type { ByteSource } from '../io/source.ts';
+import { readSafetensorsHeader } from '../safetensors/header.ts';
 import { toFloat32 } from '../safetensors/dtype.ts';
 import { encodeSafetensors } from '../safetensors/writer.ts';
 import { hashCorpus } from './corpus-hash.ts';
@@ -115,7 +116,7 @@ export async function loadIndex(store: IndexStore, expected: Expected = {}, opti
   if (!vectorBytes || !recordBytes) {
     throw new IndexFormatError(`The index at ${store.description} lacks ${!vectorBytes ? manifest.vectors.file : manifest.records.file}; rebuild it.`);
   }
-  const vectors = decodeVectors(vectorBytes, manifest);
+  const vectors = await decodeVectors(vectorBytes, manifest);
   let records: CorpusRecord[];
   try {
     records = JSON.parse(new TextDecoder().decode(recordBytes)) as CorpusRecord[];
@@ -131,15 +132,11 @@ export async function loadIndex(store: IndexStore, expected: Expected = {}, opti
   return { manifest, vectors, records };
 }
 
-function decodeVectors(bytes: Uint8Array, manifest: IndexManifest): Float32Array {
+async function decodeVectors(bytes: Uint8Array, manifest: IndexManifest): Promise<Float32Array> {
   const name = manifest.vectors.file;
   try {
-    if (bytes.byteLength < 8) throw new Error('shorter than 8 bytes');
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, 8);
-    const headerLen = dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
-    if (8 + headerLen > bytes.byteLength) throw new Error(`header length ${headerLen} exceeds the file`);
-    const header = parseSafetensorsHeader(name, bytes.subarray(8, 8 + headerLen), bytes.byteLength);
-    const t = header.tensors.get(TENSOR);
+    const file: ByteSource = { name, size: bytes.byteLength, read: async (offset, length) => bytes.subarray(offset, offset + length) };
+    const t = (await readSafetensorsHeader(file)).tensors.get(TENSOR);
     const { count, dims, dtype } = manifest.vectors;
     if (!t || t.dtype !== dtype || t.shape.length !== 2 || t.shape[0] !== count || t.shape[1] !== dims) {
       throw new Error(`expected tensor "${TENSOR}" ${dtype} [${count}, ${dims}], found ${t ? `${t.dtype} [${t.shape.join(', ')}]` : 'none'}`);
