@@ -18,6 +18,10 @@ export interface Harness {
   probeWorkerGpu(): Promise<GpuProbe>;
   /** Awaits `p`; a rejection becomes `{ ok: false, code, ... }` instead of a thrown error. */
   settle<T>(p: Promise<T>): Promise<Settled<T>>;
+  /** The bytes at `url` (e.g. a golden adapter under /shared/); throws on a non-2xx answer. */
+  fetchBytes(url: string): Promise<ArrayBuffer>;
+  /** Base64 of bytes: page.evaluate cannot return an ArrayBuffer, but a string crosses intact. */
+  base64(bytes: ArrayBuffer): string;
 }
 
 declare global {
@@ -35,10 +39,33 @@ async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
   }
 }
 
+async function fetchBytes(url: string): Promise<ArrayBuffer> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  return res.arrayBuffer();
+}
+
+function base64(bytes: ArrayBuffer): string {
+  const u8 = new Uint8Array(bytes);
+  let s = '';
+  for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode(...u8.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+// A test page must never reload under a running test: other people's edits to files in the
+// module graph make Vite broadcast a full reload (its watcher stays on despite server.watch: null,
+// which mergeConfig drops). Pointing the reload at another .html page makes Vite's client skip it.
+import.meta.hot?.on('vite:beforeFullReload', (payload: { path?: string }) => {
+  console.warn(`[harness] ignored a Vite full reload (${payload.path ?? 'a changed module'}); the test page keeps running the code it loaded.`);
+  payload.path = '/__e2e-harness-never-reloads__.html';
+});
+
 window.harness = {
   ready: true,
   client: new LlmClient(),
   newClient: () => new LlmClient(),
   probeWorkerGpu,
   settle,
+  fetchBytes,
+  base64,
 };

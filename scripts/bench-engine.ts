@@ -8,46 +8,39 @@ import { join } from 'node:path';
 import { runEngineBench, type EngineBenchResult } from '../models/bench/engine-bench.ts';
 import { nodeGpu } from '../models/gpu/node-gpu.ts';
 import { NodeDirSource } from '../models/io/node-source.ts';
-import { launchChromium, newPage, startServer } from '../e2e/support/index.ts';
+import { launchChromium, newPage } from '../e2e/support/index.ts';
+import { serveBuiltPage } from './bench/serve-built.ts';
 import { numberFlag, parseArgs } from './cli-args.ts';
 import { SHARED } from '../tests/helpers/shared.ts';
 
-const args = parseArgs(process.argv.slice(2), ['no-browser'], ['layer-prefill', 'browser-layer-prefill', 'decode']);
+const args = parseArgs(process.argv.slice(2), ['no-browser', 'no-node'], ['layer-prefill', 'browser-layer-prefill', 'decode']);
 const decodeSteps = numberFlag(args, 'decode', 16);
 const storiesDir = join(SHARED, 'golden/stories260K-hf/f32');
 const hasStories = existsSync(storiesDir);
 if (!hasStories) console.warn(`stories260K not found at ${storiesDir}: its figures are skipped.`);
 
 const results: Record<string, EngineBenchResult> = {};
-console.log('== Node / Dawn');
-results.node = await runEngineBench(nodeGpu(), {
-  stories: hasStories ? new NodeDirSource(storiesDir) : undefined,
-  layerPrefillTokens: numberFlag(args, 'layer-prefill', 512),
-  decodeSteps,
-  log: (l) => console.log('  ' + l),
-});
+if (!args.flags.has('no-node')) {
+  console.log('== Node / Dawn');
+  results.node = await runEngineBench(nodeGpu(), {
+    stories: hasStories ? new NodeDirSource(storiesDir) : undefined,
+    layerPrefillTokens: numberFlag(args, 'layer-prefill', 512),
+    decodeSteps,
+    log: (l) => console.log('  ' + l),
+  });
+}
 
 if (!args.flags.has('no-browser')) {
   console.log('== Chromium (headless, WebGPU)');
-  const server = await startServer();
+  const server = await serveBuiltPage('scripts/bench/engine.html');
   const browser = await launchChromium();
   try {
     const page = await newPage(browser, server.url + 'scripts/bench/engine.html');
     page.on('console', (m) => console.log('  ' + m.text()));
     const o = { storiesUrl: hasStories ? '/shared/golden/stories260K-hf/f32/' : undefined, layerPrefillTokens: numberFlag(args, 'browser-layer-prefill', 64), decodeSteps };
     page.setDefaultTimeout(0);
-    // Vite's dependency optimizer may reload the page once when it first sees the bench's imports:
-    // then the evaluation is lost, and a second attempt runs on the settled page.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await page.waitForFunction(() => typeof window.runEngineBench === 'function');
-        results.chromium = await page.evaluate((opts) => window.runEngineBench(opts), o);
-        break;
-      } catch (e) {
-        if (attempt >= 2 || !/context was destroyed|navigation/i.test(String(e))) throw e;
-        console.log('  (page reloaded by the dev server; running the browser benchmark again)');
-      }
-    }
+    await page.waitForFunction(() => typeof window.runEngineBench === 'function');
+    results.chromium = await page.evaluate((opts) => window.runEngineBench(opts), o);
   } finally {
     await browser.close();
     await server.close();

@@ -2,7 +2,7 @@
  * Retrieval index CLI. Same code and artifact format as the browser worker.
  *
  *   npm run --silent index -- build <corpus.jsonl | finemed-dpo> --embedder <dir|repo> --out <dir>
- *        [--dtype fp32|q8|fp16] [--vectors f32|f16] [--on-bad-line skip|stop] [--batch 16] [--limit N] [--no-remote]
+ *        [--dtype fp32|q8|fp16] [--vectors f32|f16] [--on-bad-line skip|stop] [--batch 16] [--limit N] [--no-remote] [--hub URL]
  *   npm run --silent index -- query <dir> "question" [-k 5] [--embedder <dir|repo>] [--index voy|exact] [--corpus <jsonl>]
  *   npm run --silent index -- info <dir> [--corpus <jsonl>] [--embedder <dir|repo>]
  *
@@ -29,7 +29,7 @@ import { loadVoyNode } from '../models/retrieval/voy-node.ts';
 
 const USAGE = `usage:
   index build <corpus.jsonl | finemed-dpo> --embedder <dir|repo> --out <dir> [--dtype fp32|q8|fp16] [--vectors f32|f16]
-              [--on-bad-line skip|stop] [--batch 16] [--limit N] [--no-remote]
+              [--on-bad-line skip|stop] [--batch 16] [--limit N] [--no-remote] [--hub URL (FineMed-DPO mirror)]
   index query <dir> "question" [-k 5] [--embedder <dir|repo>] [--index voy|exact] [--corpus <jsonl>]
   index info <dir> [--corpus <jsonl>] [--embedder <dir|repo>]`;
 
@@ -47,6 +47,7 @@ const { values: opt, positionals } = parseArgs({
     k: { type: 'string', short: 'k', default: '5' },
     index: { type: 'string', default: 'voy' },
     corpus: { type: 'string' },
+    hub: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -87,6 +88,7 @@ async function embedderFor(spec: string): Promise<Embedder> {
 async function readCorpus(spec: string): Promise<{ records: CorpusRecord[]; name: string; skipped: number; badLines: unknown[] }> {
   if (spec === 'finemed-dpo') {
     const r = await loadFineMedDpo({
+      hub: opt.hub,
       limit: opt.limit ? positiveInt('limit', opt.limit) : undefined,
       onProgress: (p) => process.stderr.write(`\rFineMed-DPO ${p.phase} ${(p.loadedBytes / 1e6).toFixed(1)}/${(p.totalBytes / 1e6).toFixed(1)} MB, ${p.rows} rows`),
     });

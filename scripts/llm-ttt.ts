@@ -19,6 +19,7 @@ import { NotFoundError } from '../models/errors.ts';
 import type { LlamaModel } from '../models/llama-model.ts';
 import { inspectLora, loadLora, saveLora, zeroB, type LoraWeights } from '../models/lora/adapter.ts';
 import { resolveTttConfig, TTT_DEFAULTS, type TttConfig } from '../models/ttt/config.ts';
+import { validateTrainingSequence } from '../models/ttt/validate.ts';
 import { idList, optionalNumberFlag, stringFlag, stringList, type CommandSpec, type ParsedArgs } from './cli-args.ts';
 
 export const TTT_USAGE = `usage: npm run --silent llm -- ttt --model <dir|url> --ids 1,2,3 --mask 0,0,1
@@ -26,7 +27,8 @@ export const TTT_USAGE = `usage: npm run --silent llm -- ttt --model <dir|url> -
   [--steps N] [--lr X] [--beta1 B] [--beta2 B] [--eps E] [--weight-decay W] [--max-grad-norm G|none]
   --backend cpu|webgpu [--f32] [--precision auto|f16|f32] [--max-context N] [--max-tokens N]
   [--grads grads.safetensors] [--out adapter.safetensors] [--json]
-  Defaults: rank/targets from --lora-init (else rank ${TTT_DEFAULTS.rank}, all seven projections), alpha = 2 * rank,
+  Defaults: rank/targets from --lora-init (else rank ${TTT_DEFAULTS.rank}, all seven projections), alpha from the
+  file's metadata (else 2 * rank), seed ${TTT_DEFAULTS.seed},
   steps ${TTT_DEFAULTS.steps}, lr ${TTT_DEFAULTS.lr}, Adam betas ${TTT_DEFAULTS.beta1}/${TTT_DEFAULTS.beta2}, eps ${TTT_DEFAULTS.eps},
   weight decay ${TTT_DEFAULTS.weightDecay}, no gradient clipping, --max-tokens = the sequence length.`;
 
@@ -103,6 +105,9 @@ export async function tttCommand(args: ParsedArgs, loadModel: (args: ParsedArgs)
   if (idsFlag === undefined) throw new Error('--ids is required (comma-separated token ids)');
   const ids = idList(idsFlag, 'ids');
   const mask = maskList(args);
+  // The checks that need no model (lengths, 0/1 mask, some token to predict) before a slow load;
+  // vocabulary and context are checked by the trainer once the model is known.
+  validateTrainingSequence(ids, mask, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
   const initPath = stringFlag(args, 'lora-init');
   if (initPath !== undefined && args.flags.has('seed')) throw new Error('give --lora-init or --seed, not both (--seed initialises A when there is no --lora-init)');
   const initBytes = initPath !== undefined ? await readLoraFile(initPath) : null;

@@ -4,17 +4,27 @@
  * id; rejections are typed EngineErrors. If the worker itself fails (script error, unreadable
  * message) every pending call is rejected and the next call starts a fresh worker, so nothing
  * ever waits forever on a dead worker.
+ *
+ * Test-time training: attachAdapter, ttt (with per-step progress), lossAndGrads, getAdapter,
+ * resetAdapter. Adapter and gradient bytes cross the thread boundary as transferred ArrayBuffers.
  */
 import type { LoadProgress } from '../models/api.ts';
 import { AbortError, EngineError, deserializeError } from '../models/errors.ts';
 import { createLlmWorker } from './create-llm-worker.ts';
 import {
   NO_REQUEST,
+  type AdapterInfo,
+  type AttachAdapterBody,
   type GenerateRequestBody,
+  type LossAndGradsBody,
+  type LossAndGradsResult,
   type ModelInfo,
   type ModelSourceSpec,
   type ResultByType,
   type TokenMessage,
+  type TttRequestBody,
+  type TttResult,
+  type TttStepMessage,
   type WorkerEvent,
   type WorkerGenerateResult,
   type WorkerLoadOptions,
@@ -24,8 +34,11 @@ import {
 export type WorkerFactory = () => Worker;
 export type TokenCallback = (token: Omit<TokenMessage, 'type' | 'id'>) => void;
 export type ProgressCallback = (progress: LoadProgress) => void;
+export type TttStepCallback = (step: Omit<TttStepMessage, 'type' | 'id'>) => void;
 
 type RequestType = Exclude<WorkerRequest['type'], 'cancel'>;
+/** Requests that cancel() aborts: the long ones (loss-and-grads only while still queued). */
+const CANCELLABLE: ReadonlySet<WorkerRequest['type']> = new Set<WorkerRequest['type']>(['load', 'generate', 'ttt', 'loss-and-grads']);
 type RequestBody<T extends WorkerRequest['type']> = Omit<Extract<WorkerRequest, { type: T }>, 'id'>;
 
 interface Pending {
@@ -34,6 +47,15 @@ interface Pending {
   reject: (error: EngineError) => void;
   onProgress?: ProgressCallback;
   onToken?: TokenCallback;
+  onStep?: TttStepCallback;
+}
+
+interface Handlers {
+  onProgress?: ProgressCallback;
+  onToken?: TokenCallback;
+  onStep?: TttStepCallback;
+  /** ArrayBuffers to transfer with the request (detached on this side). */
+  transfer?: Transferable[];
 }
 
 export class LlmClient {
@@ -54,11 +76,47 @@ export class LlmClient {
     return this.request('generate', { type: 'generate', ...req }, { onToken });
   }
 
-  /** Aborts every load and generation in flight; each then settles as the engine reports the abort
-   *  (an `aborted` EngineError, or a generate result with stopReason 'aborted'). */
+  /**
+   * Attaches a LoRA adapter (see AttachAdapterBody). `loraInit` is transferred: the caller's
+   * ArrayBuffer is detached afterwards (pass `bytes.slice().buffer` to keep a copy).
+   * @example
+   *   const bytes = await (await fetch('/adapters/point.safetensors')).arrayBuffer();
+   *   await client.attachAdapter({ config: { rank: 4, alpha: 8 }, loraInit: bytes, zeroB: true });
+   */
+  attachAdapter(req: AttachAdapterBody = {}): Promise<AdapterInfo> {
+    return this.request('attach-adapter', { type: 'attach-adapter', ...req }, { transfer: req.loraInit ? [req.loraInit] : [] });
+  }
+
+  /**
+   * Test-time training on the attached adapter; `onStep` after each step. cancel() makes it reject
+   * with an `aborted` EngineError between steps (the steps done stay applied until resetAdapter).
+   * @example
+   *   const r = await client.ttt({ trace, options: { steps: 3 } }, (s) => console.log(s.step, s.loss));
+   */
+  ttt(req: TttRequestBody, onStep?: TttStepCallback): Promise<TttResult> {
+    return this.request('ttt', { type: 'ttt', ...req }, { onStep });
+  }
+
+  /** Loss and LoRA gradients (safetensors bytes, '.grad' names) at the current adapter. */
+  lossAndGrads(req: LossAndGradsBody): Promise<LossAndGradsResult> {
+    return this.request('loss-and-grads', { type: 'loss-and-grads', ...req }, {});
+  }
+
+  /** The current adapter as PEFT safetensors bytes (decode with models/lora/adapter.ts loadLora). */
+  getAdapter(): Promise<ArrayBuffer> {
+    return this.request('get-adapter', { type: 'get-adapter' }, {});
+  }
+
+  /** B = 0, A as attached, optimizer cleared: generation is the base model's again. */
+  async resetAdapter(): Promise<void> {
+    await this.request('reset-adapter', { type: 'reset-adapter' }, {});
+  }
+
+  /** Aborts every load, generation and TTT run in flight; each then settles as the engine reports
+   *  the abort (an `aborted` EngineError, or a generate result with stopReason 'aborted'). */
   cancel(): void {
     for (const [targetId, p] of this.pending) {
-      if (p.type !== 'load' && p.type !== 'generate') continue;
+      if (!CANCELLABLE.has(p.type)) continue;
       // The acknowledgement carries nothing the caller needs.
       this.request('cancel', { type: 'cancel', targetId }, {}).catch(() => undefined);
     }
@@ -74,9 +132,9 @@ export class LlmClient {
     return this.request('info', { type: 'info' }, {});
   }
 
-  /** True while a load or a generation is in flight. */
+  /** True while a load, a generation or a TTT run is in flight. */
   get busy(): boolean {
-    for (const p of this.pending.values()) if (p.type === 'load' || p.type === 'generate') return true;
+    for (const p of this.pending.values()) if (CANCELLABLE.has(p.type)) return true;
     return false;
   }
 
@@ -88,14 +146,15 @@ export class LlmClient {
   private request<T extends RequestType | 'cancel'>(
     _type: T,
     body: RequestBody<T>,
-    handlers: { onProgress?: ProgressCallback; onToken?: TokenCallback },
+    handlers: Handlers,
   ): Promise<T extends RequestType ? ResultByType[T] : ResultByType['cancel']> {
     const worker = this.ensureWorker();
     const id = this.nextId++;
+    const { transfer = [], ...callbacks } = handlers;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { type: body.type, resolve: resolve as (r: unknown) => void, reject, ...handlers });
+      this.pending.set(id, { type: body.type, resolve: resolve as (r: unknown) => void, reject, ...callbacks });
       try {
-        worker.postMessage({ ...body, id } as WorkerRequest);
+        worker.postMessage({ ...body, id } as WorkerRequest, transfer);
       } catch (e) {
         // DataCloneError and the like: the request never left this thread.
         this.pending.delete(id);
@@ -135,6 +194,9 @@ export class LlmClient {
         break;
       case 'token':
         p.onToken?.({ tokenId: event.tokenId, text: event.text, textSoFar: event.textSoFar });
+        break;
+      case 'ttt-step':
+        p.onStep?.({ step: event.step, steps: event.steps, loss: event.loss, ms: event.ms });
         break;
       case 'result':
         this.pending.delete(event.id);

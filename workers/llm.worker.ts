@@ -4,16 +4,33 @@
  * device); `cancel` is handled immediately and aborts its target through an AbortController,
  * whether the target is running or still queued. Every request ends with one `result` or one
  * typed `error` event: nothing is left to hang or to surface as an unhandled rejection.
+ *
+ * Test-time training: `attach-adapter` puts a LoRA adapter on the loaded model, `ttt` trains it
+ * (a `ttt-step` event per step; `cancel` aborts between steps, the model stays usable and keeps
+ * the steps already applied until `reset-adapter`), `loss-and-grads` and `get-adapter` read it out
+ * as safetensors bytes, which are transferred to the main thread rather than copied.
  */
 import { LlamaModel } from '../models/llama-model.ts';
 import { UrlModelSource } from '../models/io/url-source.ts';
 import { BlobModelSource } from '../models/io/blob-source.ts';
 import type { ModelSource } from '../models/io/source.ts';
 import type { LoadProgress } from '../models/api.ts';
-import { AbortError, EngineError, GpuUnavailableError, InvalidInputError, TokenizerError, serializeError, throwIfAborted } from '../models/errors.ts';
+import { PROJECTIONS, type Projection } from '../models/config.ts';
+import { AbortError, EngineError, GpuUnavailableError, InvalidInputError, TokenizerError, WeightsMismatchError, serializeError, throwIfAborted } from '../models/errors.ts';
+import { inspectLora, isBZero, loadLora, loraPairs, projectionShape, saveLora, zeroB, type LoraWeights } from '../models/lora/adapter.ts';
+import { resolveTttConfig, TTT_DEFAULTS, type TttConfig } from '../models/ttt/config.ts';
 import {
   NO_REQUEST,
+  type AdapterInfo,
+  type AttachAdapterRequest,
   type GenerateRequest,
+  type LossAndGradsRequest,
+  type LossAndGradsResult,
+  type TrainingInput,
+  type TrainingSequenceInfo,
+  type TttOptions,
+  type TttRequest,
+  type TttResult,
   type LoadRequest,
   type ModelInfo,
   type ModelSourceSpec,
@@ -34,8 +51,9 @@ let queue: Promise<void> = Promise.resolve();
 /** Progress events are throttled so a 16 GB download does not flood the main thread. */
 const PROGRESS_INTERVAL_MS = 50;
 
-function post(event: WorkerEvent): void {
-  scope.postMessage(event);
+/** `transfer`: ArrayBuffers handed over to the main thread (detached here) instead of copied. */
+function post(event: WorkerEvent, transfer: Transferable[] = []): void {
+  scope.postMessage(event, transfer);
 }
 
 scope.addEventListener('message', (ev: MessageEvent<unknown>) => {
@@ -56,7 +74,7 @@ scope.addEventListener('message', (ev: MessageEvent<unknown>) => {
   queue = queue.then(async () => {
     try {
       const result = await serve(req, controller.signal);
-      post({ type: 'result', id: req.id, result });
+      post({ type: 'result', id: req.id, result }, transferables(result));
     } catch (e) {
       post({ type: 'error', id: req.id, error: serializeError(e) });
     } finally {
@@ -87,6 +105,17 @@ async function serve(req: Exclude<WorkerRequest, { type: 'cancel' }>, signal: Ab
       return null;
     case 'info':
       return describe();
+    case 'attach-adapter':
+      return attachAdapter(req);
+    case 'ttt':
+      return ttt(req, signal);
+    case 'loss-and-grads':
+      return lossAndGrads(req);
+    case 'get-adapter':
+      return toArrayBuffer(saveLora(await requireModel().adapter()));
+    case 'reset-adapter':
+      requireModel().resetAdapter();
+      return null;
     default:
       throw new InvalidInputError(`Unknown request type ${JSON.stringify((req as { type: unknown }).type)}.`);
   }
@@ -149,6 +178,124 @@ async function generate(req: GenerateRequest, signal: AbortSignal): Promise<Work
   });
   const { lastLogits, ...rest } = result;
   return { ...rest, promptTokens: ids.length, ...(includeLogits ? { lastLogits: Array.from(lastLogits) } : {}) };
+}
+
+async function attachAdapter(req: AttachAdapterRequest): Promise<AdapterInfo> {
+  const m = requireModel();
+  const config = req.config ?? {};
+  if (typeof config !== 'object' || config === null) throw new InvalidInputError('attach-adapter: config must be an object.');
+  let lora: LoraWeights | undefined;
+  let cfg: TttConfig;
+  if (req.loraInit !== undefined) {
+    if (!(req.loraInit instanceof ArrayBuffer)) throw new InvalidInputError('attach-adapter: loraInit must be an ArrayBuffer of safetensors bytes.');
+    const bytes = new Uint8Array(req.loraInit);
+    const name = 'loraInit (adapter.safetensors)';
+    const file = inspectLora(bytes, name);
+    if (file.rank === null) throw new WeightsMismatchError(`${name}: no LoRA tensors (<weight name>.lora_A) in the file.`);
+    const rank = config.rank ?? file.rank;
+    const fileAlpha = Number(file.metadata.alpha);
+    const alpha = config.alpha ?? (fileAlpha > 0 ? fileAlpha : (rank * TTT_DEFAULTS.alpha) / TTT_DEFAULTS.rank);
+    cfg = resolveTttConfig({ ...config, rank, alpha, targets: config.targets ?? file.targets });
+    lora = loadLora(bytes, m.config, { rank: cfg.rank, alpha: cfg.alpha, targets: cfg.targets }, { name, allowMissingB: true });
+    if (req.zeroB) zeroB(lora);
+  } else {
+    cfg = resolveTttConfig(config);
+  }
+  const { preset, ...rest } = config;
+  await m.attachAdapter({ ...rest, ...(preset ? { preset } : {}), rank: cfg.rank, alpha: cfg.alpha, targets: cfg.targets, ...(lora ? { lora } : {}) });
+  return {
+    config: { ...cfg, targets: PROJECTIONS.filter((p) => cfg.targets.includes(p)), maxTokens: Math.min(cfg.maxTokens, m.engine.maxContext) },
+    parameters: countParameters(m.config, cfg.rank, cfg.targets),
+    fromFile: lora !== undefined,
+    bZero: !lora || [...loraPairs(lora)].every(({ pair }) => isBZero(pair)),
+  };
+}
+
+function countParameters(config: LlamaModel['config'], rank: number, targets: readonly Projection[]): number {
+  let perLayer = 0;
+  for (const p of new Set(targets)) {
+    const { inDim, outDim } = projectionShape(config, p);
+    perLayer += rank * (inDim + outDim);
+  }
+  return perLayer * config.numLayers;
+}
+
+/** The ids and mask of a request, checked for shape here (the engine checks vocabulary, length, mask). */
+function trainingInput(m: LlamaModel, input: TrainingInput): { ids: number[]; mask: number[]; sequence: TrainingSequenceInfo } {
+  if ('trace' in input) {
+    const t = input.trace as Partial<Record<keyof typeof input.trace, unknown>> | null;
+    if (typeof t !== 'object' || t === null || typeof t.question !== 'string' || typeof t.reasoning !== 'string' || typeof t.answer !== 'string') {
+      throw new InvalidInputError('trace must be { question, reasoning, answer } strings.');
+    }
+    if (!m.tokenizer) throw new TokenizerError('This model has no tokenizer.json, so it cannot train on a text trace; send ids and mask instead.');
+    const seq = m.trainingSequence(input.trace);
+    return { ids: seq.ids, mask: seq.lossMask, sequence: { tokens: seq.ids.length, promptTokens: seq.promptTokens, truncated: seq.truncated } };
+  }
+  const { ids, mask } = input as { ids: unknown; mask: unknown };
+  if (!isNumberArray(ids) || !isNumberArray(mask)) throw new InvalidInputError('Training input needs ids and mask as arrays of numbers, or a trace.');
+  let promptTokens = 0;
+  while (promptTokens < mask.length && mask[promptTokens] === 0) promptTokens++;
+  return { ids, mask, sequence: { tokens: ids.length, promptTokens, truncated: false } };
+}
+
+function isNumberArray(v: unknown): v is number[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'number');
+}
+
+/** Only the optimizer fields; anything else in `options` (rank, targets...) is refused, not ignored. */
+const TTT_OPTION_KEYS = ['steps', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'maxGradNorm'] as const satisfies readonly (keyof TttOptions)[];
+
+function tttOptions(options: unknown): TttOptions {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null) throw new InvalidInputError('ttt options must be an object.');
+  const out: TttOptions = {};
+  for (const [k, v] of Object.entries(options)) {
+    if (!(TTT_OPTION_KEYS as readonly string[]).includes(k)) {
+      throw new InvalidInputError(`Unknown ttt option "${k}"; expected some of ${TTT_OPTION_KEYS.join(', ')} (adapter shape is set by attach-adapter).`);
+    }
+    if (v === undefined) continue;
+    if (k === 'maxGradNorm' && v === null) out.maxGradNorm = null;
+    else if (typeof v !== 'number' || !Number.isFinite(v)) throw new InvalidInputError(`ttt option ${k} must be a finite number, got ${safeJson(v)}.`);
+    else out[k as keyof TttOptions] = v;
+  }
+  return out;
+}
+
+async function ttt(req: TttRequest, signal: AbortSignal): Promise<TttResult> {
+  const m = requireModel();
+  const options = tttOptions(req.options);
+  const { ids, mask, sequence } = trainingInput(m, req);
+  const r = await m.train(
+    ids,
+    mask,
+    (s) => post({ type: 'ttt-step', id: req.id, step: s.step, steps: s.steps, loss: s.loss, ms: s.ms }),
+    { ...options, signal },
+  );
+  // A cancel that landed after the last step still cancels: the caller asked to stop.
+  throwIfAborted(signal);
+  return { lossAtStart: r.lossAtStart, losses: r.losses, finalLoss: r.finalLoss, tokensTrained: r.tokensTrained, timings: r.timings, sequence };
+}
+
+async function lossAndGrads(req: LossAndGradsRequest): Promise<LossAndGradsResult> {
+  const m = requireModel();
+  const { ids, mask } = trainingInput(m, req);
+  const { loss, grads } = await m.lossAndGrads(ids, mask);
+  let tokensTrained = 0;
+  for (let t = 1; t < mask.length; t++) if (mask[t] === 1) tokensTrained++;
+  return { loss, tokensTrained, ...(req.returnGrads === false ? {} : { grads: toArrayBuffer(saveLora(grads, { suffix: '.grad' })) }) };
+}
+
+/** The bytes as a whole ArrayBuffer of their own, so it can be transferred. */
+function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes.buffer;
+  return bytes.slice().buffer;
+}
+
+/** ArrayBuffers at the top level of a result (get-adapter's bytes, loss-and-grads' grads). */
+function transferables(result: unknown): ArrayBuffer[] {
+  if (result instanceof ArrayBuffer) return [result];
+  if (typeof result !== 'object' || result === null) return [];
+  return Object.values(result).filter((v): v is ArrayBuffer => v instanceof ArrayBuffer);
 }
 
 function openSource(spec: ModelSourceSpec): ModelSource {

@@ -7,10 +7,14 @@
 import type { Backend, GenerateOptions, GenerateResult, LoadOptions, LoadProgress, MemoryReport, WeightFormat } from '../models/api.ts';
 import type { LlamaConfig } from '../models/config.ts';
 import type { SerializedError } from '../models/errors.ts';
+import type { TttConfig, TttPreset } from '../models/ttt/config.ts';
+import type { Trace } from '../models/ttt/training-text.ts';
 
 // The UI imports its engine-facing types from here only, never from models/ directly.
 export type { Backend, GenerateTimings, LoadProgress, Sampling, WeightFormat } from '../models/api.ts';
 export type { EngineErrorCode } from '../models/errors.ts';
+export type { TttConfig, TttPreset } from '../models/ttt/config.ts';
+export type { Trace } from '../models/ttt/training-text.ts';
 
 /**
  * Where the worker reads the model from. `files` are File objects (cloned by reference, not copied).
@@ -35,12 +39,63 @@ export type GenerateRequestBody = GenerateInput & { options: WorkerGenerateOptio
 
 export type LoadRequest = { type: 'load'; id: number; source: ModelSourceSpec; options: WorkerLoadOptions };
 export type GenerateRequest = { type: 'generate'; id: number } & GenerateRequestBody;
-/** Aborts the request `targetId` (a load or generate); it then ends with an `aborted` error or result. */
+/**
+ * Aborts the request `targetId` (a load, generate or ttt, or any request still queued); it then
+ * ends with an `aborted` error (a generate: a result with stopReason 'aborted').
+ */
 export type CancelRequest = { type: 'cancel'; id: number; targetId: number };
 export type UnloadRequest = { type: 'unload'; id: number };
 export type InfoRequest = { type: 'info'; id: number };
 
-export type WorkerRequest = LoadRequest | GenerateRequest | CancelRequest | UnloadRequest | InfoRequest;
+// ---- Test-time training (LoRA) -------------------------------------------------------------
+
+/** Adapter and default optimizer settings: any TttConfig field over a preset (models/ttt/config.ts). */
+export type WorkerTttConfig = Partial<TttConfig> & { preset?: TttPreset };
+
+/**
+ * Attaches a LoRA adapter to the loaded model (one per model load on WebGPU: load again to start
+ * over; reset-adapter is the cheap way back to the start). Without `loraInit`: A uniform from
+ * `config.seed`, B = 0. With `loraInit` (PEFT safetensors bytes, `<weight>.lora_A` / `.lora_B`;
+ * transferred, so the sender's buffer is detached): A, and B where the file has it. Rank and
+ * targets not given in `config` are taken from the file, alpha from its metadata (else alpha/rank
+ * as in the defaults). `zeroB` sets B = 0 after loading (the model then equals the base model).
+ */
+export type AttachAdapterBody = { config?: WorkerTttConfig; loraInit?: ArrayBuffer; zeroB?: boolean };
+export type AttachAdapterRequest = { type: 'attach-adapter'; id: number } & AttachAdapterBody;
+
+/** Optimizer settings of one ttt call; unset fields come from attach-adapter's config. null maxGradNorm = no clipping. */
+export type TttOptions = Partial<Pick<TttConfig, 'steps' | 'lr' | 'beta1' | 'beta2' | 'eps' | 'weightDecay' | 'maxGradNorm'>>;
+
+/**
+ * What to train on: token ids with a loss mask (mask[t] = 1: token t is a target, as in the golden
+ * files), or a retrieved trace rendered in the model's chat template (needs the model's tokenizer).
+ */
+export type TrainingInput = { ids: number[]; mask: number[] } | { trace: Trace };
+
+export type TttRequestBody = TrainingInput & { options?: TttOptions };
+/** Adam steps on the attached adapter, with a `ttt-step` event after each; cancellable. */
+export type TttRequest = { type: 'ttt'; id: number } & TttRequestBody;
+
+/** `returnGrads` false: the loss only (the gradients are still computed). Default true. */
+export type LossAndGradsBody = TrainingInput & { returnGrads?: boolean };
+/** Loss and LoRA gradients at the current adapter; the adapter is not changed. */
+export type LossAndGradsRequest = { type: 'loss-and-grads'; id: number } & LossAndGradsBody;
+/** The current adapter as PEFT safetensors bytes. */
+export type GetAdapterRequest = { type: 'get-adapter'; id: number };
+/** B = 0, A back to its attached value, optimizer state cleared: the base model again. */
+export type ResetAdapterRequest = { type: 'reset-adapter'; id: number };
+
+export type WorkerRequest =
+  | LoadRequest
+  | GenerateRequest
+  | CancelRequest
+  | UnloadRequest
+  | InfoRequest
+  | AttachAdapterRequest
+  | TttRequest
+  | LossAndGradsRequest
+  | GetAdapterRequest
+  | ResetAdapterRequest;
 
 /** What a loaded model looks like from the UI: plain data only. */
 export interface ModelInfo {
@@ -60,6 +115,47 @@ export interface ModelInfo {
 /** GenerateResult made serialisable: logits as a plain array, and only when asked for. */
 export type WorkerGenerateResult = Omit<GenerateResult, 'lastLogits'> & { lastLogits?: number[]; promptTokens: number };
 
+/** The attached adapter: its resolved settings (the defaults of later ttt calls) and size. */
+export interface AdapterInfo {
+  /** maxTokens is already capped at the model's context. */
+  config: TttConfig;
+  /** Trainable parameters (all A and B entries). */
+  parameters: number;
+  /** A (and B) came from `loraInit`, not from the seed. */
+  fromFile: boolean;
+  /** B started at zero (fresh init, zeroB, or a file without B), i.e. the model was unchanged. */
+  bZero: boolean;
+}
+
+/** The training sequence a request used: its length, and for a trace how it was cut. */
+export interface TrainingSequenceInfo {
+  tokens: number;
+  /** Tokens of the prompt part (mask 0); for ids input, the leading zeros of the mask. */
+  promptTokens: number;
+  /** A trace longer than maxTokens lost the end of its reasoning. */
+  truncated: boolean;
+}
+
+export interface TttResult {
+  /** Loss before any update (= losses[0] when steps > 0). */
+  lossAtStart: number;
+  /** Loss before each step. */
+  losses: number[];
+  /** Loss after the last step. */
+  finalLoss: number;
+  /** Predicted tokens the loss covers (mask[t] = 1, t >= 1). */
+  tokensTrained: number;
+  timings: { totalMs: number; stepMs: number[] };
+  sequence: TrainingSequenceInfo;
+}
+
+export interface LossAndGradsResult {
+  loss: number;
+  tokensTrained: number;
+  /** safetensors, F32, names `<weight name>.lora_A.grad` / `.lora_B.grad` (absent with returnGrads false). */
+  grads?: ArrayBuffer;
+}
+
 /** The `result` payload of each request type. */
 export interface ResultByType {
   load: ModelInfo;
@@ -67,16 +163,25 @@ export interface ResultByType {
   cancel: { cancelled: boolean };
   unload: null;
   info: ModelInfo | null;
+  'attach-adapter': AdapterInfo;
+  ttt: TttResult;
+  'loss-and-grads': LossAndGradsResult;
+  /** PEFT safetensors bytes (F32 `<weight name>.lora_A` / `.lora_B`; metadata rank, alpha, targets). */
+  'get-adapter': ArrayBuffer;
+  'reset-adapter': null;
 }
 
 export type ProgressMessage = { type: 'progress'; id: number; progress: LoadProgress };
 /** One generated token. `text` is the new text since the previous event (best effort when a
  *  multi-byte character completes late); `textSoFar` is authoritative. */
 export type TokenMessage = { type: 'token'; id: number; tokenId: number; text: string; textSoFar: string };
+/** After each TTT step: the loss before that step, and the step's wall time. */
+export type TttStepMessage = { type: 'ttt-step'; id: number; step: number; steps: number; loss: number; ms: number };
+/** ArrayBuffers in a result (get-adapter, loss-and-grads) are transferred, not copied. */
 export type ResultMessage = { type: 'result'; id: number; result: ResultByType[keyof ResultByType] };
 /** `id` is NO_REQUEST when the failure belongs to no request (e.g. an unreadable message). */
 export type ErrorMessage = { type: 'error'; id: number; error: SerializedError };
 
-export type WorkerEvent = ProgressMessage | TokenMessage | ResultMessage | ErrorMessage;
+export type WorkerEvent = ProgressMessage | TokenMessage | TttStepMessage | ResultMessage | ErrorMessage;
 
 export const NO_REQUEST = -1;

@@ -109,7 +109,8 @@ export class GpuTrainer {
     const c = this.m.config, Tm = this.maxTokens, r = this.lora.config.rank;
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
     const e = this.m.shader.f16 ? 2 : 4;
-    this.chunkRows = Math.max(64, Math.floor(LOGITS_BUDGET / (V * 4) / 64) * 64);
+    // Multiples of 64 rows keep every chunk's binding offset 256-byte aligned.
+    this.chunkRows = Math.min(Math.ceil(Tm / 64) * 64, Math.max(64, Math.floor(LOGITS_BUDGET / (V * 4) / 64) * 64));
     const rowsPadded = Math.ceil(Tm / this.chunkRows) * this.chunkRows; // chunk bindings never run past the end
     const alloc = this.m.alloc;
     await alloc.guarded('TTT buffers', () => {

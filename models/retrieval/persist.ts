@@ -139,10 +139,11 @@ async function decodeVectors(bytes: Uint8Array, manifest: IndexManifest): Promis
     const t = (await readSafetensorsHeader(file)).tensors.get(TENSOR);
     const { count, dims, dtype } = manifest.vectors;
     if (!t || t.dtype !== dtype || t.shape.length !== 2 || t.shape[0] !== count || t.shape[1] !== dims) {
-      throw new Error(`expected tensor "${TENSOR}" ${dtype} [${count}, ${dims}], found ${t ? `${t.dtype} [${t.shape.join(', ')}]` : 'none'}`);
+      throw new Error(`expected tensor "${TENSOR}" ${dtype} [${count}, ${dims}], found ${t ? `${t.dtype} [${t.shape.join(', ')}]` : 'none'}.`);
     }
     return toFloat32(bytes.subarray(t.begin, t.end), t.dtype, TENSOR);
   } catch (e) {
-    throw new IndexFormatError(`${name}: ${(e as Error).message}; rebuild the index.`);
+    const msg = (e as Error).message; // the header reader's messages already name the file
+    throw new IndexFormatError(`${msg.startsWith(name) ? msg : `${name}: ${msg}`} Rebuild the index.`);
   }
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HAS_SHARED, ROOT, sharedPath, warnIfNoShared } from '../helpers/shared.ts';
+import { fineMedParquet, fineMedRows, startFakeHub } from '../models/retrieval/finemed-fixture.ts';
 
 const run = promisify(execFile);
 warnIfNoShared('index CLI build + query with tiny-random-bert');
@@ -58,6 +59,19 @@ describe.skipIf(!HAS_SHARED)('npm run index -- build / query / info', () => {
     const other = await cli(['query', out, 'x', '--embedder', embedder, '--dtype', 'q8']);
     expect(other.code).toBe(1);
     expect(other.json).toMatchObject({ error: { name: 'StaleIndexError', message: expect.stringMatching(/dtype changed \(fp32 -> q8\)/) } });
+  });
+
+  it('builds from FineMed-DPO as a hub serves it (here a local hub-shaped server)', async () => {
+    const hub = await startFakeHub({ repo: 'hongzhouyu/FineMed-DPO', license: 'mit', files: new Map([['data/train-00000-of-00001.parquet', fineMedParquet(fineMedRows(30))]]) });
+    try {
+      const r = await cli(['build', 'finemed-dpo', '--hub', hub.url, '--limit', '20', '--embedder', embedder, '--out', join(dir, 'finemed')]);
+      expect(r.code).toBe(0);
+      expect(r.json).toMatchObject({ skipped: 0, manifest: { corpus: { name: 'FineMed-DPO', count: 20 } } });
+      const q = await cli(['query', join(dir, 'finemed'), 'Why does hypokalaemia occur with vomiting? (case 5)', '-k', '1', '--embedder', embedder]);
+      expect(q.json.results).toMatchObject([{ id: 'finemed-dpo-5', source: 'hongzhouyu/FineMed-DPO', license: 'mit' }]);
+    } finally {
+      await hub.close();
+    }
   });
 
   it('stops at a bad line with --on-bad-line stop', async () => {

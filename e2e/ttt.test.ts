@@ -1,0 +1,283 @@
+/**
+ * LoRA test-time training through the real LLM worker in headless Chromium (WebGPU on SwiftShader,
+ * f32 weights), against the float64 PyTorch reference in ../shared/golden (see its README): the
+ * loss and every gradient at the golden point, the 5-step Adam trajectory and final adapter (both
+ * after reset-adapter and from a fresh attach with zeroB), reset back to the exact base model,
+ * cancellation mid-training, and typed errors for misuse. Adapter and gradient bytes come back as
+ * safetensors and are decoded here, in Node, with the project's safetensors reader.
+ */
+import { readFileSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toFloat32 } from '../models/safetensors/dtype.ts';
+import { parseSafetensorsHeader } from '../models/safetensors/header.ts';
+import { HAS_SHARED, sharedPath, warnIfNoShared } from '../tests/helpers/shared.ts';
+import { HARNESS_PATH, launchChromium, newPage, startServer, STORIES_URL, type TestServer } from './support/index.ts';
+
+warnIfNoShared('LoRA TTT through the LLM worker (golden stories260K adapters)');
+
+const POINT_URL = '/shared/golden/lora-stories260K-point.safetensors';
+/** An adapter for another model (hidden 64 too, but GQA 8:2 and FFN 128): a shape mismatch here. */
+const OTHER_MODEL_URL = '/shared/golden/lora-tiny-llama31-random-point.safetensors';
+
+interface LoraGolden {
+  rank: number;
+  alpha: number;
+  ids: number[];
+  loss_mask: number[];
+  loss_at_point: number;
+  adam: { lr: number; beta1: number; beta2: number; eps: number; weight_decay: number };
+  ttt_losses_before_each_step: number[];
+  ttt_loss_after_last_step: number;
+}
+interface ForwardGolden {
+  cases: { ids: number[]; greedy_32: number[] | null }[];
+}
+
+/** Every tensor of a safetensors file, as f32, by name. */
+function readTensors(bytes: Uint8Array, name: string): Map<string, Float32Array> {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const len = Number(dv.getBigUint64(0, true));
+  const header = parseSafetensorsHeader(name, bytes.subarray(8, 8 + len), bytes.byteLength);
+  const out = new Map<string, Float32Array>();
+  for (const [n, info] of header.tensors) out.set(n, toFloat32(bytes.subarray(info.begin, info.end), info.dtype, n));
+  return out;
+}
+
+/** Norm of the difference over the norm of the reference (the README's per-tensor measure). */
+function relErr(a: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let d = 0, r = 0;
+  for (let i = 0; i < ref.length; i++) {
+    d += (a[i]! - ref[i]!) ** 2;
+    r += ref[i]! ** 2;
+  }
+  return Math.sqrt(d) / Math.max(Math.sqrt(r), 1e-30);
+}
+
+/** Compares every reference tensor with the engine's (same names, same sizes); returns the worst. */
+function compareTensors(got: Map<string, Float32Array>, ref: Map<string, Float32Array>, bound: number): { worst: number; worstName: string } {
+  expect([...got.keys()].sort()).toEqual([...ref.keys()].sort());
+  let worst = 0, worstName = '';
+  const bad: string[] = [];
+  for (const [name, r] of ref) {
+    const g = got.get(name)!;
+    expect(g.length, name).toBe(r.length);
+    const e = relErr(g, r);
+    if (!(e < bound)) bad.push(`${name}: ${e.toExponential(2)}`);
+    if (!(e <= worst)) [worst, worstName] = [e, name];
+  }
+  expect(bad, `tensors over ${bound} relative error`).toEqual([]);
+  return { worst, worstName };
+}
+
+const fromBase64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
+const relLoss = (a: number, ref: number) => Math.abs(a - ref) / Math.abs(ref);
+
+let server: TestServer;
+let browser: Browser;
+let page: Page;
+const report: string[] = [];
+
+beforeAll(async () => {
+  if (!HAS_SHARED) return;
+  server = await startServer();
+  browser = await launchChromium();
+  page = await newPage(browser, server.url + HARNESS_PATH);
+  await page.waitForFunction(() => window.harness?.ready === true);
+});
+afterAll(async () => {
+  if (report.length) console.log(`\n[ttt e2e] ${report.join('\n[ttt e2e] ')}\n`);
+  await browser?.close();
+  await server?.close();
+});
+
+describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stories260K)', () => {
+  const g = (): LoraGolden => JSON.parse(readFileSync(sharedPath('golden', 'lora-stories260K.json'), 'utf8'));
+  const prompt = (): { ids: number[]; greedy_32: number[] } => {
+    const c = (JSON.parse(readFileSync(sharedPath('golden', 'forward-stories260K.json'), 'utf8')) as ForwardGolden).cases[0]!;
+    return { ids: c.ids, greedy_32: c.greedy_32! };
+  };
+  const goldenFile = (suffix: string) => {
+    const name = `lora-stories260K-${suffix}.safetensors`;
+    return readTensors(new Uint8Array(readFileSync(sharedPath('golden', name))), name);
+  };
+  /** The golden Adam settings as ttt options: no clipping (the product default clips at 1). */
+  const adam = () => {
+    const a = g().adam;
+    return { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weight_decay, maxGradNorm: null };
+  };
+  /** Base-model logits of the golden prompt before any adapter: reset must give them back bit for bit. */
+  let baseLogits: number[] = [];
+
+  it('attach the golden point (loraInit bytes, transferred): loss within 1e-4 and every gradient within 1e-3', async () => {
+    const { ids, loss_mask: mask, loss_at_point } = g();
+    const p = prompt();
+    const r = await page.evaluate(
+      async ({ url, pointUrl, ids, mask, promptIds }) => {
+        const h = window.harness;
+        await h.client.load({ kind: 'url', url }, { backend: 'webgpu', weights: 'f32' });
+        const base = await h.client.generate({ ids: promptIds, options: { maxNewTokens: 32, includeLogits: true } });
+        const bytes = await h.fetchBytes(pointUrl);
+        const size = bytes.byteLength;
+        const adapter = await h.client.attachAdapter({ config: { rank: 4, alpha: 8 }, loraInit: bytes });
+        const t0 = performance.now();
+        const lg = await h.client.lossAndGrads({ ids, mask });
+        const ms = performance.now() - t0;
+        const lossOnly = await h.client.lossAndGrads({ ids, mask, returnGrads: false });
+        return { base, size, detached: bytes.byteLength === 0, adapter, loss: lg.loss, tokensTrained: lg.tokensTrained, grads: h.base64(lg.grads!), lossOnly, ms };
+      },
+      { url: STORIES_URL, pointUrl: POINT_URL, ids, mask, promptIds: p.ids },
+    );
+    expect(r.base.ids).toEqual(p.greedy_32);
+    baseLogits = r.base.lastLogits!;
+    expect(r.size).toBe(99968);
+    expect(r.detached).toBe(true); // transferred to the worker, not copied
+    expect(r.adapter).toMatchObject({
+      config: { rank: 4, alpha: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
+      fromFile: true,
+      bZero: false,
+    });
+    expect(r.adapter.parameters).toBe([...goldenFile('point').values()].reduce((n, t) => n + t.length, 0));
+    expect(r.tokensTrained).toBe(mask.slice(1).filter((m) => m === 1).length);
+    const lossErr = relLoss(r.loss, loss_at_point);
+    expect(lossErr).toBeLessThan(1e-4);
+    expect(r.lossOnly).toEqual({ loss: r.loss, tokensTrained: r.tokensTrained });
+    const { worst, worstName } = compareTensors(readTensors(fromBase64(r.grads), 'grads'), goldenFile('grads'), 1e-3);
+    report.push(`point: loss ${r.loss.toFixed(7)} vs ${loss_at_point.toFixed(7)} (rel ${lossErr.toExponential(2)}); worst grad rel err ${worst.toExponential(2)} (${worstName}); loss+grads ${r.ms.toFixed(0)} ms`);
+  });
+
+  it('reset-adapter gives the TTT start (point A, B = 0): 5 Adam steps follow the golden losses and final adapter', async () => {
+    const gold = g();
+    const r = await page.evaluate(
+      async ({ ids, mask, options }) => {
+        const h = window.harness;
+        await h.client.resetAdapter();
+        const steps: { step: number; steps: number; loss: number; ms: number }[] = [];
+        const ttt = await h.client.ttt({ ids, mask, options: { ...options, steps: 5 } }, (s) => steps.push(s));
+        return { ttt, steps, adapter: h.base64(await h.client.getAdapter()) };
+      },
+      { ids: gold.ids, mask: gold.loss_mask, options: adam() },
+    );
+    expectTrajectory(r.ttt, r.steps, r.adapter, 'after reset');
+  });
+
+  function expectTrajectory(
+    ttt: { lossAtStart: number; losses: number[]; finalLoss: number; tokensTrained: number; timings: { totalMs: number; stepMs: number[] }; sequence: { tokens: number; promptTokens: number } },
+    steps: { step: number; steps: number; loss: number; ms: number }[],
+    adapterB64: string,
+    label: string,
+  ): void {
+    const gold = g();
+    expect(steps.map((s) => [s.step, s.steps])).toEqual([1, 2, 3, 4, 5].map((s) => [s, 5]));
+    expect(steps.map((s) => s.loss)).toEqual(ttt.losses);
+    expect(ttt.sequence).toEqual({ tokens: gold.ids.length, promptTokens: 12, truncated: false });
+    expect(ttt.lossAtStart).toBe(ttt.losses[0]);
+    const lossErrs = ttt.losses.map((l, i) => relLoss(l, gold.ttt_losses_before_each_step[i]!));
+    const finalErr = relLoss(ttt.finalLoss, gold.ttt_loss_after_last_step);
+    expect(Math.max(...lossErrs), `losses ${ttt.losses.join(', ')}`).toBeLessThan(1e-3);
+    expect(finalErr).toBeLessThan(1e-3);
+    const { worst, worstName } = compareTensors(readTensors(fromBase64(adapterB64), 'adapter'), goldenFile('ttt-final'), 1e-3);
+    report.push(
+      `trajectory (${label}): worst loss rel err ${Math.max(...lossErrs, finalErr).toExponential(2)}, worst final A/B rel err ${worst.toExponential(2)} (${worstName}); ` +
+        `step ms ${ttt.timings.stepMs.map((m) => m.toFixed(0)).join(' ')}`,
+    );
+  }
+
+  it('after reset-adapter the model is the base model: bit-identical logits and the golden greedy_32', async () => {
+    const p = prompt();
+    const r = await page.evaluate(async (ids) => {
+      const h = window.harness;
+      await h.client.resetAdapter();
+      return h.client.generate({ ids, options: { maxNewTokens: 32, includeLogits: true } });
+    }, p.ids);
+    expect(r.ids).toEqual(p.greedy_32);
+    expect(baseLogits).toHaveLength(512);
+    expect(r.lastLogits).toEqual(baseLogits);
+  });
+
+  it('cancel during a 50-step TTT: typed aborted error, the model still generates, reset clears the partial update', async () => {
+    const gold = g();
+    const p = prompt();
+    const r = await page.evaluate(
+      async ({ ids, mask, options, promptIds }) => {
+        const h = window.harness;
+        const seen: number[] = [];
+        const cancelled = await h.settle(
+          h.client.ttt({ ids, mask, options: { ...options, steps: 50 } }, (s) => {
+            seen.push(s.step);
+            if (s.step === 2) h.client.cancel();
+          }),
+        );
+        const busy = h.client.busy;
+        const adapted = await h.client.generate({ ids: promptIds, options: { maxNewTokens: 8 } });
+        await h.client.resetAdapter();
+        const base = await h.client.generate({ ids: promptIds, options: { maxNewTokens: 32, includeLogits: true } });
+        return { cancelled, seen, busy, adapted, base };
+      },
+      { ids: gold.ids, mask: gold.loss_mask, options: adam(), promptIds: p.ids },
+    );
+    expect(r.cancelled).toMatchObject({ ok: false, code: 'aborted' });
+    expect(r.seen.length).toBeGreaterThanOrEqual(2);
+    expect(r.seen.length).toBeLessThan(50);
+    expect(r.busy).toBe(false);
+    expect(r.adapted.ids).toHaveLength(8);
+    expect(r.base.ids).toEqual(p.greedy_32);
+    expect(r.base.lastLogits).toEqual(baseLogits);
+    report.push(`cancel: stopped after ${r.seen.length} of 50 steps`);
+  });
+
+  it('misuse gives typed errors and leaves the adapter usable', async () => {
+    const gold = g();
+    const r = await page.evaluate(
+      async ({ ids, mask }) => {
+        const h = window.harness;
+        const c = h.client;
+        return {
+          secondAttach: await h.settle(c.attachAdapter({ config: { rank: 4, alpha: 8 } })),
+          noTarget: await h.settle(c.ttt({ ids, mask: mask.map(() => 0), options: { steps: 1 } })),
+          outOfVocab: await h.settle(c.lossAndGrads({ ids: [...ids.slice(0, -1), 512], mask })),
+          unknownOption: await h.settle(c.ttt({ ids, mask, options: { steps: 1, rank: 8 } as never })),
+          badInput: await h.settle(c.ttt({ ids, options: {} } as never)),
+          stillWorks: await h.settle(c.lossAndGrads({ ids, mask, returnGrads: false })),
+        };
+      },
+      { ids: gold.ids, mask: gold.loss_mask },
+    );
+    expect(r.secondAttach).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('one per model load') });
+    expect(r.noTarget).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('no token to predict') });
+    expect(r.outOfVocab).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('outside the vocabulary') });
+    expect(r.unknownOption).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('Unknown ttt option "rank"') });
+    expect(r.badInput).toMatchObject({ ok: false, code: 'invalid-input' });
+    if (!r.stillWorks.ok) throw new Error(r.stillWorks.message);
+    // After reset the adapter is (point A, B = 0): the base model's loss on the golden sequence.
+    expect(relLoss(r.stillWorks.value.loss, gold.ttt_losses_before_each_step[0]!)).toBeLessThan(1e-4);
+  });
+
+  it('a fresh worker: no adapter yet, a wrong-shape file is refused, then attach with zeroB follows the golden trajectory', async () => {
+    const gold = g();
+    const r = await page.evaluate(
+      async ({ url, pointUrl, otherUrl, ids, mask, options }) => {
+        const h = window.harness;
+        const c = h.newClient();
+        try {
+          const noModel = await h.settle(c.ttt({ ids, mask }));
+          await c.load({ kind: 'url', url }, { backend: 'webgpu', weights: 'f32' });
+          const noAdapter = await h.settle(c.ttt({ ids, mask }));
+          const wrongShape = await h.settle(c.attachAdapter({ loraInit: await h.fetchBytes(otherUrl) }));
+          const adapter = await c.attachAdapter({ config: { rank: 4, alpha: 8 }, loraInit: await h.fetchBytes(pointUrl), zeroB: true });
+          const steps: { step: number; steps: number; loss: number; ms: number }[] = [];
+          const ttt = await c.ttt({ ids, mask, options: { ...options, steps: 5 } }, (s) => steps.push(s));
+          return { noModel, noAdapter, wrongShape, adapter, ttt, steps, final: h.base64(await c.getAdapter()) };
+        } finally {
+          c.terminate();
+        }
+      },
+      { url: STORIES_URL, pointUrl: POINT_URL, otherUrl: OTHER_MODEL_URL, ids: gold.ids, mask: gold.loss_mask, options: adam() },
+    );
+    expect(r.noModel).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('No model is loaded') });
+    expect(r.noAdapter).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('No adapter is attached') });
+    expect(r.wrongShape).toMatchObject({ ok: false, code: 'weights-mismatch' });
+    expect(r.adapter).toMatchObject({ fromFile: true, bZero: true, config: { rank: 4, alpha: 8 } });
+    expectTrajectory(r.ttt, r.steps, r.final, 'attach zeroB');
+  });
+});
