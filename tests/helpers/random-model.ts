@@ -4,24 +4,13 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { seededRandom as mulberry32 } from '../../models/sampling.ts';
 import { expectedTensors, parseLlamaConfig } from '../../models/config.ts';
 import { bf16BitsToF32, f32ToBf16Bits } from '../../models/safetensors/dtype.ts';
 import { encodeSafetensors, type TensorToWrite } from '../../models/safetensors/writer.ts';
 
-/**
- * mulberry32: tiny seeded PRNG, uniform in [0, 1).
- * @example const rand = mulberry32(42); rand(); // 0.6011037519201636
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: tiny seeded PRNG, uniform in [0, 1) (the engine's sampler uses the same one). */
+export { seededRandom as mulberry32 } from '../../models/sampling.ts';
 
 /** FNV-1a: per-tensor seeds, so a tensor's values do not depend on which other tensors exist. */
 function hash32(s: string): number {
