@@ -41,28 +41,40 @@ export class KernelTimer {
   private readonly device: GPUDevice;
   private blocks: QueryBlock[] = [];
   private recorded: RecordedDispatch[] = [];
-  private active = false;
+  private restore: (() => void) | null = null;
 
   constructor(device: GPUDevice, opts: { timestamps?: boolean } = {}) {
     this.device = device;
     this.timestamps = (opts.timestamps ?? true) && device.features.has('timestamp-query');
   }
 
-  /** Runs `fn` with every command encoder of the device instrumented (not re-entrant). */
-  async instrument<R>(fn: () => Promise<R>): Promise<R> {
-    if (this.active) throw new Error('KernelTimer.instrument is not re-entrant.');
+  /** Instruments every command encoder the device makes from now until uninstall(). */
+  install(): void {
+    if (this.restore) return;
     const device = this.device as GPUDevice & { createCommandEncoder: GPUDevice['createCommandEncoder'] };
     const own = Object.prototype.hasOwnProperty.call(device, 'createCommandEncoder');
     const original = device.createCommandEncoder;
     const make = original.bind(device);
-    this.active = true;
     device.createCommandEncoder = (desc?: GPUCommandEncoderDescriptor) => this.wrapEncoder(make(desc));
+    this.restore = () => {
+      if (own) device.createCommandEncoder = original;
+      else delete (device as unknown as Record<string, unknown>).createCommandEncoder;
+    };
+  }
+
+  /** Encoders made from now on are the device's own again (ones already made stay instrumented). */
+  uninstall(): void {
+    this.restore?.();
+    this.restore = null;
+  }
+
+  /** Runs `fn` with every command encoder of the device instrumented. */
+  async instrument<R>(fn: () => Promise<R>): Promise<R> {
+    this.install();
     try {
       return await fn();
     } finally {
-      if (own) device.createCommandEncoder = original;
-      else delete (device as unknown as Record<string, unknown>).createCommandEncoder;
-      this.active = false;
+      this.uninstall();
     }
   }
 
