@@ -79,18 +79,24 @@ describe.skipIf(!HAS_SHARED)('retrieval worker with tiny-random-bert', () => {
   });
 
   it('cancels an index build in flight with an aborted error', async () => {
-    // Enough texts that embedding them takes seconds; the cancel lands between batches.
-    const text = readFileSync(sharedPath('data', 'traces.jsonl'), 'utf8').split('\n').slice(0, 600).join('\n');
+    // Many short texts: embedding them takes seconds in small steps, so the cancel lands between batches.
+    const text = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ id: `c${i}`, question: `Short question number ${i}?`, reasoning: 'R.', answer: 'A.' })).join('\n');
     const r = await page.evaluate(async ({ text, spec }) => {
       const c = window.retrieval.newClient();
       await c.initEmbedder(spec);
-      const call = c.openIndex({ corpus: { kind: 'text', text, name: 'cancelled' } });
-      setTimeout(() => call.cancel(), 300);
+      const phases: string[] = [];
+      const call = c.openIndex({ corpus: { kind: 'text', text, name: 'cancelled' } }, (p) => {
+        phases.push(p.phase);
+        if (p.phase === 'embed' && p.done > 0) call.cancel();
+      });
       const out = await window.harness.settle(call);
+      const listed = await c.listIndexes();
       c.terminate();
-      return out;
+      return { out, embedded: phases.filter((p) => p === 'embed').length, saved: phases.includes('save'), listed: listed.map((l) => [l.key, l.manifest]) };
     }, { text, spec: EMBEDDER });
-    expect(r).toMatchObject({ ok: false, code: 'aborted' });
+    expect(r.out).toMatchObject({ ok: false, code: 'aborted' });
+    expect(r.saved).toBe(false); // stopped while embedding: nothing half-built is stored
+    expect(r.listed.filter(([key]) => String(key).startsWith('cancelled'))).toEqual([['cancelled__tiny-random-bert', null]]);
   });
 
   it('downloads FineMed-DPO from a hub-shaped server (parquet by range) and retrieves from it', async () => {

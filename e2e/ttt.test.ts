@@ -115,16 +115,18 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
     const r = await page.evaluate(
       async ({ url, pointUrl, ids, mask, promptIds }) => {
         const h = window.harness;
+        const t0 = performance.now();
         await h.client.load({ kind: 'url', url }, { backend: 'webgpu', weights: 'f32' });
+        const t1 = performance.now();
         const base = await h.client.generate({ ids: promptIds, options: { maxNewTokens: 32, includeLogits: true } });
         const bytes = await h.fetchBytes(pointUrl);
         const size = bytes.byteLength;
+        const t2 = performance.now();
         const adapter = await h.client.attachAdapter({ config: { rank: 4, alpha: 8 }, loraInit: bytes });
-        const t0 = performance.now();
+        const t3 = performance.now();
         const lg = await h.client.lossAndGrads({ ids, mask });
-        const ms = performance.now() - t0;
-        const lossOnly = await h.client.lossAndGrads({ ids, mask, returnGrads: false });
-        return { base, size, detached: bytes.byteLength === 0, adapter, loss: lg.loss, tokensTrained: lg.tokensTrained, grads: h.base64(lg.grads!), lossOnly, ms };
+        const ms = { load: t1 - t0, generate: t2 - t1, attach: t3 - t2, lossAndGrads: performance.now() - t3 };
+        return { base, size, detached: bytes.byteLength === 0, adapter, loss: lg.loss, tokensTrained: lg.tokensTrained, grads: h.base64(lg.grads!), ms };
       },
       { url: STORIES_URL, pointUrl: POINT_URL, ids, mask, promptIds: p.ids },
     );
@@ -141,9 +143,8 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
     expect(r.tokensTrained).toBe(mask.slice(1).filter((m) => m === 1).length);
     const lossErr = relLoss(r.loss, loss_at_point);
     expect(lossErr).toBeLessThan(1e-4);
-    expect(r.lossOnly).toEqual({ loss: r.loss, tokensTrained: r.tokensTrained });
     const { worst, worstName } = compareTensors(readTensors(fromBase64(r.grads), 'grads'), goldenFile('grads'), 1e-3);
-    report.push(`point: loss ${r.loss.toFixed(7)} vs ${loss_at_point.toFixed(7)} (rel ${lossErr.toExponential(2)}); worst grad rel err ${worst.toExponential(2)} (${worstName}); loss+grads ${r.ms.toFixed(0)} ms`);
+    report.push(`point: loss ${r.loss.toFixed(7)} vs ${loss_at_point.toFixed(7)} (rel ${lossErr.toExponential(2)}); worst grad rel err ${worst.toExponential(2)} (${worstName}); ms: ${Object.entries(r.ms).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
   });
 
   it('reset-adapter gives the TTT start (point A, B = 0): 5 Adam steps follow the golden losses and final adapter', async () => {
@@ -205,7 +206,7 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
         const cancelled = await h.settle(
           h.client.ttt({ ids, mask, options: { ...options, steps: 50 } }, (s) => {
             seen.push(s.step);
-            if (s.step === 2) h.client.cancel();
+            if (s.step === 1) h.client.cancel();
           }),
         );
         const busy = h.client.busy;
@@ -217,7 +218,7 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
       { ids: gold.ids, mask: gold.loss_mask, options: adam(), promptIds: p.ids },
     );
     expect(r.cancelled).toMatchObject({ ok: false, code: 'aborted' });
-    expect(r.seen.length).toBeGreaterThanOrEqual(2);
+    expect(r.seen.length).toBeGreaterThanOrEqual(1);
     expect(r.seen.length).toBeLessThan(50);
     expect(r.busy).toBe(false);
     expect(r.adapted.ids).toHaveLength(8);
@@ -226,7 +227,7 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
     report.push(`cancel: stopped after ${r.seen.length} of 50 steps`);
   });
 
-  it('misuse gives typed errors and leaves the adapter usable', async () => {
+  it('misuse gives typed errors without touching the adapter', async () => {
     const gold = g();
     const r = await page.evaluate(
       async ({ ids, mask }) => {
@@ -236,9 +237,10 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
           secondAttach: await h.settle(c.attachAdapter({ config: { rank: 4, alpha: 8 } })),
           noTarget: await h.settle(c.ttt({ ids, mask: mask.map(() => 0), options: { steps: 1 } })),
           outOfVocab: await h.settle(c.lossAndGrads({ ids: [...ids.slice(0, -1), 512], mask })),
+          tooLong: await h.settle(c.ttt({ ids: new Array<number>(5000).fill(1), mask: new Array<number>(5000).fill(1) })),
           unknownOption: await h.settle(c.ttt({ ids, mask, options: { steps: 1, rank: 8 } as never })),
           badInput: await h.settle(c.ttt({ ids, options: {} } as never)),
-          stillWorks: await h.settle(c.lossAndGrads({ ids, mask, returnGrads: false })),
+          badLr: await h.settle(c.ttt({ ids, mask, options: { lr: -1 } })),
         };
       },
       { ids: gold.ids, mask: gold.loss_mask },
@@ -246,14 +248,17 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
     expect(r.secondAttach).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('one per model load') });
     expect(r.noTarget).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('no token to predict') });
     expect(r.outOfVocab).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('outside the vocabulary') });
+    expect(r.tooLong).toMatchObject({ ok: false, code: 'invalid-input' });
     expect(r.unknownOption).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('Unknown ttt option "rank"') });
     expect(r.badInput).toMatchObject({ ok: false, code: 'invalid-input' });
-    if (!r.stillWorks.ok) throw new Error(r.stillWorks.message);
-    // After reset the adapter is (point A, B = 0): the base model's loss on the golden sequence.
-    expect(relLoss(r.stillWorks.value.loss, gold.ttt_losses_before_each_step[0]!)).toBeLessThan(1e-4);
+    expect(r.badLr).toMatchObject({ ok: false, code: 'invalid-input' });
   });
 
-  it('a fresh worker: no adapter yet, a wrong-shape file is refused, then attach with zeroB follows the golden trajectory', async () => {
+  // The zeroB flag is applied by the worker to the loaded weights before attaching, whatever the
+  // backend; on WebGPU the same start (point A, B = 0) is what reset-adapter gave above. The CPU
+  // reference backend re-runs the flow in a fresh worker in milliseconds, where a second WebGPU
+  // load plus 5 SwiftShader steps would cost over a minute.
+  it('a fresh worker (CPU backend): typed errors before an adapter, wrong-shape file refused, attach with zeroB follows the golden trajectory', async () => {
     const gold = g();
     const r = await page.evaluate(
       async ({ url, pointUrl, otherUrl, ids, mask, options }) => {
@@ -261,13 +266,15 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
         const c = h.newClient();
         try {
           const noModel = await h.settle(c.ttt({ ids, mask }));
-          await c.load({ kind: 'url', url }, { backend: 'webgpu', weights: 'f32' });
+          await c.load({ kind: 'url', url }, { backend: 'cpu', weights: 'f32' });
           const noAdapter = await h.settle(c.ttt({ ids, mask }));
+          const noAdapterBytes = await h.settle(c.getAdapter());
           const wrongShape = await h.settle(c.attachAdapter({ loraInit: await h.fetchBytes(otherUrl) }));
+          const notSafetensors = await h.settle(c.attachAdapter({ loraInit: new Uint8Array([1, 2, 3]).buffer }));
           const adapter = await c.attachAdapter({ config: { rank: 4, alpha: 8 }, loraInit: await h.fetchBytes(pointUrl), zeroB: true });
           const steps: { step: number; steps: number; loss: number; ms: number }[] = [];
           const ttt = await c.ttt({ ids, mask, options: { ...options, steps: 5 } }, (s) => steps.push(s));
-          return { noModel, noAdapter, wrongShape, adapter, ttt, steps, final: h.base64(await c.getAdapter()) };
+          return { noModel, noAdapter, noAdapterBytes, wrongShape, notSafetensors, adapter, ttt, steps, final: h.base64(await c.getAdapter()) };
         } finally {
           c.terminate();
         }
@@ -276,8 +283,10 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
     );
     expect(r.noModel).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('No model is loaded') });
     expect(r.noAdapter).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('No adapter is attached') });
+    expect(r.noAdapterBytes).toMatchObject({ ok: false, code: 'invalid-input' });
     expect(r.wrongShape).toMatchObject({ ok: false, code: 'weights-mismatch' });
+    expect(r.notSafetensors).toMatchObject({ ok: false, code: 'weights-format' });
     expect(r.adapter).toMatchObject({ fromFile: true, bZero: true, config: { rank: 4, alpha: 8 } });
-    expectTrajectory(r.ttt, r.steps, r.final, 'attach zeroB');
+    expectTrajectory(r.ttt, r.steps, r.final, 'CPU worker, attach zeroB');
   });
 });

@@ -67,6 +67,9 @@ class TransformersEmbedder implements Embedder {
     // Longest first, batched by similar length: less padding per batch. Results go back in input order.
     const order = texts.map((_, i) => i).sort((a, b) => texts[b].length - texts[a].length || a - b);
     for (let start = 0; start < order.length; start += this.batchSize) {
+      // A macrotask boundary per batch: inference resolves through microtasks only, so without
+      // it a worker would read no message (no cancel) until the whole corpus was embedded.
+      if (start > 0) await new Promise((resolve) => setTimeout(resolve, 0));
       throwIfAborted(options.signal);
       const rows = order.slice(start, start + this.batchSize);
       const tensor = (await this.pipe(rows.map((i) => texts[i]), { pooling: 'cls', normalize: true })) as Tensor;
