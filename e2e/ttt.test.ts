@@ -266,7 +266,8 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
         const c = h.newClient();
         try {
           const noModel = await h.settle(c.ttt({ ids, mask }));
-          await c.load({ kind: 'url', url }, { backend: 'cpu', weights: 'f32' });
+          // Context above the config's 512: the trace below is in the FineMed chat prompt (593 tokens here).
+          await c.load({ kind: 'url', url }, { backend: 'cpu', weights: 'f32', maxContext: 1024 });
           const noAdapter = await h.settle(c.ttt({ ids, mask }));
           const noAdapterBytes = await h.settle(c.getAdapter());
           const wrongShape = await h.settle(c.attachAdapter({ loraInit: await h.fetchBytes(otherUrl) }));
@@ -274,7 +275,13 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
           const adapter = await c.attachAdapter({ config: { rank: 4, alpha: 8 }, loraInit: await h.fetchBytes(pointUrl), zeroB: true });
           const steps: { step: number; steps: number; loss: number; ms: number }[] = [];
           const ttt = await c.ttt({ ids, mask, options: { ...options, steps: 5 } }, (s) => steps.push(s));
-          return { noModel, noAdapter, noAdapterBytes, wrongShape, notSafetensors, adapter, ttt, steps, final: h.base64(await c.getAdapter()) };
+          const final = h.base64(await c.getAdapter());
+          // A text trace in the model's chat template, cut to maxTokens in the reasoning (the CPU
+          // engine lets a new adapter replace the old one).
+          const traced = await c.attachAdapter({ config: { rank: 2, targets: ['q_proj', 'v_proj'], maxTokens: 700, steps: 1, lr: 1e-3 } });
+          const reasoning = 'Lily went to the park. She saw a big dog. The dog was happy and ran around. '.repeat(6);
+          const trace = await c.ttt({ trace: { question: 'What did Lily see?', reasoning, answer: 'A big dog.' } });
+          return { noModel, noAdapter, noAdapterBytes, wrongShape, notSafetensors, adapter, ttt, steps, final, traced, trace };
         } finally {
           c.terminate();
         }
@@ -288,5 +295,16 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
     expect(r.notSafetensors).toMatchObject({ ok: false, code: 'weights-format' });
     expect(r.adapter).toMatchObject({ fromFile: true, bZero: true, config: { rank: 4, alpha: 8 } });
     expectTrajectory(r.ttt, r.steps, r.final, 'CPU worker, attach zeroB');
+    expect(r.traced).toMatchObject({ fromFile: false, bZero: true, config: { rank: 2, alpha: 16, targets: ['q_proj', 'v_proj'], maxTokens: 700, steps: 1 } });
+    expect(r.traced.parameters).toBe(5 * 2 * (64 + 64 + 64 + 32)); // 5 layers, rank 2, q (64 -> 64) and v (64 -> 32)
+    const seq = r.trace.sequence;
+    expect(seq.truncated).toBe(true);
+    expect(seq.tokens).toBeLessThanOrEqual(700);
+    expect(seq.tokens).toBeGreaterThan(650);
+    expect(seq.promptTokens).toBeGreaterThan(500);
+    expect(r.trace.tokensTrained).toBe(seq.tokens - seq.promptTokens);
+    expect(r.trace.losses).toHaveLength(1);
+    expect(r.trace.finalLoss).toBeLessThan(r.trace.lossAtStart);
+    report.push(`trace (CPU worker): ${seq.tokens} tokens, ${seq.promptTokens} prompt, ${r.trace.tokensTrained} trained, loss ${r.trace.lossAtStart.toFixed(3)} -> ${r.trace.finalLoss.toFixed(3)}, ${r.trace.timings.totalMs.toFixed(0)} ms`);
   });
 });

@@ -72,6 +72,7 @@ export class GpuTrainer {
   private readback!: GPUBuffer;
   private w!: Work;
   private chunkRows = 0;
+  /** Loss-head chunks of `chunkRows` rows: own run/CE uniforms, steps lm_head -> CE -> dhn rows. */
   private chunks: { run: GPUBuffer; ce: GPUBuffer; steps: Step[] }[] = [];
   private embedSteps: Step[] = [];
   private layerFwd: Step[][] = [];
@@ -94,23 +95,24 @@ export class GpuTrainer {
   }
 
   /** Uploads `lora`, attaches it to the model for generation, and builds the training passes. */
-  static async create(m: GpuLlama, lora: LoraWeights, opts: { maxTokens?: number } = {}): Promise<GpuTrainer> {
+  static async create(m: GpuLlama, lora: LoraWeights, opts: { maxTokens?: number; chunkRows?: number } = {}): Promise<GpuTrainer> {
     const maxTokens = Math.min(opts.maxTokens ?? 1024, m.maxContext);
     if (lora.layers.length !== m.config.numLayers) throw new InvalidInputError(`The adapter has ${lora.layers.length} layers; the model has ${m.config.numLayers}.`);
     const gl = GpuLora.create(m.device, m.alloc, lora);
     const t = new GpuTrainer(m, gl, structuredClone(lora), maxTokens);
-    await t.allocate();
+    if (opts.chunkRows !== undefined && (opts.chunkRows <= 0 || opts.chunkRows % 64 !== 0)) throw new InvalidInputError(`chunkRows must be a positive multiple of 64, got ${opts.chunkRows}.`);
+    await t.allocate(opts.chunkRows);
     await t.build();
     await m.attachLora(gl);
     return t;
   }
 
-  private async allocate(): Promise<void> {
+  private async allocate(chunkRows?: number): Promise<void> {
     const c = this.m.config, Tm = this.maxTokens, r = this.lora.config.rank;
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
     const e = this.m.shader.f16 ? 2 : 4;
     // Multiples of 64 rows keep every chunk's binding offset 256-byte aligned.
-    this.chunkRows = Math.min(Math.ceil(Tm / 64) * 64, Math.max(64, Math.floor(LOGITS_BUDGET / (V * 4) / 64) * 64));
+    this.chunkRows = chunkRows ?? Math.min(Math.ceil(Tm / 64) * 64, Math.max(64, Math.floor(LOGITS_BUDGET / (V * 4) / 64) * 64));
     const rowsPadded = Math.ceil(Tm / this.chunkRows) * this.chunkRows; // chunk bindings never run past the end
     const alloc = this.m.alloc;
     await alloc.guarded('TTT buffers', () => {
@@ -277,12 +279,13 @@ export class GpuTrainer {
       const hnRows = { buffer: this.hn, offset: row0 * C * e, size: R * C * e };
       const dhnRows = { buffer: this.dhn, offset: row0 * C * 4, size: R * C * 4 };
       const lm = await m.matmul(`lm_head chunk ${i}`, hnRows, m.lmHead, this.logits, { run, out: 'f32' });
-      const ceStep = this.step(`ce ${i}`, ce, [ceU, this.targets, this.logits, this.lossRows], () => [0, 0, 0]);
+      // Chunk steps are encoded with T = the chunk's row count.
+      const ceStep = this.step(`ce ${i}`, ce, [ceU, this.targets, this.logits, this.lossRows], (rows) => [rows, 1, 1]);
       const W = m.lmHead;
       const mb = await this.pipe('lm_head dx', matmulBackwardInputWgsl({ f16: sh.f16, weights: W.kind, accumulate: false, grad: 'f32' }));
       const mm = m.uniform('lm_head mm', [W.N, W.K, Math.ceil(W.K / 32), 0]);
       const wb = W.kind === 'q4' ? [W.qw, W.sc] : [W.w, null];
-      const back = this.step(`lm_head dx ${i}`, mb, [run, mm, this.logits, wb[0], wb[1], dhnRows], () => [0, 0, 0]);
+      const back = this.step(`lm_head dx ${i}`, mb, [run, mm, this.logits, wb[0], wb[1], dhnRows], (rows) => matmulBackwardInputGrid(rows, C));
       this.chunks.push({ run, ce: ceU, steps: [...lm, ceStep, back] });
     }
     const lossMean = await this.pipe('loss mean', lossMeanWgsl());
@@ -349,15 +352,7 @@ export class GpuTrainer {
     run(this.headSteps);
     this.chunks.forEach((ch, i) => {
       const rows = Math.min(this.chunkRows, T - i * this.chunkRows);
-      if (rows <= 0) return;
-      const [lmTiled, lmVec, ce, back] = ch.steps;
-      this.m.encode(pass, [lmTiled, lmVec], rows, rows);
-      for (const s of [ce, back]) {
-        pass.setPipeline(s.pipeline);
-        pass.setBindGroup(0, s.bind);
-        if (s === ce) pass.dispatchWorkgroups(rows, 1, 1);
-        else pass.dispatchWorkgroups(...matmulBackwardInputGrid(rows, this.m.config.hiddenSize));
-      }
+      if (rows > 0) this.m.encode(pass, ch.steps, rows, rows);
     });
     run(this.headTail);
     if (backward) {
