@@ -313,3 +313,41 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
     report.push(`trace (CPU worker): ${seq.tokens} tokens, ${seq.promptTokens} prompt, ${r.trace.tokensTrained} trained, loss ${r.trace.lossAtStart.toFixed(3)} -> ${r.trace.finalLoss.toFixed(3)}, ${r.trace.timings.totalMs.toFixed(0)} ms`);
   });
 });
+
+describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, tiny-llama31-random: llama3 rope, GQA, untied head)', () => {
+  const name = 'tiny-llama31-random';
+  const g = (): LoraGolden => JSON.parse(readFileSync(sharedPath('golden', `lora-${name}.json`), 'utf8'));
+  const goldenFile = (suffix: string) => {
+    const file = `lora-${name}-${suffix}.safetensors`;
+    return readTensors(new Uint8Array(readFileSync(sharedPath('golden', file))), file);
+  };
+
+  it('loss and every gradient at the point; the 5-step trajectory and final adapter after reset', async () => {
+    const gold = g();
+    const a = gold.adam;
+    const r = await page.evaluate(
+      async ({ url, pointUrl, ids, mask, options }) => {
+        const h = window.harness;
+        const client = h.newClient(); // a worker of its own: one adapter per model load
+        await client.load({ kind: 'url', url }, { backend: 'webgpu', weights: 'f32' });
+        await client.attachAdapter({ config: { rank: 4, alpha: 8 }, loraInit: await h.fetchBytes(pointUrl) });
+        const lg = await client.lossAndGrads({ ids, mask, returnGrads: true });
+        await client.resetAdapter();
+        const ttt = await client.ttt({ ids, mask, options: { ...options, steps: 5 } }, () => {});
+        const adapter = h.base64(await client.getAdapter());
+        client.terminate();
+        return { loss: lg.loss, grads: h.base64(lg.grads!), ttt, adapter };
+      },
+      {
+        url: `/shared/golden/${name}/`, pointUrl: `/shared/golden/lora-${name}-point.safetensors`, ids: gold.ids, mask: gold.loss_mask,
+        options: { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weight_decay, maxGradNorm: null },
+      },
+    );
+    expect(relLoss(r.loss, gold.loss_at_point)).toBeLessThan(1e-4);
+    const grads = compareTensors(readTensors(fromBase64(r.grads), 'grads'), goldenFile('grads'), 1e-3);
+    r.ttt.losses.forEach((l: number, i: number) => expect(relLoss(l, gold.ttt_losses_before_each_step[i]!)).toBeLessThan(1e-3));
+    expect(relLoss(r.ttt.finalLoss, gold.ttt_loss_after_last_step)).toBeLessThan(1e-3);
+    const final = compareTensors(readTensors(fromBase64(r.adapter), 'adapter'), goldenFile('ttt-final'), 1e-3);
+    report.push(`${name}: loss rel ${relLoss(r.loss, gold.loss_at_point).toExponential(2)}, worst grad ${grads.worst.toExponential(2)}, final A/B worst ${final.worst.toExponential(2)}`);
+  });
+});

@@ -9,13 +9,14 @@
  * these kernels, SwiftShader several times slower), so the 8B layer and the loss head are measured
  * at fewer tokens (and the head at a smaller vocabulary) and scaled; the output says what was.
  *   --layer-tokens N           Node: tokens of the FineMedLM-o1 layer (default 32; the issue's 512 on a real GPU)
- *   --browser-layer-tokens N   Chromium: same (default 8; 0 skips)
+ *   --browser-layer-tokens N   Chromium: same (default 32; 0 skips). Below 32 the q4 matmuls cost the same (one 32-token tile)
  *   --head-tokens N            Node: tokens of the loss-head case (default 32)
  *   --browser-head-tokens N    Chromium: same (default 32; 0 skips)
  *   --head-vocab V             Node: its vocabulary (default 16384; 0 = the largest the device binds, <= 128256)
  *   --browser-head-vocab V     Chromium: same (default 4096)
  *   --stories-tokens a,b       stories260K token counts (default 0,256; 0 = the golden length, 48)
- *   --stories-steps N          steps per stories case (default 3; the first is instrumented)
+ *   --stories-steps N          Node: steps per stories case (default 3; the first is instrumented, the rest timed clean)
+ *   --browser-stories-steps N  Chromium: same (default 1)
  *   --layer-steps N            steps of the layer case (default 1)
  *   --target N                 tokens of the 8B projection (default 512)
  *   --no-browser / --no-node / --no-memory / --memory-all (memory also with f32 activations and context 4096)
@@ -35,7 +36,7 @@ import { SHARED } from '../tests/helpers/shared.ts';
 
 const args = parseArgs(process.argv.slice(2), ['no-browser', 'no-node', 'no-memory', 'memory-all'], [
   'layer-tokens', 'browser-layer-tokens', 'head-tokens', 'browser-head-tokens', 'head-vocab', 'browser-head-vocab',
-  'stories-tokens', 'stories-steps', 'layer-steps', 'target',
+  'stories-tokens', 'stories-steps', 'browser-stories-steps', 'layer-steps', 'target',
 ]);
 const storiesDir = join(SHARED, 'golden/stories260K-hf/f32');
 const goldenFile = join(SHARED, 'golden/lora-stories260K.json');
@@ -44,7 +45,6 @@ if (!hasStories) console.warn(`stories260K or its golden sequence not found unde
 
 const common = {
   storiesTokens: idList(stringFlag(args, 'stories-tokens') ?? '0,256', 'stories-tokens'),
-  storiesSteps: numberFlag(args, 'stories-steps', 3),
   layerSteps: numberFlag(args, 'layer-steps', 1),
   targetTokens: numberFlag(args, 'target', 512),
 };
@@ -57,6 +57,7 @@ if (!args.flags.has('no-node')) {
   const g = hasStories ? JSON.parse(readFileSync(goldenFile, 'utf8')) as { ids: number[]; loss_mask: number[] } : null;
   const o: TttBenchOptions = {
     ...common,
+    storiesSteps: numberFlag(args, 'stories-steps', 3),
     stories: g ? { source: new NodeDirSource(storiesDir), ids: g.ids, mask: g.loss_mask } : undefined,
     layerTokens: numberFlag(args, 'layer-tokens', 32),
     headTokens: numberFlag(args, 'head-tokens', 32),
@@ -75,9 +76,10 @@ if (!args.flags.has('no-browser')) {
     page.on('console', (m) => { if (m.type() === 'log') console.log('  ' + m.text()); });
     const o: TttPageOptions = {
       ...common,
+      storiesSteps: numberFlag(args, 'browser-stories-steps', 1),
       storiesUrl: hasStories ? '/shared/golden/stories260K-hf/f32/' : undefined,
       goldenUrl: hasStories ? '/shared/golden/lora-stories260K.json' : undefined,
-      layerTokens: numberFlag(args, 'browser-layer-tokens', 8),
+      layerTokens: numberFlag(args, 'browser-layer-tokens', 32),
       headTokens: numberFlag(args, 'browser-head-tokens', 32),
       headVocab: numberFlag(args, 'browser-head-vocab', 4096),
     };
@@ -133,14 +135,17 @@ for (const base of caseNames) {
   }
 }
 const layerOf = (r: TttBenchResult) => r.cases.find((c) => c.name.startsWith('FineMedLM-o1 layer'));
+rows.push([`  layer step share: measured -> scaled to ${common.targetTokens} tokens`, ...col(() => '')]);
 for (const f of FAMILIES) {
-  rows.push([`  layer step share: ${f}`, ...col((r) => {
+  rows.push([`  ${f}`, ...col((r) => {
     const c = layerOf(r);
-    return c ? `${(100 * c.kernels.families[f] / c.kernels.totalMs).toFixed(1)}% (${c.kernels.families[f].toFixed(0)} ms)` : '-';
+    if (!c) return '-';
+    const k = c.kernels, scaledTotal = Object.values(k.scaled.families).reduce((a, b) => a + b, 0);
+    return `${(100 * k.families[f] / k.totalMs).toFixed(1)}% (${k.families[f].toFixed(0)} ms) -> ${(100 * k.scaled.families[f] / scaledTotal).toFixed(1)}%`;
   })]);
 }
 for (const p of PHASES.filter((p) => p !== 'other')) {
-  rows.push([`  layer step phase: ${p}`, ...col((r) => {
+  rows.push([`  phase: ${p}`, ...col((r) => {
     const c = layerOf(r);
     return c ? `${(100 * c.kernels.phases[p] / c.kernels.totalMs).toFixed(1)}%` : '-';
   })]);

@@ -30,8 +30,6 @@ export const FAMILIES = [
   'norms/elementwise', 'lm_head + CE', 'Adam',
 ] as const;
 export type Family = (typeof FAMILIES)[number];
-/** Families whose work grows with T^2 (the rest grow with T). */
-const QUADRATIC: Family[] = ['attention fwd', 'attention bwd'];
 
 export type Phase = 'embed' | 'forward' | 'loss head' | 'recompute' | 'backward' | 'adam' | 'other';
 export const PHASES: Phase[] = ['embed', 'forward', 'loss head', 'recompute', 'backward', 'adam', 'other'];
@@ -52,6 +50,20 @@ export function familyOf(label: string): Family {
   if (/ (scores|softmax|values)$/.test(label)) return 'attention fwd';
   if (/ attn (dv|ds|dq|dk)$/.test(label)) return 'attention bwd';
   return 'norms/elementwise';
+}
+
+/**
+ * How a dispatch's work grows with the number of tokens T, to scale a measurement at few tokens:
+ * the tiled frozen matmuls (forward, dx = dy W, lm_head and its dx) run one workgroup row per 32
+ * tokens whatever T is inside it, so they grow with ceil(T/32); causal attention grows with T^2;
+ * Adam does not depend on T; the rest (LoRA gemms, elementwise, norms, cross-entropy) grow with T.
+ */
+export function tokenScale(label: string, from: number, to: number): number {
+  const fam = familyOf(label);
+  if (fam === 'Adam') return 1;
+  if (fam === 'matmul fwd' || fam === 'bwd matmul (dx = dy W)' || /^lm_head (chunk|dx)/.test(label)) return Math.ceil(to / 32) / Math.ceil(from / 32);
+  if (fam === 'attention fwd' || fam === 'attention bwd') return (to / from) ** 2;
+  return to / from;
 }
 
 /** The trainer's step lists (private fields, read only to name dispatches; see the report's hook request). */
@@ -85,14 +97,18 @@ export interface KernelBreakdown {
   phases: Record<Phase, number>;
   layerFamilies: Record<Family, number>;
   totalMs: number;
+  /** The same, each dispatch scaled by tokenScale from the measured T to `scaledTo` tokens. */
+  scaledTo: number;
+  scaled: { families: Record<Family, number>; phases: Record<Phase, number>; layerFamilies: Record<Family, number> };
   /** Dispatches no step list named (labelled by pipeline): 0 unless the trainer changed shape. */
   unnamed: number;
 }
 
 const zeros = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
 
-function breakdown(times: TimedDispatch[], names: Map<GPUBindGroup, StepName>, timing: KernelBreakdown['timing']): KernelBreakdown {
+function breakdown(times: TimedDispatch[], names: Map<GPUBindGroup, StepName>, timing: KernelBreakdown['timing'], T: number, target: number): KernelBreakdown {
   const families = zeros(FAMILIES), phases = zeros(PHASES), layerFamilies = zeros(FAMILIES);
+  const scaled = { families: zeros(FAMILIES), phases: zeros(PHASES), layerFamilies: zeros(FAMILIES) };
   const seen = new Set<GPUBindGroup>();
   let unnamed = 0, total = 0;
   for (const d of times) {
@@ -108,12 +124,17 @@ function breakdown(times: TimedDispatch[], names: Map<GPUBindGroup, StepName>, t
       else phase = ({ embed: 'embed', bwd: 'backward', head: 'loss head', adam: 'adam' } as const)[name.list];
       seen.add(g!);
     }
+    const layer = /^L\d+ /.test(label);
     families[fam] += ms;
     phases[phase] += ms;
-    if (/^L\d+ /.test(label)) layerFamilies[fam] += ms;
+    if (layer) layerFamilies[fam] += ms;
+    const sms = ms * tokenScale(label, T, target);
+    scaled.families[fam] += sms;
+    scaled.phases[phase] += sms;
+    if (layer) scaled.layerFamilies[fam] += sms;
     total += ms;
   }
-  return { timing, dispatches: times.length, families, phases, layerFamilies, totalMs: total, unnamed };
+  return { timing, dispatches: times.length, families, phases, layerFamilies, totalMs: total, scaledTo: target, scaled, unnamed };
 }
 
 export interface TttCaseResult {
@@ -141,6 +162,8 @@ export interface TttCaseOptions {
   /** Steps run: the first instrumented, the rest timed clean. */
   steps: number;
   lr?: number;
+  /** Tokens to scale the kernel times to (KernelBreakdown.scaled); default `tokens`. */
+  scaleTo?: number;
 }
 
 /** Loads `ckpt`, builds a trainer and runs `steps` Adam steps (the first instrumented). */
@@ -170,7 +193,7 @@ export async function benchTrainerCase(ctx: GpuContext, ckpt: Checkpoint, o: Ttt
       timer.uninstall();
     }
     const times = await timer.results();
-    const kernels = breakdown(times, names, timer.timestamps ? 'timestamp-query' : 'wall time per dispatch (replayed)');
+    const kernels = breakdown(times, names, timer.timestamps ? 'timestamp-query' : 'wall time per dispatch (replayed)', o.tokens, o.scaleTo ?? o.tokens);
     const clean = stepMs.slice(1).sort((a, b) => a - b);
     return {
       name: o.name, weights: o.weights, tokens: o.tokens, layers: m.config.numLayers, vocab: m.config.vocabSize, loadMs,
@@ -203,18 +226,14 @@ export interface Projection8B {
   wallOverGpu: number;
 }
 
-/** Scales a family breakdown from `from` tokens to `to`: attention quadratically, the rest linearly. */
-export function scaleFamilies(f: Record<Family, number>, from: number, to: number): Record<Family, number> {
-  return Object.fromEntries(FAMILIES.map((k) => [k, f[k] * (QUADRATIC.includes(k) ? (to / from) ** 2 : to / from)])) as Record<Family, number>;
-}
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
 
+/** 32 x one layer (scaled to the target tokens) + the loss head (scaled to target tokens and vocab 128256) + 32 x Adam. */
 export function project8B(layer: TttCaseResult, head: TttCaseResult | undefined, targetTokens: number): Projection8B {
-  const layerMs = sum(scaleFamilies(layer.kernels.layerFamilies, layer.tokens, targetTokens)) / layer.layers;
+  if (layer.kernels.scaledTo !== targetTokens || (head && head.kernels.scaledTo !== targetTokens)) throw new Error('project8B: cases were scaled to other token counts.');
+  const layerMs = sum(layer.kernels.scaled.layerFamilies) / layer.layers;
   const k = head?.kernels;
-  const headMs = k && head
-    ? (k.phases['loss head'] + k.phases.embed) * (targetTokens / head.tokens) * (FINEMED_VOCAB / head.vocab)
-    : NaN;
+  const headMs = k && head ? (k.scaled.phases['loss head'] + k.scaled.phases.embed) * (FINEMED_VOCAB / head.vocab) : NaN;
   const adamMs = layer.kernels.families.Adam * (FINEMED_LAYERS / layer.layers);
   return {
     targetTokens, layerMs, layerMeasuredAt: layer.tokens, headMs,
@@ -294,21 +313,22 @@ export async function runTttBench(gpu: GPU, opts: TttBenchOptions): Promise<TttB
     // 64 MiB / (V * 4) rows (>= 64) padded to that many rows, so with V = 256 its hn/dhn buffers
     // would be 65536 rows (0.5 / 1 GiB) and exceed a 128 MiB binding (see the report).
     const T = opts.layerTokens;
-    layer = await benchTrainerCase(ctx, syntheticCheckpoint(finemedLayerConfig(1, 4096)), { name: `FineMedLM-o1 layer q4 T=${T}`, weights: 'q4', tokens: T, ...seqOf(T, 4096), steps: opts.layerSteps });
+    layer = await benchTrainerCase(ctx, syntheticCheckpoint(finemedLayerConfig(1, 4096)), { name: `FineMedLM-o1 layer q4 T=${T}`, weights: 'q4', tokens: T, ...seqOf(T, 4096), steps: opts.layerSteps, scaleTo: opts.targetTokens });
     done(layer);
   }
   if (opts.headTokens > 0 && !opts.skip?.head) {
     const V = opts.headVocab || maxBindableVocab(ctx);
     if (V < FINEMED_VOCAB) result.notes.push(`loss head measured at vocab ${V} (largest this device binds in one q4 buffer, or the flag) and scaled x${(FINEMED_VOCAB / V).toFixed(3)} to 128256`);
     const T = opts.headTokens;
-    head = await benchTrainerCase(ctx, repeatingCheckpoint(finemedLayerConfig(0, V)), { name: `FineMedLM-o1 loss head q4 V=${V} T=${T}`, weights: 'q4', tokens: T, ...seqOf(T, V), steps: 1 });
+    head = await benchTrainerCase(ctx, repeatingCheckpoint(finemedLayerConfig(0, V)), { name: `FineMedLM-o1 loss head q4 V=${V} T=${T}`, weights: 'q4', tokens: T, ...seqOf(T, V), steps: 1, scaleTo: opts.targetTokens });
     done(head);
   }
   if (layer) {
     result.projection = project8B(layer, head, opts.targetTokens);
     const p = result.projection;
-    if (layer.tokens !== opts.targetTokens) result.notes.push(`layer measured at ${layer.tokens} tokens, scaled to ${opts.targetTokens} (attention x(${opts.targetTokens}/${layer.tokens})^2, the rest linearly)`);
-    if (head && head.tokens !== opts.targetTokens) result.notes.push(`loss head measured at ${head.tokens} tokens, scaled linearly to ${opts.targetTokens}`);
+    const how = 'tiled matmuls by 32-token tiles, attention by T^2, LoRA gemms/elementwise/CE by T, Adam fixed';
+    if (layer.tokens !== opts.targetTokens) result.notes.push(`layer measured at ${layer.tokens} tokens, each dispatch scaled to ${opts.targetTokens} (${how})`);
+    if (head && head.tokens !== opts.targetTokens) result.notes.push(`loss head measured at ${head.tokens} tokens, scaled to ${opts.targetTokens} (${how})`);
     log(`8B projection at ${p.targetTokens} tokens: 32 x layer ${p.layerMs.toFixed(0)} ms + loss head ${p.headMs.toFixed(0)} ms + Adam ${p.adamMs.toFixed(0)} ms = ${(p.totalMs / 1000).toFixed(1)} s of GPU time per step (wall/GPU on the layer step: ${p.wallOverGpu.toFixed(2)})`);
   }
   for (const n of result.notes) log('note: ' + n);
