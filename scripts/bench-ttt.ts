@@ -144,6 +144,7 @@ for (const f of FAMILIES) {
     return `${(100 * k.families[f] / k.totalMs).toFixed(1)}% (${k.families[f].toFixed(0)} ms) -> ${(100 * k.scaled.families[f] / scaledTotal).toFixed(1)}%`;
   })]);
 }
+rows.push(['  frozen matmuls GFLOP/s (fwd, recompute, dx)', ...col((r) => layerOf(r)?.frozenMatmulGflops.toFixed(2) ?? '-')]);
 for (const p of PHASES.filter((p) => p !== 'other')) {
   rows.push([`  phase: ${p}`, ...col((r) => {
     const c = layerOf(r);
@@ -151,9 +152,9 @@ for (const p of PHASES.filter((p) => p !== 'other')) {
   })]);
 }
 rows.push(['8B: layer GPU ms at target tokens', ...col((r) => r.projection ? `${r.projection.layerMs.toFixed(0)} (measured T=${r.projection.layerMeasuredAt})` : '-')]);
-rows.push(['8B: loss head ms (V=128256)', ...col((r) => r.projection ? `${r.projection.headMs.toFixed(0)} (measured T=${r.projection.headMeasuredAt.tokens}, V=${r.projection.headMeasuredAt.vocab})` : '-')]);
+rows.push(['8B: loss head ms (V=128256)', ...col((r) => r.projection && Number.isFinite(r.projection.headMs) ? `${r.projection.headMs.toFixed(0)} (measured T=${r.projection.headMeasuredAt.tokens}, V=${r.projection.headMeasuredAt.vocab})` : '-')]);
 rows.push(['8B: Adam ms (32 layers)', ...col((r) => r.projection?.adamMs.toFixed(1) ?? '-')]);
-rows.push([`8B: projected s/step at ${common.targetTokens} tokens`, ...col((r) => r.projection ? (r.projection.totalMs / 1000).toFixed(1) : '-')]);
+rows.push([`8B: projected s/step at ${common.targetTokens} tokens`, ...col((r) => r.projection && Number.isFinite(r.projection.totalMs) ? (r.projection.totalMs / 1000).toFixed(1) : '-')]);
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
 console.log('\n' + rows.map((r) => r.map((v, c) => v.padEnd(widths[c])).join(' | ')).join('\n'));
 for (const e of envs) for (const n of results[e].notes) console.log(`note (${e}): ${n}`);

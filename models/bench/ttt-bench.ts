@@ -100,6 +100,8 @@ export interface KernelBreakdown {
   /** The same, each dispatch scaled by tokenScale from the measured T to `scaledTo` tokens. */
   scaledTo: number;
   scaled: { families: Record<Family, number>; phases: Record<Phase, number>; layerFamilies: Record<Family, number> };
+  /** The most expensive step kinds (label without its layer / chunk number), GPU ms summed over the step. */
+  top: { label: string; ms: number }[];
   /** Dispatches no step list named (labelled by pipeline): 0 unless the trainer changed shape. */
   unnamed: number;
 }
@@ -110,6 +112,7 @@ function breakdown(times: TimedDispatch[], names: Map<GPUBindGroup, StepName>, t
   const families = zeros(FAMILIES), phases = zeros(PHASES), layerFamilies = zeros(FAMILIES);
   const scaled = { families: zeros(FAMILIES), phases: zeros(PHASES), layerFamilies: zeros(FAMILIES) };
   const seen = new Set<GPUBindGroup>();
+  const byLabel = new Map<string, number>();
   let unnamed = 0, total = 0;
   for (const d of times) {
     const g = d.groups[0];
@@ -125,6 +128,8 @@ function breakdown(times: TimedDispatch[], names: Map<GPUBindGroup, StepName>, t
       seen.add(g!);
     }
     const layer = /^L\d+ /.test(label);
+    const kind = label.replace(/^L\d+ /, '').replace(/ \d+$/, '');
+    byLabel.set(kind, (byLabel.get(kind) ?? 0) + ms);
     families[fam] += ms;
     phases[phase] += ms;
     if (layer) layerFamilies[fam] += ms;
@@ -134,11 +139,14 @@ function breakdown(times: TimedDispatch[], names: Map<GPUBindGroup, StepName>, t
     if (layer) scaled.layerFamilies[fam] += sms;
     total += ms;
   }
-  return { timing, dispatches: times.length, families, phases, layerFamilies, totalMs: total, scaledTo: target, scaled, unnamed };
+  const top = [...byLabel].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([label, ms]) => ({ label, ms }));
+  return { timing, dispatches: times.length, families, phases, layerFamilies, totalMs: total, scaledTo: target, scaled, top, unnamed };
 }
 
 export interface TttCaseResult {
   name: string;
+  /** Dense FLOPs of the frozen matmuls of one step (forward, recompute, dx) / their GPU time, in GFLOP/s. */
+  frozenMatmulGflops: number;
   weights: 'f32' | 'q4';
   tokens: number;
   layers: number;
@@ -195,9 +203,15 @@ export async function benchTrainerCase(ctx: GpuContext, ckpt: Checkpoint, o: Ttt
     const times = await timer.results();
     const kernels = breakdown(times, names, timer.timestamps ? 'timestamp-query' : 'wall time per dispatch (replayed)', o.tokens, o.scaleTo ?? o.tokens);
     const clean = stepMs.slice(1).sort((a, b) => a - b);
+    const mid = clean.length >> 1;
+    const median = clean.length % 2 ? clean[mid] : (clean[mid - 1] + clean[mid]) / 2;
+    const c = m.config;
+    const perToken = c.numLayers * c.hiddenSize * (2 * c.numHeads * c.headDim + 2 * c.numKvHeads * c.headDim + 3 * c.intermediateSize);
+    const frozenMs = kernels.families['matmul fwd'] + kernels.families['bwd matmul (dx = dy W)'];
     return {
+      frozenMatmulGflops: (3 * 2 * o.tokens * perToken) / (frozenMs * 1e6),
       name: o.name, weights: o.weights, tokens: o.tokens, layers: m.config.numLayers, vocab: m.config.vocabSize, loadMs,
-      stepMs: clean.length ? clean[Math.floor(clean.length / 2)] : stepMs[0], stepMsAll: stepMs, instrumentedStepMs: stepMs[0], losses, kernels,
+      stepMs: clean.length ? median : stepMs[0], stepMsAll: stepMs, instrumentedStepMs: stepMs[0], losses, kernels,
     };
   } finally {
     m.dispose();
@@ -290,6 +304,8 @@ export async function runTttBench(gpu: GPU, opts: TttBenchOptions): Promise<TttB
     result.cases.push(r);
     log(`${r.name}: ${r.stepMs.toFixed(0)} ms/step (steps ${r.stepMsAll.map((x) => x.toFixed(0)).join(', ')}; first instrumented), loss ${r.losses.map((x) => x.toFixed(3)).join(' -> ')}, load ${(r.loadMs / 1000).toFixed(1)} s`);
     log(`  GPU ${r.kernels.totalMs.toFixed(0)} ms in ${r.kernels.dispatches} dispatches: ${fmtFamilies(r.kernels)}`);
+    log(`  top: ${r.kernels.top.slice(0, 8).map((x) => `${x.label} ${(100 * x.ms / r.kernels.totalMs).toFixed(1)}%`).join(', ')}`);
+    if (r.kernels.unnamed) log(`  warning: ${r.kernels.unnamed} dispatches were not found in GpuTrainer's step lists (did it change?): they are classified by pipeline label`);
   };
 
   if (opts.stories && !opts.skip?.stories) {
@@ -309,16 +325,15 @@ export async function runTttBench(gpu: GPU, opts: TttBenchOptions): Promise<TttB
   });
   let layer: TttCaseResult | undefined, head: TttCaseResult | undefined;
   if (opts.layerTokens > 0 && !opts.skip?.layer) {
-    // Vocabulary 4096 keeps the layer's loss head small: GpuTrainer sizes its logits chunk as
-    // 64 MiB / (V * 4) rows (>= 64) padded to that many rows, so with V = 256 its hn/dhn buffers
-    // would be 65536 rows (0.5 / 1 GiB) and exceed a 128 MiB binding (see the report).
+    // finemedLayerConfig's vocabulary (256): the layer case's loss head is negligible; the real
+    // one (128256) is the separate loss-head case below.
     const T = opts.layerTokens;
-    layer = await benchTrainerCase(ctx, syntheticCheckpoint(finemedLayerConfig(1, 4096)), { name: `FineMedLM-o1 layer q4 T=${T}`, weights: 'q4', tokens: T, ...seqOf(T, 4096), steps: opts.layerSteps, scaleTo: opts.targetTokens });
+    layer = await benchTrainerCase(ctx, syntheticCheckpoint(finemedLayerConfig(1)), { name: `FineMedLM-o1 layer q4 T=${T}`, weights: 'q4', tokens: T, ...seqOf(T, 256), steps: opts.layerSteps, scaleTo: opts.targetTokens });
     done(layer);
   }
   if (opts.headTokens > 0 && !opts.skip?.head) {
     const V = opts.headVocab || maxBindableVocab(ctx);
-    if (V < FINEMED_VOCAB) result.notes.push(`loss head measured at vocab ${V} (largest this device binds in one q4 buffer, or the flag) and scaled x${(FINEMED_VOCAB / V).toFixed(3)} to 128256`);
+    if (V < FINEMED_VOCAB) result.notes.push(`loss head measured at vocab ${V} (${opts.headVocab ? 'as asked' : 'the largest q4 lm_head this device binds'}; its kernels are linear in V) and scaled x${(FINEMED_VOCAB / V).toFixed(3)} to 128256`);
     const T = opts.headTokens;
     head = await benchTrainerCase(ctx, repeatingCheckpoint(finemedLayerConfig(0, V)), { name: `FineMedLM-o1 loss head q4 V=${V} T=${T}`, weights: 'q4', tokens: T, ...seqOf(T, V), steps: 1, scaleTo: opts.targetTokens });
     done(head);
@@ -329,7 +344,8 @@ export async function runTttBench(gpu: GPU, opts: TttBenchOptions): Promise<TttB
     const how = 'tiled matmuls by 32-token tiles, attention by T^2, LoRA gemms/elementwise/CE by T, Adam fixed';
     if (layer.tokens !== opts.targetTokens) result.notes.push(`layer measured at ${layer.tokens} tokens, each dispatch scaled to ${opts.targetTokens} (${how})`);
     if (head && head.tokens !== opts.targetTokens) result.notes.push(`loss head measured at ${head.tokens} tokens, scaled to ${opts.targetTokens} (${how})`);
-    log(`8B projection at ${p.targetTokens} tokens: 32 x layer ${p.layerMs.toFixed(0)} ms + loss head ${p.headMs.toFixed(0)} ms + Adam ${p.adamMs.toFixed(0)} ms = ${(p.totalMs / 1000).toFixed(1)} s of GPU time per step (wall/GPU on the layer step: ${p.wallOverGpu.toFixed(2)})`);
+    if (head) log(`8B projection at ${p.targetTokens} tokens: 32 x layer ${p.layerMs.toFixed(0)} ms + loss head ${p.headMs.toFixed(0)} ms + Adam ${p.adamMs.toFixed(0)} ms = ${(p.totalMs / 1000).toFixed(1)} s of GPU time per step (wall/GPU on the layer step: ${p.wallOverGpu.toFixed(2)})`);
+    else log(`8B projection at ${p.targetTokens} tokens: 32 x layer ${p.layerMs.toFixed(0)} ms + Adam ${p.adamMs.toFixed(0)} ms, loss head not measured (headTokens 0)`);
   }
   for (const n of result.notes) log('note: ' + n);
   ctx.device.destroy();
