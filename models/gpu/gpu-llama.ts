@@ -219,20 +219,24 @@ export class GpuLlama {
 
   /**
    * The LoRA term of a projection as two small matmuls after the frozen one:
-   * xa (T, r) = x A^T, then y (T, N) += scale * xa B^T. Skipped while LoRA is disabled.
+   * xa (T, r) = x A^T, then y (T, N) += scale * xa B^T. Skipped while LoRA is disabled, unless
+   * `gated: false` (training always runs it and keeps xa for the backward pass).
+   * @internal shared with GpuTrainer, which passes its own run buffer, xa and token bound.
    */
-  private async loraSteps(label: string, x: GPUBuffer, s: LoraSlot, y: GPUBuffer): Promise<Step[]> {
-    const lora = this.lora!, xa = this.xa!, r = lora.config.rank;
-    const down = { ...this.shader, transA: false, transB: true, a: 'T', b: 'f32', c: 'f32', tile: pickGemmTile(this.maxBatch, r) } as const;
-    const up = { ...this.shader, transA: false, transB: true, a: 'f32', b: 'f32', c: 'T', tile: pickGemmTile(this.maxBatch, s.outDim) } as const;
+  async loraSteps(label: string, x: GPUBuffer, s: LoraSlot, y: GPUBuffer, o: { run?: GPUBuffer; xa?: GPUBuffer; maxTokens?: number; gated?: boolean } = {}): Promise<Step[]> {
+    const lora = this.lora!, xa = o.xa ?? this.xa!, r = lora.config.rank, run = o.run ?? this.act.run;
+    const maxT = o.maxTokens ?? this.maxBatch;
+    const down = { ...this.shader, transA: false, transB: true, a: 'T', b: 'f32', c: 'f32', tile: pickGemmTile(maxT, r) } as const;
+    const up = { ...this.shader, transA: false, transB: true, a: 'f32', b: 'f32', c: 'T', tile: pickGemmTile(maxT, s.outDim) } as const;
     const pDown = await this.pipelines.get('lora xa', gemmWgsl(down));
     const pUp = await this.pipelines.get('lora y', gemmWgsl(up));
     const gDown = this.uniform('lora xa params', gemmParams({ M: 0, N: r, K: s.inDim, tokens: GEMM_TOKENS_M }));
     const gUp = this.uniform('lora y params', gemmParams({ M: 0, N: s.outDim, K: r, alpha: lora.scale, beta: 1, tokens: GEMM_TOKENS_M }));
-    const on = (grid: (T: number) => [number, number, number]) => (T: number): [number, number, number] => (this.loraEnabled ? grid(T) : [0, 0, 0]);
+    const gated = o.gated ?? true;
+    const on = (grid: (T: number) => [number, number, number]) => (T: number): [number, number, number] => (!gated || this.loraEnabled ? grid(T) : [0, 0, 0]);
     return [
-      { label: `${label} lora xa`, pipeline: pDown, bind: this.bind(pDown, [this.act.run, gDown, x, lora.binding(lora.params, s, 'A'), xa]), grid: on((T) => gemmGrid(down.tile, T, r)) },
-      { label: `${label} lora y`, pipeline: pUp, bind: this.bind(pUp, [this.act.run, gUp, xa, lora.binding(lora.params, s, 'B'), y]), grid: on((T) => gemmGrid(up.tile, T, s.outDim)) },
+      { label: `${label} lora xa`, pipeline: pDown, bind: this.bind(pDown, [run, gDown, x, lora.binding(lora.params, s, 'A'), xa]), grid: on((T) => gemmGrid(down.tile, T, r)) },
+      { label: `${label} lora y`, pipeline: pUp, bind: this.bind(pUp, [run, gUp, xa, lora.binding(lora.params, s, 'B'), y]), grid: on((T) => gemmGrid(up.tile, T, s.outDim)) },
     ];
   }
 

@@ -98,12 +98,12 @@ export class GpuTrainer {
   static async create(m: GpuLlama, lora: LoraWeights, opts: { maxTokens?: number; chunkRows?: number } = {}): Promise<GpuTrainer> {
     const maxTokens = Math.min(opts.maxTokens ?? 1024, m.maxContext);
     if (lora.layers.length !== m.config.numLayers) throw new InvalidInputError(`The adapter has ${lora.layers.length} layers; the model has ${m.config.numLayers}.`);
+    if (opts.chunkRows !== undefined && (opts.chunkRows <= 0 || opts.chunkRows % 64 !== 0)) throw new InvalidInputError(`chunkRows must be a positive multiple of 64, got ${opts.chunkRows}.`);
     const gl = GpuLora.create(m.device, m.alloc, lora);
     const t = new GpuTrainer(m, gl, structuredClone(lora), maxTokens);
-    if (opts.chunkRows !== undefined && (opts.chunkRows <= 0 || opts.chunkRows % 64 !== 0)) throw new InvalidInputError(`chunkRows must be a positive multiple of 64, got ${opts.chunkRows}.`);
+    await m.attachLora(gl); // first: the training passes reuse the model's LoRA steps
     await t.allocate(opts.chunkRows);
     await t.build();
-    await m.attachLora(gl);
     return t;
   }
 
@@ -159,19 +159,20 @@ export class GpuTrainer {
   private async projForward(label: string, x: GPUBuffer, W: GpuMatrix, y: GPUBuffer, s: LoraSlot | undefined, xa: GPUBuffer | undefined): Promise<Step[]> {
     const steps = await this.m.matmul(label, x, W, y, { run: this.run });
     if (!s || !xa) return steps;
-    const Tm = this.maxTokens, r = this.lora.config.rank, P = this.lora.params;
-    steps.push(await this.gemm(`${label} xa`, { transA: false, transB: true, a: 'T', b: 'f32', c: 'f32' }, Tm, r, { M: 0, N: r, K: s.inDim, tokens: GEMM_TOKENS_M }, x, this.lora.binding(P, s, 'A'), xa));
-    steps.push(await this.gemm(`${label} y`, { transA: false, transB: true, a: 'f32', b: 'f32', c: 'T' }, Tm, s.outDim, { M: 0, N: s.outDim, K: r, alpha: this.lora.scale, beta: 1, tokens: GEMM_TOKENS_M }, xa, this.lora.binding(P, s, 'B'), y));
-    return steps;
+    return [...steps, ...await this.m.loraSteps(label, x, s, y, { run: this.run, xa, maxTokens: this.maxTokens, gated: false })];
+  }
+
+  /** dx (=|+=) dy W of a frozen matrix, reading packed 4-bit weights directly; `run` gives T. */
+  private async inputGradStep(label: string, run: GPUBuffer, dy: GPUBuffer, W: GpuMatrix, dx: GPUBuffer | GPUBufferBinding, accumulate: boolean): Promise<Step> {
+    const mb = await this.pipe(`${label} dx`, matmulBackwardInputWgsl({ f16: this.m.shader.f16, weights: W.kind, accumulate, grad: 'f32' }));
+    const mm = this.m.uniform(`${label} mm`, [W.N, W.K, Math.ceil(W.K / 32), 0]);
+    const wb = W.kind === 'q4' ? [W.qw, W.sc] : [W.w, null];
+    return this.step(`${label} dx`, mb, [run, mm, dy, wb[0], wb[1], dx], (T) => matmulBackwardInputGrid(T, W.K));
   }
 
   /** dx (=|+=) dy W for a frozen projection, then the LoRA backward: dB, dxa, dA and dx += dxa A. */
   private async projBackward(label: string, dy: GPUBuffer, W: GpuMatrix, dx: GPUBuffer, accumulate: boolean, x: GPUBuffer, s: LoraSlot | undefined, xa: GPUBuffer | undefined): Promise<Step[]> {
-    const f16 = this.m.shader.f16;
-    const mb = await this.pipe(`${label} dx`, matmulBackwardInputWgsl({ f16, weights: W.kind, accumulate, grad: 'f32' }));
-    const mm = this.m.uniform(`${label} mm`, [W.N, W.K, Math.ceil(W.K / 32), 0]);
-    const wb = W.kind === 'q4' ? [W.qw, W.sc] : [W.w, null];
-    const steps = [this.step(`${label} dx`, mb, [this.run, mm, dy, wb[0], wb[1], dx], (T) => matmulBackwardInputGrid(T, W.K))];
+    const steps = [await this.inputGradStep(label, this.run, dy, W, dx, accumulate)];
     if (!s || !xa) return steps;
     const Tm = this.maxTokens, r = this.lora.config.rank, sc = this.lora.scale;
     const { params: P, } = this.lora;
@@ -281,11 +282,7 @@ export class GpuTrainer {
       const lm = await m.matmul(`lm_head chunk ${i}`, hnRows, m.lmHead, this.logits, { run, out: 'f32' });
       // Chunk steps are encoded with T = the chunk's row count.
       const ceStep = this.step(`ce ${i}`, ce, [ceU, this.targets, this.logits, this.lossRows], (rows) => [rows, 1, 1]);
-      const W = m.lmHead;
-      const mb = await this.pipe('lm_head dx', matmulBackwardInputWgsl({ f16: sh.f16, weights: W.kind, accumulate: false, grad: 'f32' }));
-      const mm = m.uniform('lm_head mm', [W.N, W.K, Math.ceil(W.K / 32), 0]);
-      const wb = W.kind === 'q4' ? [W.qw, W.sc] : [W.w, null];
-      const back = this.step(`lm_head dx ${i}`, mb, [run, mm, this.logits, wb[0], wb[1], dhnRows], (rows) => matmulBackwardInputGrid(rows, C));
+      const back = await this.inputGradStep(`lm_head ${i}`, run, this.logits, m.lmHead, dhnRows, false);
       this.chunks.push({ run, ce: ceU, steps: [...lm, ceStep, back] });
     }
     const lossMean = await this.pipe('loss mean', lossMeanWgsl());
