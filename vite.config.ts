@@ -5,6 +5,8 @@ import { defineConfig } from 'vite';
 import { browserOnly } from './scripts/vite/browser-only.ts';
 import { crossOriginIsolation } from './scripts/vite/cross-origin-isolation.ts';
 import { ISOLATION_HEADERS } from './scripts/vite/isolation-headers.ts';
+import { localHub } from './scripts/vite/local-hub.ts';
+import { pwa } from './scripts/vite/pwa.ts';
 import { serveShared } from './scripts/vite/serve-shared.ts';
 
 const root = dirname(fileURLToPath(import.meta.url));
@@ -16,7 +18,9 @@ export default defineConfig({
   // No SPA fallback: a missing file must be a 404 (model sources rely on it), and the e2e
   // harness page (e2e/harness.html) is a second page next to index.html.
   appType: 'mpa',
-  plugins: [react(), browserOnly(), crossOriginIsolation(), serveShared(sharedDir)],
+  plugins: [react(), browserOnly(), crossOriginIsolation(), serveShared(sharedDir),
+    // FINEMED_HUB_DIR=<dir>: <dir> served at /hub/ in the Hugging Face layout (no internet needed).
+    localHub(process.env.FINEMED_HUB_DIR ? resolve(process.env.FINEMED_HUB_DIR) : undefined), pwa()],
   worker: {
     format: 'es',
   },

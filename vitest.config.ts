@@ -1,4 +1,11 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+// The CLIs cache weights under $XDG_CACHE_HOME by default: tests get a fresh one per run, so they
+// never read (or fill) the user's cache and never see a previous run's entries.
+const testCacheHome = mkdtempSync(join(tmpdir(), 'finemed-test-cache-'));
 
 // Two projects: fast Node unit tests (CPU reference + Dawn/lavapipe kernels), and browser tests
 // that drive headless Chromium with playwright-core against the Vite-served app.
@@ -10,6 +17,7 @@ export default defineConfig({
           name: 'unit',
           include: ['tests/**/*.test.ts'],
           environment: 'node',
+          env: { XDG_CACHE_HOME: testCacheHome },
           testTimeout: 120_000,
           hookTimeout: 120_000,
           // Dawn devices are process-wide and heavy: one fork at a time keeps memory flat.
@@ -22,7 +30,10 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['e2e/**/*.test.ts'],
+          // One production build per run for the built-app tests (e2e/support/built-app.ts).
+          globalSetup: ['e2e/support/global-build.ts'],
           environment: 'node',
+          env: { XDG_CACHE_HOME: testCacheHome },
           testTimeout: 300_000,
           hookTimeout: 300_000,
           fileParallelism: false,

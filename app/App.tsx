@@ -1,19 +1,36 @@
+import { AskPanel } from './components/AskPanel.tsx';
 import { Footer } from './components/Footer.tsx';
-import { ModelPanel } from './components/ModelPanel.tsx';
-import { OutputPanel } from './components/OutputPanel.tsx';
-import { PromptPanel } from './components/PromptPanel.tsx';
+import { HistoryPanel } from './components/HistoryPanel.tsx';
+import { ModelManager } from './components/ModelManager.tsx';
+import { OfflineStatus } from './components/OfflineStatus.tsx';
+import { Results } from './components/Results.tsx';
+import { SettingsPanel } from './components/SettingsPanel.tsx';
+import { StoragePanel } from './components/StoragePanel.tsx';
+import { Welcome } from './components/Welcome.tsx';
+import { useApp } from './store.ts';
 
 export function App() {
+  const idle = useApp((s) => s.ask.status === 'idle');
   return (
     <>
       <header className="header">
-        <h1>FineMed TTT</h1>
-        <p>Medical reasoning with a local language model on WebGPU.</p>
+        <div>
+          <h1>FineMed TTT</h1>
+          <p>Medical reasoning with FineMedLM-o1 and test-time training, in your browser.</p>
+        </div>
+        <OfflineStatus />
       </header>
-      <main className="main">
-        <ModelPanel />
-        <PromptPanel />
-        <OutputPanel />
+      <main className="layout">
+        <div className="column main-column">
+          <AskPanel />
+          {idle ? <Welcome /> : <Results />}
+        </div>
+        <aside className="column side-column">
+          <ModelManager />
+          <StoragePanel />
+          <SettingsPanel />
+          <HistoryPanel />
+        </aside>
       </main>
       <Footer />
     </>

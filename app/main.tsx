@@ -1,7 +1,12 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './App.tsx';
+import { registerServiceWorker } from './pwa.ts';
+import { applyQueryParams } from './settings-store.ts';
 import './styles.css';
+
+// ?model=&embedder=&weights=&backend=&hub= preselect the models (and are remembered).
+applyQueryParams(location.search);
 
 const root = document.getElementById('root');
 if (!root) throw new Error('index.html has no #root element.');
@@ -10,3 +15,4 @@ createRoot(root).render(
     <App />
   </StrictMode>,
 );
+registerServiceWorker();

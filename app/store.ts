@@ -1,14 +1,13 @@
 /**
- * The UI state: plain, serialisable values only (no File objects, no clients, no tensors), so it
- * can be inspected, persisted or reset freely. Side effects live in ./actions.ts.
+ * The UI state: plain, serialisable values only (no clients, no Files, no tensors). Side effects
+ * live in app/actions/*.ts, which write here; components read here. Settings that outlive the
+ * page are in ./settings-store.ts, the history in IndexedDB (./history/db.ts).
  */
 import { create } from 'zustand';
-import type { Backend, GenerateTimings, LoadProgress, ModelInfo, WeightFormat, WorkerGenerateResult } from '../workers/protocol.ts';
-
-export type SourceKind = 'url' | 'folder';
-export type SamplingMode = 'greedy' | 'sample';
-export type LoadStatus = 'idle' | 'loading' | 'ready' | 'error';
-export type GenerateStatus = 'idle' | 'running' | 'done' | 'stopped' | 'error';
+import type { AskRecord, AskStage, RetrievalSummary, Run } from '../workers/ask-session.ts';
+import type { CachedModelInfo, LoadProgress, ModelInfo } from '../workers/protocol.ts';
+import type { EmbedderStatus, IndexInfo, RetrieverReadiness, StoredIndex } from '../workers/retrieval-protocol.ts';
+import type { HistoryEntry } from './history/entry.ts';
 
 /** An error as the UI shows it: the engine's stable code plus its message. */
 export interface UiError {
@@ -16,75 +15,157 @@ export interface UiError {
   message: string;
 }
 
-/** What the user picked with the folder input, summarised; the Files stay in actions.ts. */
-export interface FolderSummary {
-  name: string;
-  files: number;
-  bytes: number;
+/** Bytes over time, for speed and ETA. */
+export interface ProgressView {
+  label: string;
+  done: number;
+  total: number;
+  /** Bytes (or items) per second over the last few seconds; null until measurable. */
+  rate: number | null;
+  unit: 'bytes' | 'items';
+  detail?: string;
+}
+
+export type LoadStatus = 'idle' | 'loading' | 'loaded' | 'error';
+
+export interface LlmState {
+  status: LoadStatus;
+  progress: ProgressView | null;
+  phase: LoadProgress['phase'] | null;
+  info: ModelInfo | null;
+  error: UiError | null;
+}
+
+export interface EmbedderState {
+  status: LoadStatus;
+  progress: ProgressView | null;
+  info: EmbedderStatus | null;
+  error: UiError | null;
+}
+
+export interface CorpusState {
+  status: 'none' | 'opening' | 'ready' | 'error';
+  /** Corpus name (file name, 'demo-corpus.jsonl', 'FineMed-DPO'). */
+  name: string | null;
+  progress: ProgressView | null;
+  info: IndexInfo | null;
+  /** Which retrievers can answer now: keyword search is ready at once, embeddings once built. */
+  retrievers: RetrieverReadiness | null;
+  error: UiError | null;
+}
+
+export interface TrainStep {
+  step: number;
+  steps: number;
+  loss: number;
+  ms: number;
+}
+
+/** One answer column as it streams in. */
+export interface RunView {
+  stage: AskStage | 'waiting' | 'done' | 'stopped' | 'error';
+  /** The model's text so far. */
+  text: string;
+  tokens: number;
+  steps: TrainStep[];
+  stepsPlanned: number;
+  retrieval: RetrievalSummary | null;
+  prompt: AskRecord['prompt'] | null;
+  restored: boolean;
+  /** performance.now() of the generate stage's start and of the first token (tokens/s while streaming). */
+  answerStartedAt: number | null;
+  firstTokenAt: number | null;
+  record: AskRecord | null;
+}
+
+export interface AskState {
+  status: 'idle' | 'running' | 'done' | 'stopped' | 'error';
+  question: string;
+  mode: 'single' | 'compare';
+  runs: Partial<Record<Run, RunView>>;
+  /** Compare mode: the two answers' texts differ. */
+  differ: boolean | null;
+  error: UiError | null;
+  /** History entry shown (the last answer, or one opened from the history). */
+  entryId: string | null;
 }
 
 export interface AppState {
-  sourceKind: SourceKind;
-  url: string;
-  folder: FolderSummary | null;
-  backend: Backend;
-  weights: WeightFormat;
-  loadStatus: LoadStatus;
-  progress: LoadProgress | null;
-  model: ModelInfo | null;
-  loadError: UiError | null;
-
-  prompt: string;
-  chat: boolean;
-  system: string;
-  maxNewTokens: number;
-  samplingMode: SamplingMode;
-  temperature: number;
-  topP: number;
-  seed: number;
-
-  genStatus: GenerateStatus;
-  output: string;
-  tokensGenerated: number;
-  timings: GenerateTimings | null;
-  stopReason: WorkerGenerateResult['stopReason'] | null;
-  genError: UiError | null;
+  llm: LlmState;
+  embedder: EmbedderState;
+  corpus: CorpusState;
+  ask: AskState;
+  /** The question being typed. */
+  draft: string;
+  /** The TTT switch; null = follow the default (on once a corpus is ready). */
+  tttChoice: boolean | null;
+  compare: boolean;
+  /** Saved questions, newest first (loaded from IndexedDB). */
+  history: HistoryEntry[];
+  storage: StorageState;
 }
 
-/** The golden tiny model is the obvious thing to try in development; production starts empty. */
-const DEFAULT_URL = import.meta.env.DEV ? '/shared/golden/stories260K-hf/f32/' : '';
+/** What this origin keeps on the device (OPFS, IndexedDB, Cache API) and how much room is left. */
+export interface StorageState {
+  /** navigator.storage.estimate(); null until read (or where unsupported). */
+  usage: number | null;
+  quota: number | null;
+  /** navigator.storage.persisted(): the browser will not evict the data under pressure. */
+  persisted: boolean | null;
+  models: CachedModelInfo[];
+  indexes: StoredIndex[];
+  error: UiError | null;
+}
+
+export const initialAsk: AskState = { status: 'idle', question: '', mode: 'single', runs: {}, differ: null, error: null, entryId: null };
 
 export const initialState: AppState = {
-  sourceKind: 'url',
-  url: DEFAULT_URL,
-  folder: null,
-  backend: typeof navigator !== 'undefined' && 'gpu' in navigator ? 'webgpu' : 'cpu',
-  weights: 'q4',
-  loadStatus: 'idle',
-  progress: null,
-  model: null,
-  loadError: null,
-
-  prompt: '',
-  chat: false,
-  system: '',
-  maxNewTokens: 256,
-  samplingMode: 'greedy',
-  temperature: 0.7,
-  topP: 0.9,
-  seed: 42,
-
-  genStatus: 'idle',
-  output: '',
-  tokensGenerated: 0,
-  timings: null,
-  stopReason: null,
-  genError: null,
+  llm: { status: 'idle', progress: null, phase: null, info: null, error: null },
+  embedder: { status: 'idle', progress: null, info: null, error: null },
+  corpus: { status: 'none', name: null, progress: null, info: null, retrievers: null, error: null },
+  ask: initialAsk,
+  draft: '',
+  tttChoice: null,
+  compare: false,
+  history: [],
+  storage: { usage: null, quota: null, persisted: null, models: [], indexes: [], error: null },
 };
 
-export const useApp = create<AppState>()(() => ({ ...initialState }));
+export const useApp = create<AppState>()(() => structuredClone(initialState));
 
-/** Shorthand for form fields: `setField('url', value)`. */
-export function setField<K extends keyof AppState>(key: K, value: AppState[K]): void {
-  useApp.setState({ [key]: value } as Pick<AppState, K>);
+export function emptyRun(): RunView {
+  return {
+    stage: 'waiting', text: '', tokens: 0, steps: [], stepsPlanned: 0, retrieval: null, prompt: null, restored: false,
+    answerStartedAt: null, firstTokenAt: null, record: null,
+  };
+}
+
+/** Shallow-merges `patch` into one slice. */
+export function patch<K extends 'llm' | 'embedder' | 'corpus' | 'ask' | 'storage'>(key: K, value: Partial<AppState[K]>): void {
+  useApp.setState((s) => ({ [key]: { ...s[key], ...value } }) as Pick<AppState, K>);
+}
+
+export function patchRun(run: Run, value: Partial<RunView>): void {
+  useApp.setState((s) => ({ ask: { ...s.ask, runs: { ...s.ask.runs, [run]: { ...(s.ask.runs[run] ?? emptyRun()), ...value } } } }));
+}
+
+/** A corpus can be retrieved from: indexed, or at least searchable by keywords while its embeddings build. */
+export function corpusUsable(s: Pick<AppState, 'corpus'>): boolean {
+  return s.corpus.status === 'ready' || s.corpus.retrievers?.lexical === 'ready';
+}
+
+/** The TTT switch's value: the user's choice, else on exactly when a corpus is usable. */
+export function tttOn(s: Pick<AppState, 'tttChoice' | 'corpus'>): boolean {
+  return corpusUsable(s) && (s.tttChoice ?? true);
+}
+
+/** Both models loaded: the app can answer. */
+export function modelsReady(s: Pick<AppState, 'llm' | 'embedder'>): boolean {
+  return s.llm.status === 'loaded' && s.embedder.status === 'loaded';
+}
+
+export function toUiError(e: unknown): UiError {
+  const code = typeof (e as { code?: unknown })?.code === 'string' ? (e as { code: string }).code : 'internal';
+  const message = e instanceof Error ? e.message : String(e);
+  return { code, message };
 }

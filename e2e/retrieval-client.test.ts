@@ -47,7 +47,7 @@ describe('RetrievalClient', () => {
     expect(w.sent.map((m) => [m.type, m.id])).toEqual([['open-index', 1], ['retrieve', 2]]);
     expect(w.sent[1]).toEqual({ type: 'retrieve', id: 2, question: 'Q?', k: 3 });
     w.emit({ type: 'progress', id: 1, progress: { phase: 'index', done: 1, total: 2 } });
-    const result = { results: [], timings: { embedMs: 1, searchMs: 1, totalMs: 2 } };
+    const result = { results: [], timings: { embedMs: 1, searchMs: 1, totalMs: 2 }, retriever: 'embedding' as const };
     w.emit({ type: 'result', id: 2, result });
     expect(await ret).toEqual(result);
     w.emit({ type: 'error', id: 1, error: { name: 'StaleIndexError', code: 'not-found', message: 'stale' } });
@@ -91,5 +91,24 @@ describe('RetrievalClient', () => {
     void client.openIndex({ corpus: { kind: 'url', url: 'demo/demo-corpus.jsonl' } });
     expect(workers[0]!.sent[0]).toMatchObject({ embedder: { localModelPath: 'models/' } });
     expect(workers[0]!.sent[1]).toMatchObject({ corpus: { kind: 'url', url: 'demo/demo-corpus.jsonl' } });
+  });
+
+  it('routes status events to onStatus listeners without failing pending calls; retrieve names its retriever', async () => {
+    const { client, workers } = setup();
+    const seen: string[] = [];
+    const off = client.onStatus((st) => seen.push(`${st.retrievers.lexical}/${st.retrievers.embedding}`));
+    const call = client.retrieve('Q?', 2, { retriever: 'lexical' });
+    const w = workers[0]!;
+    expect(w.sent[0]).toEqual({ type: 'retrieve', id: 1, question: 'Q?', k: 2, retriever: 'lexical' });
+    const status = { embedder: null, corpus: { name: 'c', count: 1, key: 'corpus~c' }, retrievers: { lexical: 'ready', embedding: 'building' }, auto: 'lexical' } as const;
+    w.emit({ type: 'status', id: NO_REQUEST, status });
+    off();
+    w.emit({ type: 'status', id: NO_REQUEST, status: { ...status, retrievers: { lexical: 'ready', embedding: 'ready' }, auto: 'embedding' } });
+    const result = { results: [], timings: { embedMs: 0, searchMs: 1, totalMs: 1 }, retriever: 'lexical' as const };
+    w.emit({ type: 'result', id: 1, result });
+    expect(await call).toEqual(result);
+    expect(seen).toEqual(['ready/building']);
+    void client.status();
+    expect(w.sent.at(-1)).toEqual({ type: 'status', id: 2 });
   });
 });

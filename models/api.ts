@@ -2,12 +2,15 @@
  * The engine's public types, shared by the worker, the CLI and the tests. The implementation is
  * `LlamaModel` in ./llama-model.ts; the worker exposes the same operations over postMessage.
  */
+import type { LoadCacheOptions } from './cache/open-weights.ts';
 
 export type Backend = 'webgpu' | 'cpu';
 /** 'q4': projections + embeddings quantized to 4-bit groups of 32 on load; 'f32': weights kept as f32. */
 export type WeightFormat = 'q4' | 'f32';
 /** Activation / KV-cache precision on the GPU. 'auto' = f16 when the adapter has shader-f16. */
 export type Precision = 'auto' | 'f16' | 'f32';
+/** Weight cache: 'use' a complete entry (else write one), 'refresh' (ignore and rewrite it), 'off'. */
+export type CacheMode = 'use' | 'refresh' | 'off';
 
 export interface LoadOptions {
   backend: Backend;
@@ -19,6 +22,11 @@ export interface LoadOptions {
   gpu?: GPU;
   signal?: AbortSignal;
   onProgress?: (p: LoadProgress) => void;
+  /**
+   * The weight cache (models/cache/): a complete entry for this source is loaded with no source
+   * reads; otherwise the quantized tensors are written to it as they are produced. Default: none.
+   */
+  cache?: LoadCacheOptions;
 }
 
 export interface LoadProgress {
@@ -28,6 +36,10 @@ export interface LoadProgress {
   totalBytes: number;
   /** Tensor being loaded, when phase == 'weights'. */
   tensor?: string;
+  /** Whether these bytes come from the weight cache or the source. */
+  from?: 'source' | 'cache';
+  /** The file the tensor is read from (a safetensors shard, or the cache file). */
+  file?: string;
 }
 
 export type Sampling =

@@ -17,6 +17,8 @@ export type EngineErrorCode =
   | 'aborted' // cancelled through an AbortSignal
   | 'invalid-input' // ids out of vocabulary, sequence longer than the context, bad option
   | 'storage-quota' // OPFS / IndexedDB quota exceeded
+  | 'device-limits' // a buffer or binding of the memory plan exceeds this GPU's limits
+  | 'cache-corrupt' // a weight-cache entry failed its checks (size, checksum, format); it is deleted
   | 'tokenizer' // tokenizer files missing or unusable
   | 'internal';
 
@@ -68,6 +70,25 @@ export class InvalidInputError extends EngineError {
 }
 export class StorageQuotaError extends EngineError {
   constructor(message: string) { super('storage-quota', message); }
+}
+/** A weight-cache entry is truncated, altered or of another format; it is never used. */
+export class CacheCorruptError extends EngineError {
+  constructor(message: string) { super('cache-corrupt', message); }
+}
+/** One buffer over one WebGPU limit (models/memory-plan.ts checkPlan). */
+export interface DeviceLimitProblem {
+  buffer: string;
+  bytes: number;
+  limit: string;
+  limitBytes: number;
+}
+/** The model's memory plan does not fit this GPU's limits; the message names buffers and limits. */
+export class DeviceLimitsError extends EngineError {
+  readonly problems: readonly DeviceLimitProblem[];
+  constructor(message: string, problems: readonly DeviceLimitProblem[] = []) {
+    super('device-limits', message);
+    this.problems = problems;
+  }
 }
 export class TokenizerError extends EngineError {
   constructor(message: string) { super('tokenizer', message); }

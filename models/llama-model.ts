@@ -1,5 +1,5 @@
 import type { Backend, ChatMessage, GenerateOptions, GenerateResult, LoadOptions, MemoryReport, WeightFormat } from './api.ts';
-import { type Checkpoint, openCheckpoint } from './checkpoint.ts';
+import { openWeights, type CacheEntryInfo } from './cache/open-weights.ts';
 import type { LlamaConfig } from './config.ts';
 import { CpuLlama } from './cpu/cpu-llama.ts';
 import { EngineError, InvalidInputError, throwIfAborted, TokenizerError } from './errors.ts';
@@ -14,6 +14,9 @@ import { initLora, type LoraWeights } from './lora/adapter.ts';
 import { cpuAdapterTrainer, gpuAdapterTrainer, type AdapterTrainer, type TrainStepInfo } from './ttt/adapter-trainer.ts';
 import { resolveTttConfig, type TttConfig, type TttPreset } from './ttt/config.ts';
 import { buildTrainingSequence, type Trace, type TrainingSequence } from './ttt/training-text.ts';
+import { planPrompt, type PreparedPrompt, type PromptRequest } from './ask/prompt-plan.ts';
+import { assertPlanFits, planMemory } from './memory-plan.ts';
+import type { PromptFormat } from './prompt-format.ts';
 
 /** A CPU model (the reference, or it with a LoRA adapter) as a ForwardBackend; its forward is synchronous. */
 class CpuBackend implements ForwardBackend {
@@ -40,6 +43,8 @@ export class LlamaModel {
   private busy = false;
   private trainer: AdapterTrainer | null = null;
   private tttConfig: TttConfig | null = null;
+  private from: 'cache' | 'source' = 'source';
+  private entry: CacheEntryInfo | null = null;
 
   private constructor(config: LlamaConfig, tokenizer: Tokenizer | null, backend: Backend, weights: WeightFormat, engine: GpuLlama | CpuLlama) {
     this.config = config;
@@ -59,40 +64,69 @@ export class LlamaModel {
     return [...new Set([...this.config.eosTokenIds, ...(this.tokenizer?.eosTokenIds ?? [])])];
   }
 
+  /**
+   * Loads a model. With `options.cache`, a complete cache entry for the source is loaded with no
+   * source reads; otherwise the weights come from the source and are written to the cache.
+   */
   static async load(source: ModelSource, options: LoadOptions): Promise<LlamaModel> {
     const { signal, onProgress } = options;
     const weights = options.weights ?? 'q4';
     onProgress?.({ phase: 'config', loadedBytes: 0, totalBytes: 0 });
-    const ckpt: Checkpoint = await openCheckpoint(source, signal);
-    const config = ckpt.config;
-    onProgress?.({ phase: 'tokenizer', loadedBytes: 0, totalBytes: ckpt.totalBytes });
-    const tokenizer = (await source.exists('tokenizer.json', signal)) ? await loadTokenizer(source, signal) : null;
-    const maxContext = options.maxContext ?? Math.min(config.maxPositionEmbeddings, 4096);
-    if (!Number.isInteger(maxContext) || maxContext < 1) throw new InvalidInputError(`maxContext must be a positive integer, got ${maxContext}.`);
-    let loaded = 0;
-    const onBytes = (tensor: string, bytes: number) => {
-      loaded += bytes;
-      onProgress?.({ phase: 'weights', loadedBytes: loaded, totalBytes: ckpt.totalBytes, tensor });
-    };
-    let engine: GpuLlama | CpuLlama;
-    if (options.backend === 'webgpu') {
-      const ctx = await acquireGpu(options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu, { f16: options.precision !== 'f32' });
-      if (options.precision === 'f16' && !ctx.f16) {
-        ctx.device.destroy();
-        throw new EngineError('gpu-unavailable', 'f16 precision was requested but this GPU has no shader-f16 support; use precision "auto" or "f32".');
+    const w = await openWeights(source, { weights, backend: options.backend, cache: options.cache, signal });
+    const { config, totalBytes, from } = w;
+    let engine: GpuLlama | CpuLlama | null = null;
+    try {
+      onProgress?.({ phase: 'tokenizer', loadedBytes: 0, totalBytes, from });
+      const tokenizer = (await w.files.exists('tokenizer.json', signal)) ? await loadTokenizer(w.files, signal) : null;
+      const maxContext = options.maxContext ?? Math.min(config.maxPositionEmbeddings, 4096);
+      if (!Number.isInteger(maxContext) || maxContext < 1) throw new InvalidInputError(`maxContext must be a positive integer, got ${maxContext}.`);
+      let loaded = 0;
+      const onBytes = (tensor: string, bytes: number) => {
+        loaded += bytes;
+        onProgress?.({ phase: 'weights', loadedBytes: loaded, totalBytes, tensor, ...w.where(tensor) });
+      };
+      if (options.backend === 'webgpu') {
+        const ctx = await acquireGpu(options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu, { f16: options.precision !== 'f32' });
+        if (options.precision === 'f16' && !ctx.f16) {
+          ctx.device.destroy();
+          throw new EngineError('gpu-unavailable', 'f16 precision was requested but this GPU has no shader-f16 support; use precision "auto" or "f32".');
+        }
+        try {
+          // Refuse before any weight is read or allocated when a buffer would exceed this GPU's limits.
+          assertPlanFits(planMemory(config, { weights, precision: ctx.f16 ? 'f16' : 'f32', maxContext }), ctx.device.limits);
+          engine = await GpuLlama.load(w.tensors, ctx, { weights, maxContext, signal, onBytes });
+        } catch (e) {
+          ctx.device.destroy();
+          throw e;
+        }
+      } else {
+        engine = await CpuLlama.load(config, w.tensors, { weights, maxContext, signal, onTensor: (name) => onBytes(name, w.bytesOf(name)) });
       }
-      try {
-        engine = await GpuLlama.load(ckpt, ctx, { weights, maxContext, signal, onBytes });
-      } catch (e) {
-        ctx.device.destroy();
-        throw e;
+      throwIfAborted(signal);
+      await w.finish(signal);
+      onProgress?.({ phase: 'ready', loadedBytes: totalBytes, totalBytes, from });
+      const model = new LlamaModel(config, tokenizer, options.backend, weights, engine);
+      model.from = from;
+      model.entry = w.entry;
+      return model;
+    } catch (e) {
+      if (engine instanceof GpuLlama) {
+        engine.dispose();
+        engine.ctx.device.destroy();
       }
-    } else {
-      engine = await CpuLlama.load(config, ckpt, { weights, maxContext, signal, onTensor: (name) => onBytes(name, ckpt.tensors.get(name)!.end - ckpt.tensors.get(name)!.begin) });
+      await w.fail(e);
+      throw e;
     }
-    throwIfAborted(signal);
-    onProgress?.({ phase: 'ready', loadedBytes: ckpt.totalBytes, totalBytes: ckpt.totalBytes });
-    return new LlamaModel(config, tokenizer, options.backend, weights, engine);
+  }
+
+  /** Where the weights came from: the weight cache, or the source (downloaded / read and converted). */
+  get loadedFrom(): 'cache' | 'source' {
+    return this.from;
+  }
+
+  /** The weight-cache entry the model was loaded from or written to; null without a cache. */
+  get cacheEntry(): CacheEntryInfo | null {
+    return this.entry;
   }
 
   private requireTokenizer(): Tokenizer {
@@ -134,9 +168,9 @@ export class LlamaModel {
   }
 
   /**
-   * Attaches a LoRA adapter for test-time training: `lora` as given (e.g. loaded from a PEFT
-   * safetensors file), or initialised from the config (A uniform from the seed, B = 0, so the
-   * model is unchanged until trained).
+   * Attaches a LoRA adapter for test-time training, replacing any attached one: `lora` as given
+   * (e.g. loaded from a PEFT safetensors file), or initialised from the config (A uniform from
+   * the seed, B = 0, so the model is unchanged until trained).
    * @example
    *   await model.attachAdapter({ preset: 'paper' });
    *   const seq = model.trainingSequence(trace);
@@ -146,8 +180,12 @@ export class LlamaModel {
     return this.exclusive(async () => {
       const cfg = resolveTttConfig(opts);
       const lora = opts.lora ?? initLora(this.config, { rank: cfg.rank, alpha: cfg.alpha, targets: cfg.targets }, cfg.seed);
+      await this.removeAdapter();
       if (this.engine instanceof GpuLlama) {
-        if (this.trainer) throw new InvalidInputError('An adapter is attached already; this engine supports one per model load.');
+        const e = this.engine;
+        // The trainer's buffers must fit this GPU's limits too (the attention probabilities grow with maxTokens squared).
+        const ttt = { rank: cfg.rank, alpha: cfg.alpha, targets: cfg.targets, maxTokens: Math.min(cfg.maxTokens, e.maxContext) };
+        assertPlanFits(planMemory(this.config, { weights: this.weights, precision: e.precision, maxContext: e.maxContext, maxBatch: e.maxBatch, ttt }), this.engine.device.limits);
         this.trainer = gpuAdapterTrainer(await GpuTrainer.create(this.engine, lora, { maxTokens: cfg.maxTokens }), lora);
       } else {
         const t = new CpuTrainer(this.engine, lora);
@@ -159,14 +197,66 @@ export class LlamaModel {
     });
   }
 
+  /**
+   * A fresh adapter of this shape: a newly attached one, or, when one of the same shape (rank,
+   * alpha, targets, maxTokens, seed) is attached already, that one reset (B = 0, A as attached,
+   * optimizer cleared), which costs no allocation. Either way the optimizer defaults become
+   * `opts`'. Returns true when the attached adapter was kept.
+   * @example if (!(await model.ensureAdapter({ rank: 8, steps: 3 }))) console.log('new adapter');
+   */
+  async ensureAdapter(opts: Partial<TttConfig> & { preset?: TttPreset } = {}): Promise<boolean> {
+    const cfg = resolveTttConfig(opts);
+    const have = this.tttConfig;
+    const maxTokens = Math.min(cfg.maxTokens, this.fwd.maxContext);
+    const same = have !== null && this.trainer !== null && have.rank === cfg.rank && have.alpha === cfg.alpha && have.seed === cfg.seed
+      && have.maxTokens === maxTokens && have.targets.length === cfg.targets.length && cfg.targets.every((t) => have.targets.includes(t));
+    if (!same) {
+      await this.attachAdapter(cfg);
+      return false;
+    }
+    this.resetAdapter();
+    this.tttConfig = { ...cfg, maxTokens };
+    return true;
+  }
+
+  /** The attached adapter's settings (maxTokens capped at the context), or null. */
+  get adapterConfig(): TttConfig | null {
+    return this.tttConfig ? { ...this.tttConfig, targets: [...this.tttConfig.targets] } : null;
+  }
+
+  /** Removes the adapter and frees its memory: the model is the base model, as loaded. */
+  async detachAdapter(): Promise<void> {
+    return this.exclusive(() => this.removeAdapter());
+  }
+
+  private async removeAdapter(): Promise<void> {
+    if (!this.trainer) return;
+    await this.trainer.dispose();
+    this.trainer = null;
+    this.tttConfig = null;
+    if (this.engine instanceof CpuLlama) this.fwd = new CpuBackend(this.engine);
+  }
+
   private requireTrainer(): AdapterTrainer {
     if (!this.trainer) throw new InvalidInputError('No adapter is attached; call attachAdapter() first.');
     return this.trainer;
   }
 
-  /** The TTT sequence of a retrieved trace in this model's chat template (see models/ttt/training-text.ts). */
-  trainingSequence(trace: Trace, opts: { style?: 'card' | 'o1' } = {}): TrainingSequence {
-    return buildTrainingSequence(this.requireTokenizer(), trace, { maxTokens: this.tttConfig?.maxTokens ?? 1024, style: opts.style });
+  /**
+   * The TTT sequence of a retrieved trace, in the answer prompt's format (see
+   * models/ttt/training-text.ts); default FineMedLM-o1's system prompt in the chat template.
+   */
+  trainingSequence(trace: Trace, opts: { format?: PromptFormat } = {}): TrainingSequence {
+    return buildTrainingSequence(this.requireTokenizer(), trace, { maxTokens: this.tttConfig?.maxTokens ?? 1024, format: opts.format });
+  }
+
+  /**
+   * The answer prompt for a question: the requested system prompt if it fits this model's
+   * context with room for the answer, else the next smaller format (see models/ask/prompt-plan.ts).
+   * @example const p = model.answerPrompt('What causes gout?', { system: 'o1', maxNewTokens: 512 });
+   */
+  answerPrompt(question: string, request: PromptRequest): PreparedPrompt {
+    return planPrompt(this.requireTokenizer(), question, request, this.fwd.maxContext);
   }
 
   /** TTT: Adam steps on the attached adapter; generation then uses the adapted model until resetAdapter(). */

@@ -3,8 +3,6 @@
  * hongzhouyu/FineMed Rebuttal_period_file/ttt_prepare.ipynb and the model card). The model writes
  * its reasoning under a Thought heading, then the answer under a Summarization heading.
  */
-import type { ChatMessage } from './api.ts';
-import { InvalidInputError } from './errors.ts';
 
 /** The model card's short system prompt. */
 export const MODEL_CARD_SYSTEM_PROMPT = 'You are a helpful professional doctor.';
@@ -28,29 +26,6 @@ export const O1_SYSTEM_PROMPT =
 
 /** Max new tokens the model card generates with. */
 export const MODEL_CARD_MAX_NEW_TOKENS = 4096;
-
-export type PromptStyle = 'card' | 'o1';
-
-/**
- * The chat for one question: system prompt ('o1' = the training prompt, default; 'card' = the
- * model card's short one) and the question with "Please think step by step." appended once.
- *
- * @example
- * finemedMessages('What causes gout?', { style: 'card' });
- * // [{ role: 'system', content: 'You are a helpful professional doctor.' },
- * //  { role: 'user', content: 'What causes gout? Please think step by step.' }]
- */
-export function finemedMessages(question: string, options: { style?: PromptStyle } = {}): ChatMessage[] {
-  const q = question.trim();
-  if (q.length === 0) throw new InvalidInputError('The question is empty.');
-  const style = options.style ?? 'o1';
-  const system = style === 'o1' ? O1_SYSTEM_PROMPT : MODEL_CARD_SYSTEM_PROMPT;
-  const user = q.toLowerCase().endsWith(MODEL_CARD_USER_SUFFIX.toLowerCase()) ? q : `${q} ${MODEL_CARD_USER_SUFFIX}`;
-  return [
-    { role: 'system', content: system },
-    { role: 'user', content: user },
-  ];
-}
 
 /**
  * A Summarization heading at line start: "## Summarization", "**Summarization**",

@@ -10,7 +10,8 @@
  *     [--grads grads.safetensors] [--out adapter.safetensors] --json      (see scripts/llm-ttt.ts)
  *
  * The last stdout line is one JSON object: generate prints {"ids", "text", "last_logits", "timings"},
- * ttt prints {"loss_at_start", "losses", "final_loss", "tokens_trained", "timings"}; a failure prints
+ * ttt prints {"loss_at_start", "losses", "final_loss", "tokens_trained", "timings"}, ask prints the TTT
+ * pipeline's record (scripts/llm-ask.ts); a failure prints
  * {"error", "code", "message"} and exits 1 (2 for a malformed command line).
  */
 import type { Backend, Precision, Sampling } from '../models/api.ts';
@@ -22,17 +23,21 @@ import { LlamaModel } from '../models/llama-model.ts';
 import { nodeGpu } from '../models/gpu/node-gpu.ts';
 import { idList, numberFlag, parseCommandArgs, stringFlag, type CommandSpec, type ParsedArgs } from './cli-args.ts';
 import { tttCommand, TTT_SPEC, TTT_USAGE } from './llm-ttt.ts';
+import { cacheFromArgs, CACHE_USAGE, withCacheFlags } from './cli-cache.ts';
+import { askCommand, ASK_SPEC, ASK_USAGE } from './llm-ask.ts';
 
 const GENERATE_USAGE = `usage: npm run --silent llm -- generate --model <dir|url> (--ids 1,2,3 | --prompt "text" [--chat] [--system "..."])
-  --max-new N [--greedy | --temperature T --top-p P --seed S] --backend cpu|webgpu [--f32] [--precision auto|f16|f32] [--max-context N] [--json]`;
-const USAGE = `${GENERATE_USAGE}\n${TTT_USAGE.replace(/^usage: /, '   or: ')}`;
+  --max-new N [--greedy | --temperature T --top-p P --seed S] --backend cpu|webgpu [--f32] [--precision auto|f16|f32] [--max-context N] [--json]
+  ${CACHE_USAGE}`;
+const USAGE = `${GENERATE_USAGE}\n${TTT_USAGE.replace(/^usage: /, '   or: ')}\n${ASK_USAGE.replace(/^usage: /, '   or: ')}`;
 
 const COMMANDS: Record<string, CommandSpec> = {
-  generate: {
+  generate: withCacheFlags({
     switches: ['json', 'greedy', 'f32', 'chat'],
     valued: ['model', 'ids', 'prompt', 'system', 'max-new', 'temperature', 'top-p', 'seed', 'backend', 'precision', 'max-context'],
-  },
-  ttt: TTT_SPEC,
+  }),
+  ttt: withCacheFlags(TTT_SPEC),
+  ask: withCacheFlags(ASK_SPEC),
 };
 
 export function modelSource(model: string): ModelSource {
@@ -45,14 +50,20 @@ export async function loadModelFromArgs(args: ParsedArgs): Promise<LlamaModel> {
   const backend = (stringFlag(args, 'backend') ?? 'webgpu') as Backend;
   if (backend !== 'cpu' && backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${backend}`);
   const precision = (stringFlag(args, 'precision') ?? 'auto') as Precision;
-  return LlamaModel.load(modelSource(model), {
+  const m = await LlamaModel.load(modelSource(model), {
     backend,
     weights: args.flags.has('f32') ? 'f32' : 'q4',
     precision,
     maxContext: args.flags.has('max-context') ? numberFlag(args, 'max-context') : undefined,
     gpu: backend === 'webgpu' ? nodeGpu() : undefined,
+    cache: cacheFromArgs(args),
   });
+  loadedFrom = m.loadedFrom;
+  return m;
 }
+
+/** Where the last loaded model's weights came from (every command's JSON reports it). */
+let loadedFrom: 'cache' | 'source' | undefined;
 
 async function generateCommand(args: ParsedArgs): Promise<unknown> {
   const tLoad = performance.now();
@@ -94,17 +105,20 @@ async function main(): Promise<number> {
     args = parseCommandArgs(process.argv.slice(2), COMMANDS);
   } catch (e) {
     const command = process.argv[2];
-    console.error(`${(e as Error).message}\n${command === 'ttt' ? TTT_USAGE : command === 'generate' ? GENERATE_USAGE : USAGE}`);
+    const usage = { ttt: `${TTT_USAGE}\n  ${CACHE_USAGE}`, generate: GENERATE_USAGE, ask: ASK_USAGE }[command ?? ''] ?? USAGE;
+    console.error(`${(e as Error).message}\n${usage}`);
     return 2;
   }
   try {
     let out: unknown;
     if (args.command === 'generate') out = await generateCommand(args);
     else if (args.command === 'ttt') out = await tttCommand(args, loadModelFromArgs);
+    else if (args.command === 'ask') out = await askCommand(args, loadModelFromArgs);
     else {
       console.error(USAGE);
       return 2;
     }
+    if (loadedFrom && typeof out === 'object' && out !== null) out = { ...out, loaded_from: loadedFrom };
     process.stdout.write(JSON.stringify(out) + '\n');
     return 0;
   } catch (e) {

@@ -15,6 +15,7 @@ import {
   NO_REQUEST,
   type AdapterInfo,
   type AttachAdapterBody,
+  type CachedModelInfo,
   type GenerateRequestBody,
   type LossAndGradsBody,
   type LossAndGradsResult,
@@ -29,6 +30,9 @@ import {
   type WorkerGenerateResult,
   type WorkerLoadOptions,
   type WorkerRequest,
+  type WorkerTttConfig,
+  type PreparedPrompt,
+  type PromptRequest,
 } from './protocol.ts';
 
 export type WorkerFactory = () => Worker;
@@ -112,6 +116,21 @@ export class LlmClient {
     await this.request('reset-adapter', { type: 'reset-adapter' }, {});
   }
 
+  /** A fresh adapter of this shape, reusing (and resetting) an attached one of the same shape. */
+  ensureAdapter(config: WorkerTttConfig): Promise<ResultByType['ensure-adapter']> {
+    return this.request('ensure-adapter', { type: 'ensure-adapter', config }, {});
+  }
+
+  /** Removes the adapter and frees its memory. */
+  async detachAdapter(): Promise<void> {
+    await this.request('detach-adapter', { type: 'detach-adapter' }, {});
+  }
+
+  /** The answer prompt for a question (system prompt fitted to the context; see models/ask/prompt-plan.ts). */
+  preparePrompt(question: string, request: PromptRequest): Promise<PreparedPrompt> {
+    return this.request('prepare-prompt', { type: 'prepare-prompt', question, request }, {});
+  }
+
   /** Aborts every load, generation and TTT run in flight; each then settles as the engine reports
    *  the abort (an `aborted` EngineError, or a generate result with stopReason 'aborted'). */
   cancel(): void {
@@ -130,6 +149,22 @@ export class LlmClient {
   /** The loaded model, or null. */
   info(): Promise<ModelInfo | null> {
     return this.request('info', { type: 'info' }, {});
+  }
+
+  /**
+   * The entries of the worker's OPFS weight cache (empty where the browser has no OPFS).
+   * @example for (const e of await client.listCachedModels()) console.log(e.repo ?? e.source, e.bytes, e.complete);
+   */
+  listCachedModels(): Promise<CachedModelInfo[]> {
+    return this.request('list-cached-models', { type: 'list-cached-models' }, {});
+  }
+
+  /**
+   * Deletes one cache entry and frees its storage; the loaded model (already on the GPU) stays usable.
+   * @example const { freedBytes } = await client.deleteCachedModel(info.cacheKey!);
+   */
+  deleteCachedModel(key: string): Promise<{ deleted: boolean; freedBytes: number }> {
+    return this.request('delete-cached-model', { type: 'delete-cached-model', key }, {});
   }
 
   /** True while a load, a generation or a TTT run is in flight. */

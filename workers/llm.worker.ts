@@ -11,6 +11,7 @@
  * as safetensors bytes, which are transferred to the main thread rather than copied.
  */
 import { LlamaModel } from '../models/llama-model.ts';
+import { deleteCachedModel, listCachedModels, loadCacheOptions, verifyBeforeReplacing } from './llm-cache.ts';
 import { UrlModelSource } from '../models/io/url-source.ts';
 import { BlobModelSource } from '../models/io/blob-source.ts';
 import type { ModelSource } from '../models/io/source.ts';
@@ -103,6 +104,10 @@ async function serve(req: Exclude<WorkerRequest, { type: 'cancel' }>, signal: Ab
     case 'unload':
       disposeModel();
       return null;
+    case 'list-cached-models':
+      return listCachedModels();
+    case 'delete-cached-model':
+      return deleteCachedModel(req.key);
     case 'info':
       return describe();
     case 'attach-adapter':
@@ -116,15 +121,26 @@ async function serve(req: Exclude<WorkerRequest, { type: 'cancel' }>, signal: Ab
     case 'reset-adapter':
       requireModel().resetAdapter();
       return null;
+    case 'ensure-adapter':
+      return ensureAdapter(req.config);
+    case 'detach-adapter':
+      await requireModel().detachAdapter();
+      return null;
+    case 'prepare-prompt':
+      return requireModel().answerPrompt(req.question, req.request);
     default:
       throw new InvalidInputError(`Unknown request type ${JSON.stringify((req as { type: unknown }).type)}.`);
   }
 }
 
 async function load(req: LoadRequest, signal: AbortSignal): Promise<ModelInfo> {
+  const source = openSource(req.source);
+  const { cache: cacheMode, ...options } = req.options;
+  const cache = await loadCacheOptions(cacheMode);
+  // A corrupt cached copy must fail while the loaded model still works: check it before disposing.
+  if (model) await verifyBeforeReplacing(source, options.weights ?? 'q4', cache, signal);
   // Free the old model's GPU memory before the new one allocates: two 8B models never fit.
   disposeModel();
-  const source = openSource(req.source);
   const gpu = req.options.backend === 'webgpu' ? requireGpu() : undefined;
   const started = performance.now();
   let lastPost = 0;
@@ -135,13 +151,14 @@ async function load(req: LoadRequest, signal: AbortSignal): Promise<ModelInfo> {
     lastPost = now;
     post({ type: 'progress', id: req.id, progress });
   };
-  const loaded = await LlamaModel.load(source, { ...req.options, gpu, signal, onProgress });
+  const loaded = await LlamaModel.load(source, { ...options, gpu, signal, onProgress, cache });
   if (signal.aborted) {
     // The engine finished despite the cancel: honour the cancel anyway.
     loaded.dispose();
     throw new AbortError();
   }
-  const hasChatTemplate = await readHasChatTemplate(source, signal);
+  // From the tokenizer, not the source: a cached load makes no request to the source at all.
+  const hasChatTemplate = loaded.tokenizer?.hasChatTemplate ?? false;
   model = loaded;
   info = {
     source: source.description,
@@ -152,6 +169,8 @@ async function load(req: LoadRequest, signal: AbortSignal): Promise<ModelInfo> {
     hasTokenizer: loaded.tokenizer !== null,
     hasChatTemplate,
     loadMs: performance.now() - started,
+    loadedFrom: loaded.loadedFrom,
+    cacheKey: loaded.cacheEntry?.key ?? null,
   };
   return { ...info, memory: loaded.memory() };
 }
@@ -211,6 +230,17 @@ async function attachAdapter(req: AttachAdapterRequest): Promise<AdapterInfo> {
   };
 }
 
+async function ensureAdapter(config: unknown): Promise<{ reused: boolean; adapter: AdapterInfo }> {
+  if (typeof config !== 'object' || config === null) throw new InvalidInputError('ensure-adapter: config must be an object.');
+  const m = requireModel();
+  const reused = await m.ensureAdapter(config as Partial<TttConfig>);
+  const cfg = m.adapterConfig!;
+  return {
+    reused,
+    adapter: { config: cfg, parameters: countParameters(m.config, cfg.rank, cfg.targets), fromFile: false, bZero: true },
+  };
+}
+
 function countParameters(config: LlamaModel['config'], rank: number, targets: readonly Projection[]): number {
   let perLayer = 0;
   for (const p of new Set(targets)) {
@@ -228,7 +258,7 @@ function trainingInput(m: LlamaModel, input: TrainingInput): { ids: number[]; ma
       throw new InvalidInputError('trace must be { question, reasoning, answer } strings.');
     }
     if (!m.tokenizer) throw new TokenizerError('This model has no tokenizer.json, so it cannot train on a text trace; send ids and mask instead.');
-    const seq = m.trainingSequence(input.trace);
+    const seq = m.trainingSequence(input.trace, { format: input.format });
     return { ids: seq.ids, mask: seq.lossMask, sequence: { tokens: seq.ids.length, promptTokens: seq.promptTokens, truncated: seq.truncated } };
   }
   const { ids, mask } = input as { ids: unknown; mask: unknown };
@@ -335,17 +365,6 @@ function disposeModel(): void {
   model = null;
   info = null;
   old?.dispose();
-}
-
-/** The chat checkbox follows the model; a missing or odd tokenizer_config.json just means "no". */
-async function readHasChatTemplate(source: ModelSource, signal: AbortSignal): Promise<boolean> {
-  try {
-    if (!(await source.exists('tokenizer_config.json', signal))) return false;
-    const cfg = JSON.parse(await source.readText('tokenizer_config.json', signal)) as { chat_template?: unknown };
-    return typeof cfg.chat_template === 'string' || Array.isArray(cfg.chat_template);
-  } catch {
-    return false;
-  }
 }
 
 function commonPrefix(a: string, b: string): number {

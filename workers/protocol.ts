@@ -4,17 +4,23 @@
  * objects, no functions. Requests carry a numeric `id`; every event the worker sends back carries
  * the `id` of the request it belongs to, and each request ends with exactly one `result` or `error`.
  */
-import type { Backend, GenerateOptions, GenerateResult, LoadOptions, LoadProgress, MemoryReport, WeightFormat } from '../models/api.ts';
+import type { Backend, CacheMode, GenerateOptions, GenerateResult, LoadOptions, LoadProgress, MemoryReport, WeightFormat } from '../models/api.ts';
 import type { LlamaConfig } from '../models/config.ts';
 import type { SerializedError } from '../models/errors.ts';
+import type { CachedModelInfo } from '../models/cache/weight-cache.ts';
 import type { TttConfig, TttPreset } from '../models/ttt/config.ts';
 import type { Trace } from '../models/ttt/training-text.ts';
+import type { PreparedPrompt, PromptRequest } from '../models/ask/prompt-plan.ts';
+import type { PromptFormat } from '../models/prompt-format.ts';
 
 // The UI imports its engine-facing types from here only, never from models/ directly.
-export type { Backend, GenerateTimings, LoadProgress, Sampling, WeightFormat } from '../models/api.ts';
+export type { Backend, CacheMode, GenerateTimings, LoadProgress, Sampling, WeightFormat } from '../models/api.ts';
+export type { CachedModelInfo } from '../models/cache/weight-cache.ts';
 export type { EngineErrorCode } from '../models/errors.ts';
 export type { TttConfig, TttPreset } from '../models/ttt/config.ts';
 export type { Trace } from '../models/ttt/training-text.ts';
+export type { PreparedPrompt, PromptRequest } from '../models/ask/prompt-plan.ts';
+export type { PromptFormat } from '../models/prompt-format.ts';
 
 /**
  * Where the worker reads the model from. `files` are File objects (cloned by reference, not copied).
@@ -26,8 +32,12 @@ export type ModelSourceSpec =
   | { kind: 'url'; url: string }
   | { kind: 'files'; files: File[]; paths?: string[]; description?: string };
 
-/** LoadOptions minus what cannot cross postMessage; the worker supplies gpu/signal/onProgress itself. */
-export type WorkerLoadOptions = Omit<LoadOptions, 'gpu' | 'signal' | 'onProgress'>;
+/**
+ * LoadOptions minus what cannot cross postMessage; the worker supplies gpu/signal/onProgress and
+ * its OPFS weight cache itself. `cache`: 'use' (default: a complete cached copy loads with no
+ * request to the source, else the download is cached), 'refresh' (download and re-cache), 'off'.
+ */
+export type WorkerLoadOptions = Omit<LoadOptions, 'gpu' | 'signal' | 'onProgress' | 'cache'> & { cache?: CacheMode };
 export type WorkerGenerateOptions = Omit<GenerateOptions, 'signal' | 'onToken'> & {
   /** Send the last prompt position's logits back (a vocab-sized number[]; off by default for size). */
   includeLogits?: boolean;
@@ -45,6 +55,10 @@ export type GenerateRequest = { type: 'generate'; id: number } & GenerateRequest
  */
 export type CancelRequest = { type: 'cancel'; id: number; targetId: number };
 export type UnloadRequest = { type: 'unload'; id: number };
+/** The weight cache's entries (OPFS): what is stored, how big, complete or partial. */
+export type ListCachedModelsRequest = { type: 'list-cached-models'; id: number };
+/** Deletes one cache entry (by its key from list-cached-models), freeing its storage. */
+export type DeleteCachedModelRequest = { type: 'delete-cached-model'; id: number; key: string };
 export type InfoRequest = { type: 'info'; id: number };
 
 // ---- Test-time training (LoRA) -------------------------------------------------------------
@@ -68,9 +82,22 @@ export type TttOptions = Partial<Pick<TttConfig, 'steps' | 'lr' | 'beta1' | 'bet
 
 /**
  * What to train on: token ids with a loss mask (mask[t] = 1: token t is a target, as in the golden
- * files), or a retrieved trace rendered in the model's chat template (needs the model's tokenizer).
+ * files), or a retrieved trace rendered in a prompt format (default FineMedLM-o1's system prompt
+ * in the chat template; pass the answer prompt's format so the adapter is trained in the context
+ * it answers in; needs the model's tokenizer).
  */
-export type TrainingInput = { ids: number[]; mask: number[] } | { trace: Trace };
+export type TrainingInput = { ids: number[]; mask: number[] } | { trace: Trace; format?: PromptFormat };
+
+/**
+ * A fresh adapter of this shape: attached anew, or, when one of the same shape (rank, alpha,
+ * targets, maxTokens, seed) is attached already, that one reset (`reused`: no allocation). The
+ * optimizer defaults of later ttt calls become `config`'s either way.
+ */
+export type EnsureAdapterRequest = { type: 'ensure-adapter'; id: number; config: WorkerTttConfig };
+/** Removes the attached adapter and frees its memory. */
+export type DetachAdapterRequest = { type: 'detach-adapter'; id: number };
+/** The answer prompt of a question in this model (models/ask/prompt-plan.ts). */
+export type PreparePromptRequest = { type: 'prepare-prompt'; id: number; question: string; request: PromptRequest };
 
 export type TttRequestBody = TrainingInput & { options?: TttOptions };
 /** Adam steps on the attached adapter, with a `ttt-step` event after each; cancellable. */
@@ -90,12 +117,17 @@ export type WorkerRequest =
   | GenerateRequest
   | CancelRequest
   | UnloadRequest
+  | ListCachedModelsRequest
+  | DeleteCachedModelRequest
   | InfoRequest
   | AttachAdapterRequest
   | TttRequest
   | LossAndGradsRequest
   | GetAdapterRequest
-  | ResetAdapterRequest;
+  | ResetAdapterRequest
+  | EnsureAdapterRequest
+  | DetachAdapterRequest
+  | PreparePromptRequest;
 
 /** What a loaded model looks like from the UI: plain data only. */
 export interface ModelInfo {
@@ -110,6 +142,10 @@ export interface ModelInfo {
   hasChatTemplate: boolean;
   memory: MemoryReport;
   loadMs: number;
+  /** The weights came from the OPFS weight cache, or from the source (and were cached). */
+  loadedFrom: 'cache' | 'source';
+  /** The cache entry of this model (null with cache 'off' or where OPFS is unavailable). */
+  cacheKey: string | null;
 }
 
 /** GenerateResult made serialisable: logits as a plain array, and only when asked for. */
@@ -162,6 +198,8 @@ export interface ResultByType {
   generate: WorkerGenerateResult;
   cancel: { cancelled: boolean };
   unload: null;
+  'list-cached-models': CachedModelInfo[];
+  'delete-cached-model': { deleted: boolean; freedBytes: number };
   info: ModelInfo | null;
   'attach-adapter': AdapterInfo;
   ttt: TttResult;
@@ -169,6 +207,9 @@ export interface ResultByType {
   /** PEFT safetensors bytes (F32 `<weight name>.lora_A` / `.lora_B`; metadata rank, alpha, targets). */
   'get-adapter': ArrayBuffer;
   'reset-adapter': null;
+  'ensure-adapter': { reused: boolean; adapter: AdapterInfo };
+  'detach-adapter': null;
+  'prepare-prompt': PreparedPrompt;
 }
 
 export type ProgressMessage = { type: 'progress'; id: number; progress: LoadProgress };

@@ -6,23 +6,33 @@
  *
  * @example
  *   const retrieval = new RetrievalClient();
- *   await retrieval.initEmbedder({ model: 'Xenova/bge-small-en-v1.5', allowRemoteModels: true });
- *   await retrieval.openIndex({ corpus: { kind: 'url', url: 'demo/demo-corpus.jsonl' } }, (p) => show(p));
- *   const { results, timings } = await retrieval.retrieve('Crushing chest pain while shovelling snow?', 5);
+ *   retrieval.onStatus((s) => show(s.retrievers));       // { lexical: 'ready', embedding: 'building' }, ...
+ *   // No embedder yet: the corpus opens lexical-only (BM25), at once.
+ *   await retrieval.openIndex({ corpus: { kind: 'url', url: 'demo/demo-corpus.jsonl' } });
+ *   await retrieval.initEmbedder({ model: 'Xenova/bge-base-en-v1.5', allowRemoteModels: true, hub: '/hub/' });
+ *   const opening = retrieval.openIndex({ corpus: { kind: 'stored', name: 'demo-corpus.jsonl' } }, (p) => show(p));
+ *   const r = await retrieval.retrieve('Crushing chest pain while shovelling snow?', 5); // r.retriever: 'lexical' while building
+ *   await opening;                                                                      // then 'embedding'
  */
 import { AbortError, EngineError, deserializeError } from '../models/errors.ts';
-import type { RetrieveResult } from '../models/retrieval/retriever.ts';
 import { createRetrievalWorker } from './create-retrieval-worker.ts';
 import {
   NO_REQUEST,
+  type BuildEstimate,
+  type EmbedderCacheSpec,
+  type EmbedderCacheState,
   type EmbedderSpec,
   type EmbedderStatus,
+  type EstimateOptions,
   type IndexInfo,
   type OpenIndexOptions,
   type RetrievalEvent,
   type RetrievalProgress,
   type RetrievalRequest,
   type RetrievalResultByType,
+  type RetrievalStatus,
+  type RetrieveResult,
+  type RetrieverChoice,
   type StoredIndex,
 } from './retrieval-protocol.ts';
 
@@ -41,7 +51,16 @@ function samePagePath(path: string | undefined): string | undefined {
   return url.origin === location.origin ? url.pathname : path;
 }
 
+/** A hub base relative to the page ('/hub/', 'hub/') as an absolute URL; the worker would read it against its own URL. */
+function pageHub<T extends { hub?: string; remoteHost?: string }>(spec: T): T {
+  const out = { ...spec };
+  if (out.hub !== undefined) out.hub = pageUrl(out.hub);
+  if (out.remoteHost !== undefined) out.remoteHost = pageUrl(out.remoteHost);
+  return out;
+}
+
 export type RetrievalProgressCallback = (p: RetrievalProgress) => void;
+export type RetrievalStatusListener = (s: RetrievalStatus) => void;
 
 type Type = RetrievalRequest['type'];
 type Body<T extends Type> = Omit<Extract<RetrievalRequest, { type: T }>, 'id'>;
@@ -60,13 +79,18 @@ export class RetrievalClient {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  private readonly statusListeners = new Set<RetrievalStatusListener>();
 
   /** @param createWorker makes the worker; tests may inject their own. */
   constructor(private readonly createWorker: () => Worker = createRetrievalWorker) {}
 
-  /** Loads the embedder (replacing any loaded one and closing the open index). */
+  /**
+   * Loads the embedder (replacing the loaded one; its embedding index closes, the active corpus
+   * stays open for lexical retrieval). A model whose files are all in the browser cache loads with
+   * no request; otherwise from `localModelPath`, then the hub (`hub`, default huggingface.co).
+   */
   initEmbedder(embedder: EmbedderSpec, onProgress?: RetrievalProgressCallback): Cancellable<EmbedderStatus> {
-    return this.request('init-embedder', { embedder: { ...embedder, localModelPath: samePagePath(embedder.localModelPath) } }, onProgress);
+    return this.request('init-embedder', { embedder: pageHub({ ...embedder, localModelPath: samePagePath(embedder.localModelPath) }) }, onProgress);
   }
 
   /** Unit vectors of `texts`, row-major [texts.length, dims]. */
@@ -74,18 +98,57 @@ export class RetrievalClient {
     return this.request('embed', { texts }, onProgress);
   }
 
-  /** Opens the stored index of a corpus when fresh, else builds (embeds) and stores it. */
+  /**
+   * Opens a corpus and makes it the active one. Lexical (BM25) retrieval is ready first (a
+   * 'lexical' progress phase and a status event); then, with an embedder loaded, the embedding
+   * index is loaded when fresh or built (resumably: a cancelled or interrupted build continues
+   * from its last checkpoint) and stored. Without an embedder the corpus opens lexical-only;
+   * 'stored' and 'index-url' reload the embedder the index was built with, from the cache only.
+   * Resolves when everything asked for is ready.
+   */
   openIndex(options: OpenIndexOptions, onProgress?: RetrievalProgressCallback): Cancellable<IndexInfo> {
     const c = options.corpus;
-    const corpus = c.kind === 'url' || c.kind === 'index-url' ? { ...c, url: pageUrl(c.url) } : c;
+    const corpus = c.kind === 'url' || c.kind === 'index-url' ? { ...c, url: pageUrl(c.url) }
+      : c.kind === 'finemed-dpo' && c.hub !== undefined ? { ...c, hub: pageUrl(c.hub) } : c;
     return this.request('open-index', { ...options, corpus }, onProgress);
   }
 
-  /** The k records most similar to `question` (cosine scores, nearest first), with timings. */
-  retrieve(question: string, k = 5): Cancellable<RetrieveResult> {
-    return this.request('retrieve', { question, k });
+  /**
+   * The k records most similar to `question`, best first, with timings and which retriever
+   * answered. `retriever`: 'auto' (default) = the embedding index when ready, else lexical.
+   * Answered at once, also while an index builds.
+   */
+  retrieve(question: string, k = 5, options: { retriever?: RetrieverChoice } = {}): Cancellable<RetrieveResult> {
+    return this.request('retrieve', { question, k, ...(options.retriever ? { retriever: options.retriever } : {}) });
   }
 
+  /** Which retrievers are ready, the embedder, the build in progress (answered at once). */
+  status(): Promise<RetrievalStatus> {
+    return this.request('status', {});
+  }
+
+  /** Calls `listener` with every status event from the worker; returns the unsubscribe function. */
+  onStatus(listener: RetrievalStatusListener): () => void {
+    this.statusListeners.add(listener);
+    return () => this.statusListeners.delete(listener);
+  }
+
+  /** Expected embedding time: texts x measured (this device) or assumed texts/s. */
+  estimate(options: EstimateOptions = {}): Cancellable<BuildEstimate> {
+    return this.request('estimate', { ...options });
+  }
+
+  /** Which of the embedder's files are in the browser cache, and their bytes (no request is made). */
+  checkEmbedder(embedder: EmbedderCacheSpec): Promise<EmbedderCacheState> {
+    return this.request('check-embedder', { embedder: pageHub({ ...embedder, localModelPath: samePagePath(embedder.localModelPath) }) });
+  }
+
+  /** Deletes the embedder's cached files; resolves with the number of entries deleted. */
+  deleteEmbedder(embedder: EmbedderCacheSpec): Promise<{ deleted: number }> {
+    return this.request('delete-embedder', { embedder: pageHub({ ...embedder, localModelPath: samePagePath(embedder.localModelPath) }) });
+  }
+
+  /** Stored embedding indexes (complete or partial) and stored corpora. */
   listIndexes(): Promise<StoredIndex[]> {
     return this.request('list-indexes', {});
   }
@@ -136,6 +199,10 @@ export class RetrievalClient {
   }
 
   private onEvent(event: RetrievalEvent): void {
+    if (event.type === 'status') {
+      for (const l of this.statusListeners) l(event.status);
+      return;
+    }
     if (event.type === 'error' && event.id === NO_REQUEST) {
       this.fail(deserializeError(event.error));
       return;

@@ -3,110 +3,64 @@
  * retrieval worker (workers/retrieval.worker.ts). Same conventions as the LLM worker's
  * protocol.ts: structured-clone-safe messages, numeric request ids, any number of `progress`
  * events, then exactly one `result` or `error` per request.
+ *
+ * Order: long requests (init-embedder, embed, open-index, estimate, list/delete) run one at a
+ * time in arrival order. `retrieve`, `status`, `check-embedder`, `cancel` and `estimate` without
+ * `measure` are answered at once
+ * against the current state, also while an index builds: a retrieve during a build gets the lexical
+ * retriever (or the previous corpus while a new one is still being read; the result names its
+ * corpus). Unasked, the worker posts a `status` event whenever readiness changes (lexical ready,
+ * embedding build started / finished / cancelled, embedder loaded).
  */
 import type { SerializedError } from '../models/errors.ts';
-import type { BuildPhase } from '../models/retrieval/build.ts';
-import type { EmbedderInfo } from '../models/retrieval/embedder-types.ts';
-import type { BadLine } from '../models/retrieval/errors.ts';
-import type { BadLinePolicy } from '../models/retrieval/jsonl.ts';
-import type { IndexManifest, VectorDtype } from '../models/retrieval/manifest.ts';
+import type { EmbedderCacheState } from '../models/retrieval/embedder-cache.ts';
 import type { RetrieveResult } from '../models/retrieval/retriever.ts';
-import type { IndexKind } from '../models/retrieval/search-types.ts';
+import type { RetrieverChoice } from '../models/retrieval/session.ts';
+import type {
+  BuildEstimate, EmbedderSpec, EmbedderStatus, IndexInfo, OpenIndexOptions, RetrievalStatus, StoredIndex,
+} from '../models/retrieval/session-types.ts';
 
-/** Which embedder, and where its files may come from. */
-export interface EmbedderSpec {
-  /** Hub repo ('Xenova/bge-small-en-v1.5', the default) or a folder name under localModelPath. */
+export type {
+  BuildEstimate, CorpusSpec, EmbedderSpec, EmbedderStatus, IndexInfo, OpenIndexOptions, RetrievalPhase, RetrievalProgress,
+  RetrievalStatus, RetrieverReadiness, StorageKind, StoredIndex,
+} from '../models/retrieval/session-types.ts';
+export type { EmbedderCacheState } from '../models/retrieval/embedder-cache.ts';
+export type { RetrieveResult, Retrieved, RetrieverKind } from '../models/retrieval/retriever.ts';
+export type { RetrieverChoice } from '../models/retrieval/session.ts';
+
+/** Which embedder's cached files (check-embedder, delete-embedder). */
+export type EmbedderCacheSpec = Pick<EmbedderSpec, 'model' | 'dtype' | 'revision' | 'hub' | 'remoteHost' | 'localModelPath'>;
+
+export interface EstimateOptions {
+  /** Texts to embed; default what the active corpus still needs (a partial build's rows excluded). */
+  texts?: number;
+  /** Embed a short sample now to measure this device (needs a loaded embedder); otherwise a measured build rate, else assumed. */
+  measure?: boolean;
+  /** Estimate for another model or device than the loaded embedder (assumed rates). */
   model?: string;
-  dtype?: 'fp32' | 'fp16' | 'q8';
-  /** 'auto' (default): WebGPU when an adapter exists, else WASM. */
-  device?: 'auto' | 'webgpu' | 'wasm';
-  /** The user's permission to download from the hub; otherwise local files and the browser cache only. */
-  allowRemoteModels: boolean;
-  /** Path on this origin holding model folders (e.g. '/shared/models/'); omit to never look for local files. */
-  localModelPath?: string;
-  remoteHost?: string;
-  batchSize?: number;
-}
-
-/** Where the corpus comes from. */
-export type CorpusSpec =
-  /** A JSONL file at a URL (the shipped demo corpus: 'demo/demo-corpus.jsonl'). */
-  | { kind: 'url'; url: string; name?: string }
-  /** A JSONL file the user picked. */
-  | { kind: 'file'; file: File; name?: string }
-  /** JSONL text (tests, pasted traces). */
-  | { kind: 'text'; text: string; name: string }
-  /** FineMed-DPO from the hub (or a mirror). */
-  | { kind: 'finemed-dpo'; hub?: string; revision?: string; limit?: number }
-  /** The index stored earlier under this corpus name (offline; the corpus is not read again). */
-  | { kind: 'stored'; name: string }
-  /** An index built elsewhere (the CLI), served as its three files under `url`. */
-  | { kind: 'index-url'; url: string; name?: string };
-
-export interface OpenIndexOptions {
-  corpus: CorpusSpec;
-  /** JSONL: skip bad lines (default, counted and listed) or stop at the first. */
-  onBadLine?: BadLinePolicy;
-  /** In-memory search structure; default 'voy'. */
-  index?: IndexKind;
-  /** Storage precision of the vectors; default 'F32'. */
-  vectors?: VectorDtype;
-  /** Rebuild even when the stored index is fresh. */
-  rebuild?: boolean;
-}
-
-export type RetrievalPhase = 'embedder' | 'corpus' | 'download' | BuildPhase | 'index';
-
-export interface RetrievalProgress {
-  phase: RetrievalPhase;
-  done: number;
-  total: number;
-  /** File being downloaded, corpus name, ... */
-  detail?: string;
-}
-
-export interface EmbedderStatus {
-  info: EmbedderInfo;
-  device: string;
-  loadMs: number;
-}
-
-export type StorageKind = 'opfs' | 'indexeddb' | 'memory' | 'url';
-
-export interface IndexInfo {
-  /** Storage key: one index per (corpus name, embedder model). */
-  key: string;
-  manifest: IndexManifest;
-  storage: StorageKind;
-  kind: IndexKind;
-  /** What was stored before this call: 'fresh' = loaded as is; 'missing'/'stale' = (re)built. */
-  previous: 'missing' | 'stale' | 'fresh';
-  staleReasons: string[];
-  /** Bad corpus lines skipped (JSONL), or rows (FineMed-DPO). */
-  skipped: number;
-  badLines: BadLine[];
-  timings: { corpusMs: number; buildMs: number; indexMs: number; totalMs: number };
-}
-
-export interface StoredIndex {
-  key: string;
-  storage: StorageKind;
-  manifest: IndexManifest | null;
-  bytes: number;
+  device?: string;
 }
 
 export type InitEmbedderRequest = { type: 'init-embedder'; id: number; embedder: EmbedderSpec };
 export type EmbedRequest = { type: 'embed'; id: number; texts: string[] };
 export type OpenIndexRequest = { type: 'open-index'; id: number } & OpenIndexOptions;
-export type RetrieveRequest = { type: 'retrieve'; id: number; question: string; k: number };
+/** `retriever`: 'auto' (default) = embedding when its index is ready, else lexical. */
+export type RetrieveRequest = { type: 'retrieve'; id: number; question: string; k: number; retriever?: RetrieverChoice };
+export type StatusRequest = { type: 'status'; id: number };
+export type EstimateRequest = { type: 'estimate'; id: number } & EstimateOptions;
+export type CheckEmbedderRequest = { type: 'check-embedder'; id: number; embedder: EmbedderCacheSpec };
+export type DeleteEmbedderRequest = { type: 'delete-embedder'; id: number; embedder: EmbedderCacheSpec };
 export type ListIndexesRequest = { type: 'list-indexes'; id: number };
 export type DeleteIndexRequest = { type: 'delete-index'; id: number; key: string };
 /** Aborts request `targetId` (queued or running); it then ends with an `aborted` error. */
 export type CancelRequest = { type: 'cancel'; id: number; targetId: number };
 
 export type RetrievalRequest =
-  | InitEmbedderRequest | EmbedRequest | OpenIndexRequest | RetrieveRequest
-  | ListIndexesRequest | DeleteIndexRequest | CancelRequest;
+  | InitEmbedderRequest | EmbedRequest | OpenIndexRequest | RetrieveRequest | StatusRequest | EstimateRequest
+  | CheckEmbedderRequest | DeleteEmbedderRequest | ListIndexesRequest | DeleteIndexRequest | CancelRequest;
+
+/** Requests answered at once, not queued behind long ones. */
+export const IMMEDIATE_REQUESTS: readonly RetrievalRequest['type'][] = ['retrieve', 'status', 'check-embedder', 'cancel'];
 
 /** The `result` payload of each request type. */
 export interface RetrievalResultByType {
@@ -115,15 +69,21 @@ export interface RetrievalResultByType {
   embed: { vectors: Float32Array; dims: number };
   'open-index': IndexInfo;
   retrieve: RetrieveResult;
+  status: RetrievalStatus;
+  estimate: BuildEstimate;
+  'check-embedder': EmbedderCacheState;
+  'delete-embedder': { deleted: number };
   'list-indexes': StoredIndex[];
   'delete-index': { deleted: boolean };
   cancel: { cancelled: boolean };
 }
 
 export type RetrievalEvent =
-  | { type: 'progress'; id: number; progress: RetrievalProgress }
+  | { type: 'progress'; id: number; progress: import('../models/retrieval/session-types.ts').RetrievalProgress }
   | { type: 'result'; id: number; result: RetrievalResultByType[keyof RetrievalResultByType] }
   /** `id` is NO_REQUEST when the failure belongs to no request. */
-  | { type: 'error'; id: number; error: SerializedError };
+  | { type: 'error'; id: number; error: SerializedError }
+  /** Unasked: readiness changed. `id` is NO_REQUEST. */
+  | { type: 'status'; id: number; status: RetrievalStatus };
 
 export const NO_REQUEST = -1;

@@ -1,49 +1,38 @@
 /**
- * The retrieval worker: the bge embedder (transformers.js on WebGPU, else WASM) and the vector
- * index (voy-search WASM, or the exact scan) over a corpus, persisted in OPFS (IndexedDB where
- * OPFS is missing). Serves workers/retrieval-protocol.ts: requests run one at a time in arrival
- * order; `cancel` aborts its target at once, queued or running; every request ends with one
- * `result` or one typed `error`.
+ * The retrieval worker: a RetrievalSession (models/retrieval/session.ts: the bge embedder on
+ * transformers.js, WebGPU else WASM; BM25 over the active corpus; the vector index, voy-search
+ * WASM or the exact scan) with its indexes and corpora in OPFS (IndexedDB where OPFS is missing).
+ * Serves workers/retrieval-protocol.ts: long requests run one at a time in arrival order;
+ * retrieve / status / check-embedder / cancel are answered at once; every request ends with one
+ * `result` or one typed `error`; readiness changes are posted as `status` events.
  */
 import voyWasmUrl from 'voy-search/voy_search_bg.wasm?url';
 import { InvalidInputError, serializeError, throwIfAborted } from '../models/errors.ts';
-import { openOrBuildIndex, buildIndex } from '../models/retrieval/build.ts';
+import { deleteEmbedderCache, embedderCacheState } from '../models/retrieval/embedder-cache.ts';
 import { createEmbedder } from '../models/retrieval/embedder.ts';
-import type { Embedder } from '../models/retrieval/embedder-types.ts';
-import { loadFineMedDpo } from '../models/retrieval/finemed-loader.ts';
-import { fetchOk } from '../models/retrieval/http.ts';
+import type { EmbedderSource } from '../models/retrieval/embedder-source.ts';
+import { DEFAULT_EMBEDDER } from '../models/retrieval/catalog.ts';
+import { hubBase } from '../models/retrieval/hub.ts';
 import { IdbStore } from '../models/retrieval/idb-store.ts';
-import { readJsonlCorpus } from '../models/retrieval/jsonl.ts';
 import { OpfsStore } from '../models/retrieval/opfs-store.ts';
-import { indexStatus, loadIndex, readManifest, saveIndex, type IndexData } from '../models/retrieval/persist.ts';
-import { Retriever } from '../models/retrieval/retriever.ts';
-import { MemoryStore, type IndexStore } from '../models/retrieval/store.ts';
+import { RetrievalSession, type SessionEnv } from '../models/retrieval/session.ts';
+import type { EmbedderSpec } from '../models/retrieval/session-types.ts';
+import { MemoryStore } from '../models/retrieval/store.ts';
 import { configureTransformers } from '../models/retrieval/transformers-env.ts';
 import { UrlStore } from '../models/retrieval/url-store.ts';
 import { loadVoy } from '../models/retrieval/voy-wasm.ts';
-import type { BadLine } from '../models/retrieval/errors.ts';
-import type { CorpusRecord } from '../models/retrieval/record.ts';
 import { ORT_WASM_PATHS } from './ort-wasm-paths.ts';
 import {
+  IMMEDIATE_REQUESTS,
   NO_REQUEST,
-  type CorpusSpec,
-  type EmbedderStatus,
-  type IndexInfo,
-  type OpenIndexRequest,
+  type EmbedderCacheSpec,
   type RetrievalEvent,
   type RetrievalProgress,
   type RetrievalRequest,
   type RetrievalResultByType,
-  type StorageKind,
-  type StoredIndex,
 } from './retrieval-protocol.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
-
-let embedder: Embedder | null = null;
-let retriever: Retriever | null = null;
-/** Storage key of the index `retriever` serves. */
-let openKey: string | null = null;
 const controllers = new Map<number, AbortController>();
 const memoryStores = new Map<string, MemoryStore>();
 let queue: Promise<void> = Promise.resolve();
@@ -53,6 +42,56 @@ const PROGRESS_INTERVAL_MS = 50;
 function post(event: RetrievalEvent, transfer: Transferable[] = []): void {
   scope.postMessage(event, transfer);
 }
+
+/** onnxruntime-web resolves wasmPaths against its own module URL: make them absolute first. */
+function absolute(paths: { mjs: string; wasm: string }): { mjs: string; wasm: string } {
+  return { mjs: new URL(paths.mjs, scope.location.href).href, wasm: new URL(paths.wasm, scope.location.href).href };
+}
+
+/** The hub base of a spec, absolute (a relative '/hub/' means this origin's local hub). */
+function hubOf(spec: Pick<EmbedderSpec, 'hub' | 'remoteHost'>): string {
+  return hubBase(spec.hub ?? spec.remoteHost, scope.location.href);
+}
+
+async function loadEmbedder(spec: EmbedderSpec, signal: AbortSignal | undefined, progress: (p: RetrievalProgress) => void) {
+  const model = spec.model ?? DEFAULT_EMBEDDER;
+  const hub = hubOf(spec);
+  configureTransformers({ allowRemoteModels: spec.allowRemoteModels, localModelPath: spec.localModelPath, remoteHost: hub, wasmPaths: absolute(ORT_WASM_PATHS) });
+  const dir = spec.localModelPath?.endsWith('/') ? spec.localModelPath : `${spec.localModelPath ?? ''}/`;
+  // A local folder is where the files are looked for first; the hub is where they come from otherwise.
+  const source: EmbedderSource = spec.localModelPath !== undefined ? { kind: 'local', path: `${dir}${model}` } : { kind: 'hub', hub, repo: model, revision: spec.revision ?? 'main' };
+  return createEmbedder(
+    {
+      model, dtype: spec.dtype, device: spec.device, batchSize: spec.batchSize, revision: spec.revision, cacheFirst: spec.cacheFirst, source,
+      onDownload: (p) => progress({ phase: 'embedder', done: p.loaded, total: p.total, detail: p.file }),
+    },
+    signal,
+  );
+}
+
+async function openStore(key: string) {
+  if (await OpfsStore.available()) return { store: await OpfsStore.open(key), storage: 'opfs' as const };
+  if (IdbStore.available()) return { store: new IdbStore(key), storage: 'indexeddb' as const };
+  if (!memoryStores.has(key)) memoryStores.set(key, new MemoryStore());
+  return { store: memoryStores.get(key)!, storage: 'memory' as const };
+}
+
+const env: SessionEnv = {
+  openStore,
+  listKeys: async () => ((await OpfsStore.available()) ? OpfsStore.keys() : IdbStore.available() ? IdbStore.keys() : [...memoryStores.keys()]),
+  removeKey: async (key) => {
+    if (await OpfsStore.available()) await OpfsStore.removeKey(key);
+    else if (IdbStore.available()) await new IdbStore(key).clear();
+    else memoryStores.delete(key);
+  },
+  urlStore: (url) => new UrlStore(url),
+  loadVoy: () => loadVoy(new URL(voyWasmUrl, scope.location.href)),
+  loadEmbedder,
+  baseUrl: scope.location.href,
+};
+
+const session = new RetrievalSession(env);
+session.onStatus((status) => post({ type: 'status', id: NO_REQUEST, status }));
 
 scope.addEventListener('message', (ev: MessageEvent<unknown>) => {
   const req = ev.data as RetrievalRequest;
@@ -68,7 +107,7 @@ scope.addEventListener('message', (ev: MessageEvent<unknown>) => {
   }
   const controller = new AbortController();
   controllers.set(req.id, controller);
-  queue = queue.then(async () => {
+  const run = async (): Promise<void> => {
     try {
       const result = await serve(req, controller.signal, throttled(req.id));
       const transfer = req.type === 'embed' ? [(result as RetrievalResultByType['embed']).vectors.buffer as ArrayBuffer] : [];
@@ -78,7 +117,10 @@ scope.addEventListener('message', (ev: MessageEvent<unknown>) => {
     } finally {
       controllers.delete(req.id);
     }
-  });
+  };
+  // An estimate without a measurement reads state only: it need not wait behind a build.
+  if (IMMEDIATE_REQUESTS.includes(req.type) || (req.type === 'estimate' && !req.measure)) void run();
+  else queue = queue.then(run);
 });
 
 scope.addEventListener('unhandledrejection', (ev: PromiseRejectionEvent) => {
@@ -88,15 +130,21 @@ scope.addEventListener('unhandledrejection', (ev: PromiseRejectionEvent) => {
 
 type Progress = (p: RetrievalProgress) => void;
 
-/** At most one progress event per interval, but always the one that completes a phase. */
+/** At most one progress event per interval, but always the first and the last of a phase. */
 function throttled(id: number): Progress {
   let last = 0;
+  let phase = '';
   return (p) => {
     const now = performance.now();
-    if (p.done < p.total && now - last < PROGRESS_INTERVAL_MS) return;
+    if (p.phase === phase && p.done < p.total && now - last < PROGRESS_INTERVAL_MS) return;
     last = now;
+    phase = p.phase;
     post({ type: 'progress', id, progress: p });
   };
+}
+
+function cacheQuery(spec: EmbedderCacheSpec) {
+  return { model: spec.model ?? DEFAULT_EMBEDDER, dtype: spec.dtype, revision: spec.revision, hub: hubOf(spec), localModelPath: spec.localModelPath };
 }
 
 async function serve(
@@ -107,219 +155,26 @@ async function serve(
   throwIfAborted(signal);
   switch (req.type) {
     case 'init-embedder':
-      return initEmbedder(req.embedder, signal, progress);
-    case 'embed': {
-      const e = requireEmbedder();
-      const vectors = await e.embed(req.texts, { signal, onProgress: (p) => progress({ phase: 'embed', ...p }) });
-      return { vectors, dims: e.info.dims };
+      return session.initEmbedder(req.embedder, signal, progress);
+    case 'embed':
+      return session.embed(req.texts, signal, progress);
+    case 'open-index': {
+      const { type: _t, id: _i, ...options } = req;
+      return session.openIndex(options, signal, progress);
     }
-    case 'open-index':
-      return openIndex(req, signal, progress);
     case 'retrieve':
-      if (!retriever) throw new InvalidInputError('No index is open: open one (open-index) before retrieving.');
-      return retriever.retrieve(req.question, req.k, signal);
+      return session.retrieve(req.question, req.k, req.retriever ?? 'auto', signal);
+    case 'status':
+      return session.status();
+    case 'estimate':
+      return session.estimate({ texts: req.texts, measure: req.measure, model: req.model, device: req.device }, signal);
+    case 'check-embedder':
+      return embedderCacheState(cacheQuery(req.embedder));
+    case 'delete-embedder':
+      return { deleted: await deleteEmbedderCache(cacheQuery(req.embedder)) };
     case 'list-indexes':
-      return listIndexes();
+      return session.listIndexes();
     case 'delete-index':
-      return deleteIndex(req.key);
+      return session.deleteIndex(req.key);
   }
 }
-
-function requireEmbedder(): Embedder {
-  if (!embedder) throw new InvalidInputError('No embedder is loaded: send init-embedder first.');
-  return embedder;
-}
-
-async function initEmbedder(spec: Extract<RetrievalRequest, { type: 'init-embedder' }>['embedder'], signal: AbortSignal, progress: Progress): Promise<EmbedderStatus> {
-  retriever?.dispose();
-  retriever = null;
-  openKey = null;
-  await embedder?.dispose();
-  embedder = null;
-  configureTransformers({
-    allowRemoteModels: spec.allowRemoteModels,
-    localModelPath: spec.localModelPath,
-    remoteHost: spec.remoteHost,
-    wasmPaths: absolute(ORT_WASM_PATHS),
-  });
-  const t0 = performance.now();
-  embedder = await createEmbedder(
-    {
-      model: spec.model, dtype: spec.dtype, device: spec.device, batchSize: spec.batchSize,
-      onDownload: (p) => progress({ phase: 'embedder', done: p.loaded, total: p.total, detail: p.file }),
-    },
-    signal,
-  );
-  return { info: embedder.info, device: embedder.device, loadMs: performance.now() - t0 };
-}
-
-/** onnxruntime-web resolves wasmPaths against its own module URL: make them absolute first. */
-function absolute(paths: { mjs: string; wasm: string }): { mjs: string; wasm: string } {
-  return { mjs: new URL(paths.mjs, scope.location.href).href, wasm: new URL(paths.wasm, scope.location.href).href };
-}
-
-/** One index per (corpus name, embedder model); characters OPFS or a key path would mind become '-'. */
-function indexKey(corpusName: string, model: string): string {
-  const slug = (s: string): string => s.replace(/[^A-Za-z0-9._-]+/g, '-');
-  return `${slug(corpusName)}__${slug(model)}`;
-}
-
-async function openStore(key: string): Promise<{ store: IndexStore; storage: StorageKind }> {
-  if (await OpfsStore.available()) return { store: await OpfsStore.open(key), storage: 'opfs' };
-  if (IdbStore.available()) return { store: new IdbStore(key), storage: 'indexeddb' };
-  if (!memoryStores.has(key)) memoryStores.set(key, new MemoryStore());
-  return { store: memoryStores.get(key)!, storage: 'memory' };
-}
-
-/** Corpus specs that name records to read (not an index). */
-type CorpusFile = Exclude<CorpusSpec, { kind: 'stored' } | { kind: 'index-url' }>;
-
-interface Corpus {
-  name: string;
-  records: CorpusRecord[];
-  skipped: number;
-  badLines: BadLine[];
-}
-
-async function readCorpus(spec: CorpusFile, req: OpenIndexRequest, signal: AbortSignal, progress: Progress): Promise<Corpus> {
-  const jsonl = async (input: Parameters<typeof readJsonlCorpus>[0], name: string, total: number): Promise<Corpus> => {
-    const r = await readJsonlCorpus(input, {
-      onBadLine: req.onBadLine ?? 'skip',
-      defaults: { source: name },
-      signal,
-      onProgress: (p) => progress({ phase: 'corpus', done: p.bytes, total: Math.max(total, p.bytes), detail: name }),
-    });
-    return { name, records: r.records, skipped: r.skipped, badLines: r.badLines };
-  };
-  switch (spec.kind) {
-    case 'url': {
-      const url = new URL(spec.url, scope.location.href);
-      const res = await fetchOk(url.href, { signal });
-      const name = spec.name ?? decodeURIComponent(url.pathname.split('/').pop() || url.href);
-      return jsonl(res.body ?? new Uint8Array(await res.arrayBuffer()), name, Number(res.headers.get('content-length')) || 0);
-    }
-    case 'file':
-      return jsonl(spec.file.stream(), spec.name ?? spec.file.name, spec.file.size);
-    case 'text':
-      return jsonl(spec.text, spec.name, spec.text.length);
-    case 'finemed-dpo': {
-      const r = await loadFineMedDpo({
-        hub: spec.hub, revision: spec.revision, limit: spec.limit, signal,
-        onProgress: (p) => progress({ phase: 'download', done: p.loadedBytes, total: Math.max(p.totalBytes, p.loadedBytes), detail: p.file }),
-      });
-      return { name: 'FineMed-DPO', records: r.records, skipped: r.skipped, badLines: r.badRows };
-    }
-  }
-}
-
-/** An index in memory, ready for a Retriever, and how it was obtained. */
-interface Opened {
-  data: IndexData;
-  key: string;
-  storage: StorageKind;
-  previous: IndexInfo['previous'];
-  staleReasons: string[];
-  corpus: Pick<Corpus, 'skipped' | 'badLines'>;
-  corpusMs: number;
-}
-
-const NO_BAD_LINES: Pick<Corpus, 'skipped' | 'badLines'> = { skipped: 0, badLines: [] };
-
-/** The index stored earlier for this corpus name: offline, the corpus is not read again. */
-async function openStored(name: string, e: Embedder): Promise<Opened> {
-  const key = indexKey(name, e.info.model);
-  const { store, storage } = await openStore(key);
-  const data = await loadIndex(store, { embedder: e.info });
-  return { data, key, storage, previous: 'fresh', staleReasons: [], corpus: NO_BAD_LINES, corpusMs: 0 };
-}
-
-/** An index built elsewhere (CLI), served over HTTP; a local copy makes it open offline next time. */
-async function openFromUrl(url: string, name: string | undefined, e: Embedder, rebuild: boolean): Promise<Opened> {
-  const remote = await loadIndex(new UrlStore(url), { embedder: e.info });
-  const { manifest } = remote;
-  const key = indexKey(name ?? manifest.corpus.name, e.info.model);
-  const { store, storage } = await openStore(key);
-  const status = await indexStatus(store, { corpusHash: manifest.corpus.hash, embedder: e.info });
-  if (status.state !== 'fresh' || rebuild) {
-    await saveIndex(store, {
-      embedder: e.info, corpusName: manifest.corpus.name, corpusHash: manifest.corpus.hash,
-      records: remote.records, vectors: remote.vectors, dtype: manifest.vectors.dtype,
-    });
-  }
-  const staleReasons = status.state === 'stale' ? status.reasons : [];
-  return { data: remote, key, storage, previous: status.state, staleReasons, corpus: NO_BAD_LINES, corpusMs: 0 };
-}
-
-/** Reads the corpus, then loads its stored index when fresh for this embedder, else (re)builds it. */
-async function openFromCorpus(spec: CorpusFile, req: OpenIndexRequest, e: Embedder, signal: AbortSignal, progress: Progress): Promise<Opened> {
-  const t0 = performance.now();
-  const c = await readCorpus(spec, req, signal, progress);
-  const corpusMs = performance.now() - t0;
-  const key = indexKey(c.name, e.info.model);
-  const { store, storage } = await openStore(key);
-  const options = { corpusName: c.name, dtype: req.vectors, signal, onProgress: progress };
-  if (req.rebuild) {
-    const had = await readManifest(store).catch(() => null);
-    const data = await buildIndex(store, c.records, e, options);
-    return { data, key, storage, previous: had ? 'stale' : 'missing', staleReasons: had ? ['a rebuild was asked for'] : [], corpus: c, corpusMs };
-  }
-  const { data, previous } = await openOrBuildIndex(store, c.records, e, options);
-  const staleReasons = previous.state === 'stale' ? previous.reasons : [];
-  return { data, key, storage, previous: previous.state, staleReasons, corpus: c, corpusMs };
-}
-
-async function openIndex(req: OpenIndexRequest, signal: AbortSignal, progress: Progress): Promise<IndexInfo> {
-  const e = requireEmbedder();
-  const t0 = performance.now();
-  const spec = req.corpus;
-  const kind = req.index ?? 'voy';
-  const o =
-    spec.kind === 'stored' ? await openStored(spec.name, e)
-    : spec.kind === 'index-url' ? await openFromUrl(spec.url, spec.name, e, req.rebuild ?? false)
-    : await openFromCorpus(spec, req, e, signal, progress);
-  throwIfAborted(signal);
-  const t1 = performance.now();
-  retriever?.dispose();
-  retriever = null;
-  openKey = null;
-  retriever = await Retriever.create(o.data, e, {
-    index: kind,
-    voy: kind === 'voy' ? await loadVoy(new URL(voyWasmUrl, scope.location.href)) : undefined,
-    signal,
-    onProgress: (done, total) => progress({ phase: 'index', done, total }),
-  });
-  openKey = o.key;
-  const t2 = performance.now();
-  return {
-    key: o.key, manifest: o.data.manifest, storage: o.storage, kind, previous: o.previous, staleReasons: o.staleReasons,
-    skipped: o.corpus.skipped, badLines: o.corpus.badLines,
-    timings: { corpusMs: o.corpusMs, buildMs: t1 - t0 - o.corpusMs, indexMs: t2 - t1, totalMs: t2 - t0 },
-  };
-}
-
-async function listIndexes(): Promise<StoredIndex[]> {
-  const out: StoredIndex[] = [];
-  const opfs = await OpfsStore.available();
-  const keys = opfs ? await OpfsStore.keys() : IdbStore.available() ? await IdbStore.keys() : [...memoryStores.keys()];
-  for (const key of keys) {
-    const { store, storage } = await openStore(key);
-    const manifest = await readManifest(store).catch(() => null);
-    const bytes = manifest ? manifest.vectors.bytes + manifest.records.bytes : 0;
-    out.push({ key, storage, manifest, bytes });
-  }
-  return out;
-}
-
-async function deleteIndex(key: string): Promise<{ deleted: boolean }> {
-  const existed = (await listIndexes()).some((i) => i.key === key);
-  if (await OpfsStore.available()) await OpfsStore.remove(key);
-  else if (IdbStore.available()) await new IdbStore(key).clear();
-  else memoryStores.delete(key);
-  if (openKey === key) {
-    retriever?.dispose();
-    retriever = null;
-    openKey = null;
-  }
-  return { deleted: existed };
-}
-

@@ -14,9 +14,15 @@
  * The harness page (e2e/harness.ts) drives the real worker through LlmClient; see `Harness` there.
  * Model files under ../shared are served at /shared/ (404 when ../shared is absent: skip with
  * HAS_SHARED from tests/helpers/shared.ts).
+ *
+ * The production build (service worker included): the project's globalSetup
+ * (./global-build.ts) builds it once per run; `startBuiltApp({ hubDir })` serves it with
+ * `vite preview` (see ./built-app.ts and e2e/offline.test.ts).
  */
 export { startServer, ROOT, type TestServer } from './server.ts';
 export { launchChromium, newPage, CHROMIUM_ARGS, CHROMIUM_PATH } from './browser.ts';
+export { startBuiltApp, type BuiltApp, type BuiltAppOptions } from './built-app.ts';
+export { BUILT_APP_DIR, buildApp } from './global-build.ts';
 
 /** Path of the harness page relative to the server URL. */
 export const HARNESS_PATH = 'e2e/harness.html';

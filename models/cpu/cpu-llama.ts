@@ -1,7 +1,7 @@
 import type { LlamaConfig } from '../config.ts';
 import type { WeightFormat } from '../api.ts';
 import { InvalidInputError, throwIfAborted } from '../errors.ts';
-import { dequantizeQ4, quantizeQ4 } from '../quant/q4.ts';
+import { cpuTensor, type CpuTensorReader } from '../cache/cpu-io.ts';
 import { ropeInvFreq, ropeTables } from '../rope.ts';
 import { layerWeightNames, lmHeadName } from '../weights-plan.ts';
 import { addInPlace, attention, matmul, rmsnorm, rope, swiglu } from './ops.ts';
@@ -49,17 +49,19 @@ export class CpuLlama {
     this.invFreq = ropeInvFreq(config);
   }
 
-  static async load(config: LlamaConfig, reader: TensorReader, opts: { weights: WeightFormat; maxContext: number; signal?: AbortSignal; onTensor?: (name: string) => void }): Promise<CpuLlama> {
+  /**
+   * Loads the weights from a checkpoint, or from a cache-aware reader (models/cache/cpu-io.ts):
+   * cached tensors are taken as they are, others quantized here and written through to its sink.
+   */
+  static async load(config: LlamaConfig, reader: TensorReader | CpuTensorReader, opts: { weights: WeightFormat; maxContext: number; signal?: AbortSignal; onTensor?: (name: string) => void }): Promise<CpuLlama> {
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = config;
-    const read = async (name: string) => {
+    const tensor = async (name: string, shape: [number, number] | null) => {
       throwIfAborted(opts.signal);
       opts.onTensor?.(name);
-      return reader.readTensor(name, opts.signal);
+      return cpuTensor(reader, name, shape ? opts.weights : 'f32', shape, opts.signal);
     };
-    const proj = async (name: string, N: number, K: number) => {
-      const w = await read(name);
-      return opts.weights === 'q4' ? dequantizeQ4(quantizeQ4(w, N, K)) : w;
-    };
+    const read = (name: string) => tensor(name, null);
+    const proj = (name: string, N: number, K: number) => tensor(name, [N, K]);
     const layers: CpuLayer[] = [];
     for (let l = 0; l < config.numLayers; l++) {
       const n = layerWeightNames(l);
@@ -75,8 +77,7 @@ export class CpuLlama {
         down: await proj(n.down, C, F),
       });
     }
-    const embedRaw = await read('model.embed_tokens.weight');
-    const embed = opts.weights === 'q4' ? dequantizeQ4(quantizeQ4(embedRaw, V, C)) : embedRaw;
+    const embed = await proj('model.embed_tokens.weight', V, C);
     const lmHead = config.tieWordEmbeddings ? embed : await proj(lmHeadName(config), V, C);
     return new CpuLlama(config, { embed, layers, norm: await read('model.norm.weight'), lmHead }, opts.maxContext);
   }

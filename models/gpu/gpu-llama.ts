@@ -1,10 +1,12 @@
 import type { LlamaConfig } from '../config.ts';
 import type { Checkpoint } from '../checkpoint.ts';
+import { checkpointTensors, isTensorSource, type TensorSource } from '../cache/tensor-source.ts';
 import type { MemoryReport, WeightFormat } from '../api.ts';
 import { InvalidInputError, throwIfAborted } from '../errors.ts';
 import { ropeInvFreq, ropeTables } from '../rope.ts';
 import { layerWeightNames, lmHeadName } from '../weights-plan.ts';
-import { GpuAllocator } from './allocator.ts';
+import { GpuAllocator, usageOf } from './allocator.ts';
+import { allLogitsBytes, defaultMaxBatch, forwardActivationBuffers, kvCacheBytes, loraScratchBytes, packUniform, uniformKey } from './buffer-sizes.ts';
 import type { GpuContext } from './device.ts';
 import { type GpuMatrix, WeightUploader } from './gpu-weights.ts';
 import type { GpuLora, LoraSlot } from './gpu-lora.ts';
@@ -53,9 +55,6 @@ export interface GpuLoadOptions {
   signal?: AbortSignal;
   onBytes?: (tensor: string, bytes: number) => void;
 }
-
-/** Budget for the attention score matrix (H, maxBatch, maxContext) f32: bounds the prefill chunk. */
-const SCORES_BUDGET = 128 * 2 ** 20;
 
 /**
  * The Llama forward pass on WebGPU: embeddings, per layer RMSNorm -> q/k/v (RoPE, KV cache) ->
@@ -107,19 +106,22 @@ export class GpuLlama {
     this.maxContext = opts.maxContext;
     this.weightFormat = opts.weights;
     this.shader = { f16: ctx.f16 };
-    const perToken = config.numHeads * opts.maxContext * 4;
-    this.maxBatch = opts.maxBatch ?? Math.max(1, Math.min(512, opts.maxContext, Math.floor(SCORES_BUDGET / perToken)));
+    this.maxBatch = opts.maxBatch ?? defaultMaxBatch(config, opts.maxContext);
   }
 
   get precision(): 'f16' | 'f32' {
     return this.shader.f16 ? 'f16' : 'f32';
   }
 
-  /** Loads weights from the checkpoint onto the GPU (quantizing if asked) and builds the pass. */
-  static async load(ckpt: Checkpoint, ctx: GpuContext, opts: GpuLoadOptions): Promise<GpuLlama> {
-    const m = new GpuLlama(ckpt.config, ctx, opts);
+  /**
+   * Loads weights onto the GPU and builds the pass: from a checkpoint (quantizing if asked), or
+   * from a TensorSource (models/cache/tensor-source.ts: ready-made cached tensors, write-through).
+   */
+  static async load(ckpt: Checkpoint | TensorSource, ctx: GpuContext, opts: GpuLoadOptions): Promise<GpuLlama> {
+    const src = isTensorSource(ckpt) ? ckpt : checkpointTensors(ckpt);
+    const m = new GpuLlama(src.config, ctx, opts);
     try {
-      await m.upload(ckpt, opts);
+      await m.upload(src, opts);
       await m.allocateActivations();
       await m.buildSteps();
       return m;
@@ -129,10 +131,10 @@ export class GpuLlama {
     }
   }
 
-  private async upload(ckpt: Checkpoint, opts: GpuLoadOptions): Promise<void> {
+  private async upload(src: TensorSource, opts: GpuLoadOptions): Promise<void> {
     const c = this.config;
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
-    const up = new WeightUploader(this.device, this.alloc, this.pipelines, ckpt, opts.onBytes ?? (() => {}), opts.signal);
+    const up = new WeightUploader(this.device, this.alloc, this.pipelines, src, opts.onBytes ?? (() => {}), opts.signal);
     const fmt = opts.weights;
     const actBytes = this.shader.f16 ? 2 : 4;
     for (let l = 0; l < c.numLayers; l++) {
@@ -148,8 +150,8 @@ export class GpuLlama {
         up: await up.matrix(n.up, F, C, fmt),
         down: await up.matrix(n.down, C, F, fmt),
         ...await this.alloc.guarded(`KV cache of layer ${l}`, () => ({
-          kCache: this.alloc.create(`kcache ${l}`, this.maxContext * KV * D * actBytes, 'kvCache'),
-          vCache: this.alloc.create(`vcache ${l}`, this.maxContext * KV * D * actBytes, 'kvCache'),
+          kCache: this.alloc.create(`kcache ${l}`, kvCacheBytes(c, this.maxContext, actBytes), 'kvCache'),
+          vCache: this.alloc.create(`vcache ${l}`, kvCacheBytes(c, this.maxContext, actBytes), 'kvCache'),
         })),
       };
       this.layers.push(layer);
@@ -163,21 +165,14 @@ export class GpuLlama {
 
   private async allocateActivations(): Promise<void> {
     const c = this.config;
-    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
-    const B = this.maxBatch;
-    const e = this.shader.f16 ? 2 : 4;
-    const a = (label: string, bytes: number) => this.alloc.create(label, bytes, 'activations');
+    // Sizes from buffer-sizes.ts, which the memory plan (models/memory-plan.ts) reads too.
+    const sizes = forwardActivationBuffers(c, this.maxBatch, this.maxContext, this.shader.f16 ? 2 : 4);
+    const a = (label: keyof typeof sizes) => this.alloc.create(label, sizes[label].bytes, 'activations', usageOf(sizes[label].kind));
     this.act = await this.alloc.guarded('activations', () => ({
-      ids: a('ids', B * 4),
-      run: this.alloc.create('run params', 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
-      x: a('x', B * C * e), xn: a('xn', B * C * e),
-      q: a('q', B * H * D * e), k: a('k', B * KV * D * e), v: a('v', B * KV * D * e),
-      att: a('att', B * H * D * e), proj: a('proj', B * C * e),
-      gate: a('gate', B * F * e), up: a('up', B * F * e),
-      scores: a('scores', H * B * this.maxContext * 4),
-      hidden: a('hidden', C * e),
-      logits: a('logits', V * 4),
-      readback: this.alloc.create('logits readback', V * 4, 'activations', GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST),
+      ids: a('ids'), run: a('run params'),
+      x: a('x'), xn: a('xn'), q: a('q'), k: a('k'), v: a('v'), att: a('att'), proj: a('proj'),
+      gate: a('gate'), up: a('up'), scores: a('scores'), hidden: a('hidden'),
+      logits: a('logits'), readback: a('logits readback'),
     }));
     const inv = ropeInvFreq(c);
     const { cos, sin } = ropeTables(inv, 0, this.maxContext);
@@ -190,17 +185,8 @@ export class GpuLlama {
   /** A small uniform buffer with these contents (cached: step lists are rebuilt when LoRA attaches). */
   /** @internal */
   uniform(label: string, words: ArrayLike<number> | ArrayBuffer, floatAt: number[] = []): GPUBuffer {
-    let data: ArrayBuffer;
-    if (words instanceof ArrayBuffer) data = words;
-    else {
-      data = new ArrayBuffer(16);
-      const u = new Uint32Array(data), f = new Float32Array(data);
-      for (let i = 0; i < words.length; i++) {
-        if (floatAt.includes(i)) f[i] = words[i];
-        else u[i] = words[i];
-      }
-    }
-    const key = Array.from(new Uint32Array(data)).join(',');
+    const data = packUniform(words, floatAt);
+    const key = uniformKey(data);
     let buf = this.uniforms.get(key);
     if (!buf) {
       buf = this.alloc.create(label, data.byteLength, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
@@ -208,6 +194,12 @@ export class GpuLlama {
       this.uniforms.set(key, buf);
     }
     return buf;
+  }
+
+  /** @internal True for a buffer of the shared uniform cache (a trainer's dispose keeps those). */
+  isSharedUniform(buffer: GPUBuffer): boolean {
+    for (const u of this.uniforms.values()) if (u === buffer) return true;
+    return false;
   }
 
   /** @internal */
@@ -244,7 +236,7 @@ export class GpuLlama {
   async attachLora(lora: GpuLora): Promise<void> {
     this.lora = lora;
     if (this.xa) this.alloc.destroy(this.xa);
-    this.xa = this.alloc.create('lora xa', this.maxBatch * lora.config.rank * 4, 'lora');
+    this.xa = this.alloc.create('lora xa', loraScratchBytes(this.maxBatch, lora.config.rank), 'lora');
     await this.buildSteps();
     this.loraEnabled = true;
   }
@@ -344,7 +336,7 @@ export class GpuLlama {
   private async ensureAllLogits(): Promise<GPUBuffer> {
     if (this.logitsAll) return this.logitsAll;
     const c = this.config, A = this.act;
-    const buf = this.alloc.create('logits all', this.maxBatch * c.vocabSize * 4, 'activations');
+    const buf = this.alloc.create('logits all', allLogitsBytes(c, this.maxBatch), 'activations');
     const norm = await this.pipelines.get('rmsnorm', rmsnormWgsl(this.shader));
     const normP = this.uniform('norm params all', [c.hiddenSize, 0, c.rmsNormEps, 0], [2]);
     this.tailAll = [

@@ -1,20 +1,9 @@
-import { PROJECTIONS, type Projection } from '../config.ts';
+import type { Projection } from '../config.ts';
 import type { LoraConfig, LoraWeights } from '../lora/adapter.ts';
 import type { GpuAllocator, MemoryCategory } from './allocator.ts';
+import { loraLayout, type LoraSlot } from './buffer-sizes.ts';
 
-/** Where one projection's A (r, in) and B (out, r) live inside the flat LoRA buffers (in floats). */
-export interface LoraSlot {
-  layer: number;
-  proj: Projection;
-  inDim: number;
-  outDim: number;
-  aOffset: number;
-  bOffset: number;
-}
-
-/** Storage-buffer bindings must start at multiples of 256 bytes: 64 floats. */
-const ALIGN = 64;
-const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+export type { LoraSlot } from './buffer-sizes.ts';
 
 /**
  * All LoRA parameters of a model in one flat f32 buffer (and, for training, the gradients and
@@ -33,22 +22,9 @@ export class GpuLora {
   private constructor(private readonly device: GPUDevice, private readonly alloc: GpuAllocator, lora: LoraWeights) {
     this.config = lora.config;
     this.scale = lora.scale;
-    const r = lora.config.rank;
-    const slots: LoraSlot[] = [];
-    let off = 0;
-    lora.layers.forEach((layer, l) => {
-      for (const proj of PROJECTIONS) {
-        const pair = layer[proj];
-        if (!pair) continue;
-        const aOffset = off;
-        off += align(r * pair.inDim);
-        const bOffset = off;
-        off += align(pair.outDim * r);
-        slots.push({ layer: l, proj, inDim: pair.inDim, outDim: pair.outDim, aOffset, bOffset });
-      }
-    });
+    const { slots, floats } = loraLayout(lora.layers, lora.config.rank);
     this.slots = slots;
-    this.floats = Math.max(off, ALIGN);
+    this.floats = floats;
     for (const s of slots) this.bySlot.set(`${s.layer}.${s.proj}`, s);
     this.params = alloc.create('lora params', this.floats * 4, 'lora');
   }

@@ -4,6 +4,8 @@ import type { LoraWeights } from '../lora/adapter.ts';
 import type { AdamOptions } from '../optim/adam.ts';
 import { validateTrainingSequence } from '../ttt/validate.ts';
 import type { GpuLayer, GpuLlama, Step } from './gpu-llama.ts';
+import { usageOf } from './allocator.ts';
+import { lossHeadChunks, trainerBuffers, trainerMaxTokens } from './buffer-sizes.ts';
 import { GpuLora, type LoraSlot } from './gpu-lora.ts';
 import type { GpuMatrix } from './gpu-weights.ts';
 import { grid1D } from './pipelines.ts';
@@ -28,9 +30,6 @@ export interface GpuTrainResult {
   tokensTrained: number;
   timings: { totalMs: number; stepMs: number[] };
 }
-
-/** Rows of logits per chunk of the loss head: bounds the (rows, V) f32 buffer at ~64 MiB. */
-const LOGITS_BUDGET = 64 * 2 ** 20;
 
 /** Buffers of one layer's recompute (T tokens) and of its backward pass; gradients are f32. */
 interface Work {
@@ -85,6 +84,8 @@ export class GpuTrainer {
   private adamStep = 0;
   private partials = 0;
   private busy = false;
+  /** Buffers created by create(), freed by dispose(). */
+  private owned: GPUBuffer[] = [];
 
   private constructor(m: GpuLlama, lora: GpuLora, initial: LoraWeights, maxTokens: number) {
     this.m = m;
@@ -96,45 +97,57 @@ export class GpuTrainer {
 
   /** Uploads `lora`, attaches it to the model for generation, and builds the training passes. */
   static async create(m: GpuLlama, lora: LoraWeights, opts: { maxTokens?: number; chunkRows?: number } = {}): Promise<GpuTrainer> {
-    const maxTokens = Math.min(opts.maxTokens ?? 1024, m.maxContext);
+    const maxTokens = trainerMaxTokens(opts.maxTokens, m.maxContext);
     if (lora.layers.length !== m.config.numLayers) throw new InvalidInputError(`The adapter has ${lora.layers.length} layers; the model has ${m.config.numLayers}.`);
     if (opts.chunkRows !== undefined && (opts.chunkRows <= 0 || opts.chunkRows % 64 !== 0)) throw new InvalidInputError(`chunkRows must be a positive multiple of 64, got ${opts.chunkRows}.`);
-    const gl = GpuLora.create(m.device, m.alloc, lora);
-    const t = new GpuTrainer(m, gl, structuredClone(lora), maxTokens);
-    await m.attachLora(gl); // first: the training passes reuse the model's LoRA steps
-    await t.allocate(opts.chunkRows);
-    await t.build();
+    const { result: t, buffers } = await m.alloc.collect(async () => {
+      const gl = GpuLora.create(m.device, m.alloc, lora);
+      const trainer = new GpuTrainer(m, gl, structuredClone(lora), maxTokens);
+      await m.attachLora(gl); // first: the training passes reuse the model's LoRA steps
+      await trainer.allocate(opts.chunkRows);
+      await trainer.build();
+      return trainer;
+    });
+    t.owned = buffers;
     return t;
   }
 
+  /**
+   * Detaches the adapter from the model and frees every buffer the trainer made (uniforms shared
+   * through the model's cache stay): the model is the base model again, ready for another adapter.
+   */
+  async dispose(): Promise<void> {
+    if (this.busy) throw new InvalidInputError('Cannot remove the adapter while training; cancel first.');
+    await this.m.detachLora();
+    for (const b of this.owned) if (!this.m.isSharedUniform(b)) this.m.alloc.destroy(b);
+    this.owned = [];
+  }
+
   private async allocate(chunkRows?: number): Promise<void> {
-    const c = this.m.config, Tm = this.maxTokens, r = this.lora.config.rank;
-    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
-    const e = this.m.shader.f16 ? 2 : 4;
-    // Multiples of 64 rows keep every chunk's binding offset 256-byte aligned.
-    this.chunkRows = chunkRows ?? Math.min(Math.ceil(Tm / 64) * 64, Math.max(64, Math.floor(LOGITS_BUDGET / (V * 4) / 64) * 64));
-    const rowsPadded = Math.ceil(Tm / this.chunkRows) * this.chunkRows; // chunk bindings never run past the end
+    const c = this.m.config, Tm = this.maxTokens;
+    const head = lossHeadChunks(Tm, c.vocabSize, chunkRows);
+    this.chunkRows = head.chunkRows;
+    // Sizes from buffer-sizes.ts, which the memory plan (models/memory-plan.ts) reads too.
+    const sizes = trainerBuffers(c, Tm, this.lora.config.rank, this.m.shader.f16 ? 2 : 4, head);
     const alloc = this.m.alloc;
     await alloc.guarded('TTT buffers', () => {
-      const a = (label: string, bytes: number) => alloc.create(label, bytes, 'activations');
-      this.run = alloc.create('ttt run', 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-      this.ids = a('ttt ids', Tm * 4);
-      this.targets = a('ttt targets', Tm * 4);
-      this.xs = Array.from({ length: c.numLayers + 1 }, (_, l) => a(`ttt x${l}`, Tm * C * e));
-      this.hn = a('ttt hn', rowsPadded * C * e);
-      this.dhn = a('ttt dhn', rowsPadded * C * 4);
-      this.logits = a('ttt logits', Math.min(rowsPadded, this.chunkRows) * V * 4);
-      this.lossRows = a('ttt loss rows', Tm * 4);
-      this.lossOut = a('ttt loss', 16);
-      this.readback = alloc.create('ttt readback', 16, 'activations', GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+      const a = (key: keyof typeof sizes, label: string = key) => alloc.create(label, sizes[key].bytes, 'activations', usageOf(sizes[key].kind));
+      this.run = a('ttt run');
+      this.ids = a('ttt ids');
+      this.targets = a('ttt targets');
+      this.xs = Array.from({ length: c.numLayers + 1 }, (_, l) => a('ttt x', `ttt x${l}`));
+      this.hn = a('ttt hn');
+      this.dhn = a('ttt dhn');
+      this.logits = a('ttt logits');
+      this.lossRows = a('ttt loss rows');
+      this.lossOut = a('ttt loss');
+      this.readback = a('ttt readback');
       this.w = {
-        xn1: a('xn1', Tm * C * e), q: a('q', Tm * H * D * e), k: a('k', Tm * KV * D * e), kr: a('k rotated', Tm * KV * D * e),
-        v: a('v', Tm * KV * D * e), probs: a('probs', H * Tm * Tm * 4), att: a('att', Tm * H * D * e),
-        x1: a('x1', Tm * C * e), xn2: a('xn2', Tm * C * e), gate: a('gate', Tm * F * e), up: a('up', Tm * F * e), act: a('act', Tm * F * e),
-        dx: a('dx', Tm * C * 4), dxn: a('dxn', Tm * C * 4), dq: a('dq', Tm * H * D * 4), dk: a('dk', Tm * KV * D * 4),
-        dv: a('dv', Tm * KV * D * 4), datt: a('datt', Tm * H * D * 4), dact: a('dact', Tm * F * 4), dup: a('dup', Tm * F * 4),
-        dxa: a('dxa', Tm * r * 4),
-        xa: new Map(this.lora.config.targets.map((p) => [p, a(`xa ${p}`, Tm * r * 4)])),
+        xn1: a('xn1'), q: a('q'), k: a('k'), kr: a('k rotated'), v: a('v'), probs: a('probs'), att: a('att'),
+        x1: a('x1'), xn2: a('xn2'), gate: a('gate'), up: a('up'), act: a('act'),
+        dx: a('dx'), dxn: a('dxn'), dq: a('dq'), dk: a('dk'), dv: a('dv'), datt: a('datt'), dact: a('dact'), dup: a('dup'),
+        dxa: a('dxa'),
+        xa: new Map(this.lora.config.targets.map((p) => [p, a('xa', `xa ${p}`)])),
       };
     });
     this.lora.trainingBuffers();

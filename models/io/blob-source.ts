@@ -4,7 +4,7 @@
  * never read whole.
  */
 import { AbortError, NotFoundError, WeightsFormatError, throwIfAborted } from '../errors.ts';
-import type { ByteSource, ModelSource } from './source.ts';
+import type { ByteSource, ModelSource, SourceOrigin } from './source.ts';
 
 /** Strips "./" and leading slashes so "config.json", "./config.json" and "/config.json" agree. */
 function normalize(path: string): string {
@@ -65,6 +65,12 @@ class BlobFile implements ByteSource {
 export class BlobModelSource implements ModelSource {
   readonly description: string;
   private readonly files = new Map<string, Blob>();
+  /** Keyed by the folder's name, file count and bytes: picked files have no stable path. */
+  get origin(): SourceOrigin {
+    let bytes = 0;
+    for (const b of this.files.values()) bytes += b.size;
+    return { kind: 'folder', location: `${this.description} (${this.files.size} files, ${bytes} bytes)` };
+  }
 
   constructor(files: Map<string, Blob> | Iterable<File> | ArrayLike<File>, description = 'selected files') {
     if (files instanceof Map) {

@@ -6,7 +6,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { NotFoundError, WeightsFormatError, throwIfAborted } from '../errors.ts';
-import type { ByteSource, ModelSource } from './source.ts';
+import type { ByteSource, ModelSource, SourceOrigin, SourceRevision } from './source.ts';
 
 function isMissing(e: unknown): boolean {
   const code = (e as { code?: unknown }).code;
@@ -49,11 +49,27 @@ class NodeFile implements ByteSource {
  */
 export class NodeDirSource implements ModelSource {
   readonly description: string;
+  readonly origin: SourceOrigin;
   private readonly root: string;
+  /** size-mtime stamps of the files opened, standing in for ETags (revision()). */
+  private readonly stamps = new Map<string, string>();
 
   constructor(dir: string) {
     this.root = resolve(dir);
     this.description = this.root;
+    this.origin = { kind: 'node-dir', location: this.root };
+  }
+
+  /** "ETags" of config.json and every file opened so far: `<size>-<mtime ms>`, so a rewritten file differs. */
+  async revision(signal?: AbortSignal): Promise<SourceRevision> {
+    throwIfAborted(signal);
+    try {
+      const st = await stat(this.resolvePath('config.json'));
+      this.stamps.set('config.json', `${st.size}-${Math.round(st.mtimeMs)}`);
+    } catch (e) {
+      if (!isMissing(e)) throw e;
+    }
+    return { etags: Object.fromEntries(this.stamps) };
   }
 
   /** Absolute path of `path`, refusing paths that climb out of the folder. */
@@ -72,6 +88,7 @@ export class NodeDirSource implements ModelSource {
     try {
       const st = await stat(full);
       if (!st.isFile()) throw new NotFoundError(`${full} is not a file.`);
+      this.stamps.set(path, `${st.size}-${Math.round(st.mtimeMs)}`);
       return new NodeFile(path, full, st.size);
     } catch (e) {
       if (isMissing(e)) throw new NotFoundError(`File not found: ${full}`);

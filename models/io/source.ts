@@ -14,10 +14,29 @@ export interface ByteSource {
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
 }
 
+/** What a source is, for weight-cache keys (models/cache/key.ts). */
+export interface SourceOrigin {
+  kind: 'url' | 'folder' | 'node-dir';
+  /** URL base, absolute folder path, or a picked folder's name with its file count and size. */
+  location: string;
+}
+
+/** The version of a source's files, to tell whether a partly cached copy is still the same model. */
+export interface SourceRevision {
+  /** The hub's commit (`X-Repo-Commit` of config.json's response), when the server sends one. */
+  commit?: string;
+  /** ETag (or a size-mtime stamp for local files) by file path, for the files seen so far. */
+  etags: Record<string, string>;
+}
+
 /** A folder of model files (config.json, tokenizer.json, *.safetensors, ...). */
 export interface ModelSource {
   /** Human-readable origin, e.g. the URL base or folder path, used in error messages. */
   readonly description: string;
+  /** What the source is (cache keys); sources without it are keyed by `description`. */
+  readonly origin?: SourceOrigin;
+  /** The files' version (hub commit, ETags); may make one small request (config.json) if none was made yet. */
+  revision?(signal?: AbortSignal): Promise<SourceRevision>;
   /** Opens a file; throws NotFoundError if it does not exist, NetworkError if it cannot be reached. */
   open(path: string, signal?: AbortSignal): Promise<ByteSource>;
   /** Reads a whole (small) text file; same errors as `open`. */

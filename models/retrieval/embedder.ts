@@ -3,18 +3,29 @@
  * progress. The same code runs in the retrieval worker (WebGPU, else WASM) and in Node (CPU).
  * Only the question is ever embedded (no system prompt), for the corpus and for the user alike.
  */
-import { pipeline, type FeatureExtractionPipeline, type Tensor } from '@huggingface/transformers';
+import { env, ModelRegistry, pipeline, type FeatureExtractionPipeline, type Tensor } from '@huggingface/transformers';
 import { AbortError, InvalidInputError, NotFoundError, NetworkError, throwIfAborted } from '../errors.ts';
+import { DEFAULT_EMBEDDER } from './catalog.ts';
+import type { EmbedderSource } from './embedder-source.ts';
 import type { EmbedOptions, Embedder, EmbedderInfo } from './embedder-types.ts';
 
-export const BGE_SMALL = 'Xenova/bge-small-en-v1.5';
-export const BGE_BASE = 'Xenova/bge-base-en-v1.5';
+export { BGE_BASE, BGE_LARGE, BGE_SMALL } from './catalog.ts';
 
 export type EmbedDevice = 'auto' | 'webgpu' | 'wasm' | 'cpu';
 
 export interface EmbedderOptions {
-  /** Hub repo id or a folder name under the configured localModelPath; default bge-small. */
+  /** Hub repo id or a folder name under the configured localModelPath; default bge-base-en-v1.5. */
   model?: string;
+  /** Hub revision (branch, tag or commit); default 'main'. */
+  revision?: string;
+  /** Recorded on the embedder (and so in the index manifests it builds). */
+  source?: EmbedderSource;
+  /**
+   * Default true: when every file of the model is in the cache, load with downloads switched off,
+   * so a cached model loads with no request at all (offline, or with the hub down); if that load
+   * fails, load again as configured.
+   */
+  cacheFirst?: boolean;
   /** ONNX variant: 'fp32' (default, onnx/model.onnx), 'q8' (model_quantized.onnx), 'fp16'. */
   dtype?: 'fp32' | 'fp16' | 'q8';
   /** 'auto': WebGPU when a hardware adapter exists, else WASM in browsers; CPU in Node. */
@@ -57,6 +68,8 @@ class TransformersEmbedder implements Embedder {
     readonly device: Device,
     private readonly pipe: FeatureExtractionPipeline,
     private readonly batchSize: number,
+    readonly source: EmbedderSource | undefined,
+    readonly fromCache: boolean,
   ) {}
 
   async embed(texts: readonly string[], options: EmbedOptions = {}): Promise<Float32Array> {
@@ -98,8 +111,9 @@ class TransformersEmbedder implements Embedder {
  *   const v = await embedder.embed(['What causes gout?']); // Float32Array(dims), unit length
  */
 export async function createEmbedder(options: EmbedderOptions = {}, signal?: AbortSignal): Promise<Embedder> {
-  const model = options.model ?? BGE_SMALL;
+  const model = options.model ?? DEFAULT_EMBEDDER;
   const dtype = options.dtype ?? 'fp32';
+  const revision = options.revision ?? 'main';
   const batchSize = options.batchSize ?? 16;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidInputError(`batchSize must be a positive integer, got ${batchSize}.`);
   throwIfAborted(signal);
@@ -107,18 +121,44 @@ export async function createEmbedder(options: EmbedderOptions = {}, signal?: Abo
   const progress_callback = (p: { status: string; file?: string; loaded?: number; total?: number }): void => {
     if (p.status === 'progress' && options.onDownload) options.onDownload({ file: p.file ?? '', loaded: p.loaded ?? 0, total: p.total ?? 0 });
   };
-  let pipe: FeatureExtractionPipeline;
-  try {
-    pipe = await pipeline('feature-extraction', model, { dtype, device, progress_callback });
-  } catch (e) {
-    if (device !== 'webgpu') throw loadError(model, e);
-    // A WebGPU adapter that cannot run the model (limits, driver): WASM still can.
-    device = 'wasm';
+  const load = (d: Device): Promise<FeatureExtractionPipeline> =>
+    pipeline('feature-extraction', model, { dtype, device: d, revision, progress_callback }) as Promise<FeatureExtractionPipeline>;
+  const loadOnDevice = async (): Promise<FeatureExtractionPipeline> => {
     try {
-      pipe = await pipeline('feature-extraction', model, { dtype, device, progress_callback });
-    } catch (e2) {
-      throw loadError(model, e2);
+      return await load(device);
+    } catch (e) {
+      if (device !== 'webgpu') throw e;
+      // A WebGPU adapter that cannot run the model (limits, driver): WASM still can.
+      device = 'wasm';
+      return load(device);
     }
+  };
+  let pipe: FeatureExtractionPipeline | null = null;
+  let fromCache = false;
+  if ((options.cacheFirst ?? true) && env.allowRemoteModels && (await isCached(model, dtype, device, revision))) {
+    // transformers.js refuses to load with both sources off, though the cache is read first:
+    // local files stay on (a cache hit never reaches them).
+    const allowLocal = env.allowLocalModels;
+    env.allowRemoteModels = false;
+    env.allowLocalModels = true;
+    try {
+      pipe = await loadOnDevice();
+      fromCache = true;
+    } catch {
+      pipe = null; // an entry the check missed: load again as configured, below
+    } finally {
+      env.allowRemoteModels = true;
+      env.allowLocalModels = allowLocal;
+    }
+  }
+  if (!pipe) {
+    try {
+      pipe = await loadOnDevice();
+    } catch (e) {
+      throw loadError(model, e);
+    }
+    // Downloads off (a reopened index's embedder): say whether it was the cache that served.
+    if (!env.allowRemoteModels) fromCache = await isCached(model, dtype, device, revision);
   }
   if (signal?.aborted) {
     await pipe.dispose();
@@ -130,5 +170,14 @@ export async function createEmbedder(options: EmbedderOptions = {}, signal?: Abo
     throw new InvalidInputError(`Embedder model "${model}" has no hidden_size in its config.json.`);
   }
   const info: EmbedderInfo = { model, dims: dims as number, dtype, pooling: 'cls', normalize: true };
-  return new TransformersEmbedder(info, device, pipe, batchSize);
+  return new TransformersEmbedder(info, device, pipe, batchSize, options.source, fromCache);
+}
+
+/** Every file the feature-extraction pipeline would read is in transformers.js' cache (no request when config.json is not). */
+async function isCached(model: string, dtype: string, device: Device, revision: string): Promise<boolean> {
+  try {
+    return await ModelRegistry.is_pipeline_cached('feature-extraction', model, { dtype, device, revision } as never);
+  } catch {
+    return false;
+  }
 }

@@ -1,15 +1,41 @@
 /**
+ * One hub base URL serves every hub access: the embedder's files (`<base><org>/<name>/resolve/<rev>/<file>`,
+ * through transformers.js' remoteHost, see transformers-env.ts), dataset files
+ * (`<base>datasets/<org>/<name>/resolve/<rev>/<file>`) and the API (`<base>api/...`). The default is
+ * huggingface.co; the app may use a local hub in the same layout at `<origin>/hub/`.
+ *
  * The Hugging Face hub's dataset file layout: the tree API lists a folder
  * (`/api/datasets/{repo}/tree/{rev}/{path}`, paginated by a Link header), files download from
  * `/datasets/{repo}/resolve/{rev}/{path}`. A dataset stored in another format has parquet exports
  * listed by `/api/datasets/{repo}/parquet/{config}/{split}`, which we fall back to.
  */
+import { InvalidInputError } from '../errors.ts';
 import { fetchOk, type FetchLike } from './http.ts';
 
 export const HUB = 'https://huggingface.co';
+/** The default hub base, with the trailing slash every base gets. */
+export const DEFAULT_HUB = `${HUB}/`;
+
+/**
+ * A hub base as an absolute URL ending in '/': relative bases ('/hub/') resolve against
+ * `relativeTo` (the page or worker URL). InvalidInputError when it is not an http(s) URL.
+ * @example hubBase('/hub', 'http://localhost:5173/app/'); // 'http://localhost:5173/hub/'
+ */
+export function hubBase(base: string = DEFAULT_HUB, relativeTo?: string): string {
+  let url: URL;
+  try {
+    url = relativeTo === undefined ? new URL(base) : new URL(base, relativeTo);
+  } catch {
+    throw new InvalidInputError(`The hub base "${base}" is not a URL${relativeTo === undefined ? ' (give an absolute http(s) URL)' : ''}.`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidInputError(`The hub base "${base}" is not an http(s) URL.`);
+  url.search = '';
+  url.hash = '';
+  return url.href.endsWith('/') ? url.href : `${url.href}/`;
+}
 
 export interface HubDataset {
-  /** Base URL of the hub (or a mirror, or a local test server). */
+  /** Base URL of the hub (or a mirror, a local hub, a test server); default huggingface.co. */
   hub?: string;
   repo: string;
   revision?: string;

@@ -65,6 +65,10 @@ export class IdbStore implements IndexStore {
     }
   }
 
+  async remove(name: string): Promise<void> {
+    await request((await files('readwrite')).delete(`${this.key}/${name}`));
+  }
+
   async clear(): Promise<void> {
     const store = await files('readwrite');
     await request(store.delete(IDBKeyRange.bound(`${this.key}/`, `${this.key}/\uffff`)));

@@ -4,6 +4,7 @@
  */
 import { IndexFormatError } from './errors.ts';
 import type { EmbedderInfo } from './embedder-types.ts';
+import { parseSource, type EmbedderSource } from './embedder-source.ts';
 
 export const INDEX_FORMAT = 'finemed-retrieval-index';
 export const INDEX_VERSION = 1;
@@ -24,6 +25,18 @@ export interface IndexManifest {
   vectors: { file: string; dtype: VectorDtype; count: number; dims: number; bytes: number };
   records: { file: string; bytes: number };
   createdAt: string;
+  /** Where the embedder was loaded from (absent in indexes written before it was recorded). */
+  embedderSource?: EmbedderSource;
+  /** How the vectors were computed: device and measured texts/s (absent when copied or old). */
+  build?: BuildRecord;
+}
+
+export interface BuildRecord {
+  device: string;
+  /** Texts embedded per second over the whole build (resumed parts included). */
+  textsPerSecond: number;
+  /** Rows embedded before the last resume (0 when built in one go). */
+  resumedFrom: number;
 }
 
 /** What the caller expects the index to have been built from; omitted parts are not checked. */
@@ -79,5 +92,7 @@ export function parseManifest(text: string): IndexManifest {
     typeof v === 'object' && v !== null && (v.dtype === 'F32' || v.dtype === 'F16') && Number.isInteger(v.count) &&
     v.dims === e.dims && v.count === o.corpus.count && typeof o.records === 'object' && o.records !== null;
   if (!ok) throw new IndexFormatError(`${MANIFEST_FILE} is missing fields or its counts and dims disagree.`);
-  return o as IndexManifest;
+  const manifest = o as IndexManifest;
+  if (manifest.embedderSource !== undefined && !parseSource(manifest.embedderSource)) delete manifest.embedderSource;
+  return manifest;
 }

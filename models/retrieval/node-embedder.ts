@@ -1,28 +1,47 @@
 /**
  * `--embedder <dir|repo>` for Node (CLI, benchmark, tests): a folder on disk is loaded offline as
  * a local model (its parent becomes transformers.js' localModelPath, its name the model id); any
- * other value is a hub repo id, downloaded once into a cache folder when downloads are allowed.
+ * other value is a hub repo id, read from the cache folder when every file is there (no request),
+ * else downloaded from the hub base into it when downloads are allowed. The embedder records its
+ * source, so an index built with it can load it again (loadSourceEmbedder).
  */
 import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { NotFoundError } from '../errors.ts';
 import { createEmbedder, type EmbedderOptions } from './embedder.ts';
+import type { EmbedderSource } from './embedder-source.ts';
 import type { Embedder } from './embedder-types.ts';
+import { DEFAULT_HUB, hubBase } from './hub.ts';
 import { configureTransformers } from './transformers-env.ts';
 
-export interface NodeEmbedderOptions extends Omit<EmbedderOptions, 'model'> {
+export interface NodeEmbedderOptions extends Omit<EmbedderOptions, 'model' | 'source'> {
   /** Allow hub downloads for a repo id (default true; a folder never downloads). */
   allowRemote?: boolean;
+  /** The folder hub files are cached in; default defaultModelCache(). */
   cacheDir?: string;
-  /** Hub mirror (default https://huggingface.co/). */
+  /** Hub base URL (default https://huggingface.co/, or FINEMED_HUB when set). */
   remoteHost?: string;
+}
+
+/**
+ * Where hub embedders are cached: `models/` in the project's cache folder (the one the LLM CLI's
+ * weight cache uses): $XDG_CACHE_HOME/finemed-ttt, else ~/.cache/finemed-ttt.
+ * @example defaultModelCache(); // '/home/me/.cache/finemed-ttt/models'
+ */
+export function defaultModelCache(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'finemed-ttt', 'models');
+}
+
+/** The hub base: the option, else FINEMED_HUB, else huggingface.co. */
+function hubOf(remoteHost: string | undefined): string {
+  return hubBase(remoteHost ?? process.env.FINEMED_HUB ?? DEFAULT_HUB);
 }
 
 /**
  * @example
  *   const e = await loadNodeEmbedder('../shared/models/tiny-random-bert'); // e.info.model === 'tiny-random-bert'
- *   const bge = await loadNodeEmbedder('Xenova/bge-small-en-v1.5');       // from the hub, then cached
+ *   const bge = await loadNodeEmbedder('Xenova/bge-base-en-v1.5');        // from the hub, then cached
  */
 export async function loadNodeEmbedder(spec: string, options: NodeEmbedderOptions = {}): Promise<Embedder> {
   const path = resolve(spec);
@@ -31,12 +50,29 @@ export async function loadNodeEmbedder(spec: string, options: NodeEmbedderOption
     // transformers.js gives an unhelpful TypeError for a folder without config.json: check first.
     if (!existsSync(join(path, 'config.json'))) throw new NotFoundError(`${path} has no config.json; it is not a transformers.js model folder.`);
     configureTransformers({ allowRemoteModels: false, localModelPath: dirname(path) });
-    return createEmbedder({ ...options, model: basename(path) });
+    return createEmbedder({ ...options, model: basename(path), source: { kind: 'local', path } });
   }
   if (spec.startsWith('.') || spec.startsWith('/')) throw new NotFoundError(`Embedder folder ${path} does not exist.`);
-  const cacheDir = options.cacheDir ?? join(homedir(), '.cache', 'finemed-ttt', 'models');
+  const cacheDir = options.cacheDir ?? defaultModelCache();
+  const hub = hubOf(options.remoteHost);
+  const revision = options.revision ?? 'main';
   // transformers.js caches hub files as <cacheDir>/<org>/<name>/<file>, the layout of a local
-  // model folder: reading the cache as localModelPath makes a downloaded model work offline.
-  configureTransformers({ allowRemoteModels: options.allowRemote ?? true, cacheDir, localModelPath: cacheDir, remoteHost: options.remoteHost });
-  return createEmbedder({ ...options, model: spec });
+  // model folder, so reading the cache as localModelPath works too. With every file cached,
+  // createEmbedder loads with downloads off: no request, even when the hub is unreachable.
+  configureTransformers({ allowRemoteModels: options.allowRemote ?? true, cacheDir, localModelPath: cacheDir, remoteHost: hub });
+  const source: EmbedderSource = { kind: 'hub', hub, repo: spec, revision };
+  return createEmbedder({ ...options, model: spec, source });
+}
+
+/**
+ * The embedder an index manifest names, from where it was loaded: a local folder, or the hub
+ * repo (cache first). A hub source's base is replaced by `remoteHost` when given.
+ * @example const e = await loadSourceEmbedder(manifest.embedderSource!, { dtype: manifest.embedder.dtype });
+ */
+export async function loadSourceEmbedder(source: EmbedderSource, options: NodeEmbedderOptions = {}): Promise<Embedder> {
+  if (source.kind === 'local') {
+    if (!existsSync(source.path)) throw new NotFoundError(`The index was built with the embedder folder ${source.path}, which no longer exists; pass --embedder.`);
+    return loadNodeEmbedder(source.path, options);
+  }
+  return loadNodeEmbedder(source.repo, { ...options, revision: source.revision, remoteHost: options.remoteHost ?? source.hub });
 }

@@ -2,10 +2,11 @@
  * An index in a folder on disk (CLI, tests, benchmark). Node only. Files are written to a temporary
  * name and renamed, so a crash never leaves a half-written file under its real name.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { StorageQuotaError } from '../errors.ts';
 import { MANIFEST_FILE, RECORDS_FILE, VECTORS_FILE } from './manifest.ts';
+import { PARTIAL_PREFIX } from './partial-build.ts';
 import type { IndexStore } from './store.ts';
 
 /**
@@ -44,8 +45,14 @@ export class NodeDirStore implements IndexStore {
     }
   }
 
-  /** Removes only this index's own files: the folder may hold other things. */
+  async remove(name: string): Promise<void> {
+    await rm(join(this.dir, name), { force: true });
+  }
+
+  /** Removes only this index's own files (and a partial build's): the folder may hold other things. */
   async clear(): Promise<void> {
-    for (const name of [MANIFEST_FILE, VECTORS_FILE, RECORDS_FILE]) await rm(join(this.dir, name), { force: true });
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    const own = names.filter((n) => n.startsWith(PARTIAL_PREFIX));
+    for (const name of [MANIFEST_FILE, VECTORS_FILE, RECORDS_FILE, ...own]) await rm(join(this.dir, name), { force: true });
   }
 }

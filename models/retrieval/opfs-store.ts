@@ -51,7 +51,7 @@ export class OpfsStore implements IndexStore {
   }
 
   /** Deletes one stored index, folder and all. */
-  static async remove(key: string): Promise<void> {
+  static async removeKey(key: string): Promise<void> {
     const root = await navigator.storage.getDirectory();
     const all = await root.getDirectoryHandle(ROOT, { create: true });
     await all.removeEntry(key, { recursive: true }).catch((e: unknown) => {
@@ -78,6 +78,12 @@ export class OpfsStore implements IndexStore {
     } catch (e) {
       quota(e, `${this.description}/${name}`);
     }
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.dir.removeEntry(name).catch((e: unknown) => {
+      if ((e as { name?: string }).name !== 'NotFoundError') throw e;
+    });
   }
 
   async clear(): Promise<void> {

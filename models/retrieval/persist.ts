@@ -12,11 +12,13 @@ import { toFloat32 } from '../safetensors/dtype.ts';
 import { encodeSafetensors } from '../safetensors/writer.ts';
 import { hashCorpus } from './corpus-hash.ts';
 import type { EmbedderInfo } from './embedder-types.ts';
+import type { EmbedderSource } from './embedder-source.ts';
 import { IndexFormatError, StaleIndexError } from './errors.ts';
 import {
   EMBEDDED_FIELD, INDEX_FORMAT, INDEX_VERSION, MANIFEST_FILE, RECORDS_FILE, VECTORS_FILE,
-  parseManifest, staleReasons, type Expected, type IndexManifest, type VectorDtype,
+  parseManifest, staleReasons, type BuildRecord, type Expected, type IndexManifest, type VectorDtype,
 } from './manifest.ts';
+import { clearPartial } from './partial-build.ts';
 import type { CorpusRecord } from './record.ts';
 import type { IndexStore } from './store.ts';
 
@@ -37,6 +39,9 @@ export interface SaveInput {
   vectors: Float32Array;
   /** Storage precision; F16 halves the file (vectors should already be rounded, see roundToF16). */
   dtype?: VectorDtype;
+  /** Recorded in the manifest, so the index can reopen its embedder (see embedder-source.ts). */
+  embedderSource?: EmbedderSource;
+  build?: BuildRecord;
 }
 
 export type IndexStatus =
@@ -45,7 +50,9 @@ export type IndexStatus =
   | { state: 'fresh'; manifest: IndexManifest };
 
 /**
- * Writes the three files; the manifest goes last, so an interrupted save reads as missing.
+ * Writes the three files; the old manifest goes first and the new one last, so an interrupted save
+ * reads as missing. A partial build's files (partial-build.ts) are removed only after the manifest
+ * is written: a save that fails keeps the embedded batches for a resume.
  * @example
  *   const manifest = await saveIndex(new NodeDirStore('out/idx'), { embedder: e.info, corpusName, corpusHash, records, vectors });
  */
@@ -62,7 +69,7 @@ export async function saveIndex(store: IndexStore, input: SaveInput): Promise<In
     corpus_hash: input.corpusHash,
   });
   const recordBytes = new TextEncoder().encode(JSON.stringify(records));
-  await store.clear();
+  await store.remove(MANIFEST_FILE);
   await store.write(VECTORS_FILE, vectorBytes);
   await store.write(RECORDS_FILE, recordBytes);
   const manifest: IndexManifest = {
@@ -74,8 +81,11 @@ export async function saveIndex(store: IndexStore, input: SaveInput): Promise<In
     vectors: { file: VECTORS_FILE, dtype, count: records.length, dims, bytes: vectorBytes.byteLength },
     records: { file: RECORDS_FILE, bytes: recordBytes.byteLength },
     createdAt: new Date().toISOString(),
+    ...(input.embedderSource ? { embedderSource: input.embedderSource } : {}),
+    ...(input.build ? { build: input.build } : {}),
   };
   await store.write(MANIFEST_FILE, new TextEncoder().encode(JSON.stringify(manifest, null, 2)));
+  await clearPartial(store);
   return manifest;
 }
 

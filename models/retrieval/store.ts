@@ -1,6 +1,7 @@
 /**
  * Where a persisted index lives: a flat set of named files. Implementations: a folder on disk
- * (node-store.ts, CLI), OPFS and IndexedDB (browser-store.ts, worker), and memory (tests).
+ * (node-store.ts, CLI), OPFS and IndexedDB (opfs-store.ts, idb-store.ts: worker), HTTP (url-store.ts,
+ * read-only) and memory (tests).
  */
 
 export interface IndexStore {
@@ -10,6 +11,8 @@ export interface IndexStore {
   read(name: string): Promise<Uint8Array | null>;
   /** Creates or replaces the file; StorageQuotaError when the quota is exceeded. */
   write(name: string, data: Uint8Array): Promise<void>;
+  /** Deletes one file; nothing happens when it does not exist. */
+  remove(name: string): Promise<void>;
   /** Deletes every file of this index. */
   clear(): Promise<void>;
 }
@@ -28,6 +31,10 @@ export class MemoryStore implements IndexStore {
 
   async write(name: string, data: Uint8Array): Promise<void> {
     this.files.set(name, data.slice());
+  }
+
+  async remove(name: string): Promise<void> {
+    this.files.delete(name);
   }
 
   async clear(): Promise<void> {

@@ -34,6 +34,10 @@ export class UrlStore implements IndexStore {
     throw new IndexFormatError(`${this.description} is read-only.`);
   }
 
+  async remove(): Promise<void> {
+    throw new IndexFormatError(`${this.description} is read-only.`);
+  }
+
   async clear(): Promise<void> {
     throw new IndexFormatError(`${this.description} is read-only.`);
   }

@@ -23,6 +23,8 @@ export interface AdapterTrainer {
   reset(): void;
   /** The current adapter (a copy). */
   adapter(): Promise<LoraWeights>;
+  /** Detaches the adapter and frees what it holds (GPU buffers). */
+  dispose(): Promise<void>;
 }
 
 export function cpuAdapterTrainer(t: CpuTrainer): AdapterTrainer {
@@ -31,6 +33,7 @@ export function cpuAdapterTrainer(t: CpuTrainer): AdapterTrainer {
     lossAndGrads: async (ids, mask) => t.lossAndGrads(ids, mask),
     reset: () => t.reset(),
     adapter: async () => cloneLora(t.lora),
+    dispose: async () => {}, // plain arrays: the garbage collector frees them
   };
 }
 
@@ -54,5 +57,6 @@ export function gpuAdapterTrainer(t: GpuTrainer, template: LoraWeights): Adapter
     },
     reset: () => t.reset(),
     adapter: async () => fill(template, await t.lora.read(t.lora.params)),
+    dispose: () => t.dispose(),
   };
 }

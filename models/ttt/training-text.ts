@@ -1,13 +1,12 @@
 /**
- * The TTT training sequence for a retrieved trace: the model's chat template with the trace's
- * question as the user turn (in the same prompt the app answers with, so the adapter is trained in
- * the context it is used in) and `reasoning + "\n\n**Summarization**\n" + answer` as the assistant
- * turn, FineMedLM-o1's output format. The loss covers the assistant turn including its end-of-turn
+ * The TTT training sequence for a retrieved trace: the trace's question in the same prompt format
+ * the app answers with (models/prompt-format.ts; so the adapter is trained in the context it is
+ * used in) and `reasoning + "\n\n**Summarization**\n" + answer` as the assistant turn,
+ * FineMedLM-o1's output format. The loss covers the assistant turn including its end-of-turn
  * token (FineMed's own script masked it out: pad == eos), never the prompt.
  */
 import { InvalidInputError } from '../errors.ts';
-import { finemedMessages, type PromptStyle } from '../prompts.ts';
-import type { ChatMessage } from '../api.ts';
+import { encodeQuestion, encodeWithAnswer, promptFormat, type PromptFormat } from '../prompt-format.ts';
 import type { Tokenizer } from '../tokenizer.ts';
 
 /** The heading FineMedLM-o1 writes between its reasoning and its answer. */
@@ -22,8 +21,8 @@ export interface Trace {
 export interface TrainingTextOptions {
   /** Longest sequence in tokens; longer ones lose the end of the reasoning. Default 1024. */
   maxTokens?: number;
-  /** System prompt and user suffix as in finemedMessages; default 'o1' (what the app asks with). */
-  style?: PromptStyle;
+  /** The answer prompt's format (the same the app asks with); default the 'o1' system prompt. */
+  format?: PromptFormat;
 }
 
 export interface TrainingSequence {
@@ -54,12 +53,12 @@ export function buildTrainingSequence(tok: Tokenizer, trace: Trace, opts: Traini
   const maxTokens = opts.maxTokens ?? 1024;
   if (!Number.isInteger(maxTokens) || maxTokens < 2) throw new InvalidInputError(`maxTokens must be an integer >= 2, got ${maxTokens}.`);
   if (trace.answer.trim() === '' && trace.reasoning.trim() === '') throw new InvalidInputError('The trace has neither reasoning nor answer to train on.');
-  const messages = finemedMessages(trace.question, { style: opts.style });
-  const promptIds = tok.encodeChat(messages, { addGenerationPrompt: true });
+  const format = opts.format ?? promptFormat('o1');
+  const promptIds = encodeQuestion(tok, trace.question, format);
   if (promptIds.length + 1 >= maxTokens) {
     throw new InvalidInputError(`The question's prompt is ${promptIds.length} tokens; maxTokens ${maxTokens} leaves no room to train on the answer.`);
   }
-  const render = (reasoning: string) => encodeWithAssistant(tok, messages, assistantText(reasoning, trace.answer));
+  const render = (reasoning: string) => encodeWithAnswer(tok, trace.question, format, assistantText(reasoning, trace.answer));
 
   let ids = render(trace.reasoning);
   let truncated = false;
@@ -81,10 +80,6 @@ export function buildTrainingSequence(tok: Tokenizer, trace: Trace, opts: Traini
   const promptTokens = commonPrefix(promptIds, ids);
   const lossMask = ids.map((_, t) => (t >= promptTokens ? 1 : 0));
   return { ids, lossMask, tokensTrained: ids.length - promptTokens, promptTokens, truncated };
-}
-
-function encodeWithAssistant(tok: Tokenizer, messages: ChatMessage[], content: string): number[] {
-  return tok.encodeChat([...messages, { role: 'assistant', content }], { addGenerationPrompt: false });
 }
 
 /** Length of the common prefix: the prompt's tokens are a prefix of the full text's (checked, not assumed). */

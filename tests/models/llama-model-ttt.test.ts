@@ -1,3 +1,4 @@
+import { promptFormat } from '../../models/prompt-format.ts';
 import { describe, expect, it } from 'vitest';
 import { NodeDirSource } from '../../models/io/node-source.ts';
 import { LlamaModel } from '../../models/llama-model.ts';
@@ -30,7 +31,7 @@ describe.skipIf(!HAS_SHARED)('LlamaModel TTT: trace -> train -> adapted answer -
       const prompt = model.encodePrompt('Once upon a time');
       const before = await model.generate(prompt, { maxNewTokens: 24 });
       await model.attachAdapter({ seed: 3, maxTokens: 256 });
-      const seq = model.trainingSequence(trace, { style: 'card' }); // the long o1 prompt exceeds this tiny model's 512 context
+      const seq = model.trainingSequence(trace, { format: promptFormat('card') }); // the long o1 prompt exceeds this tiny model's 512 context
       expect(seq.tokensTrained).toBeGreaterThan(10);
       expect(seq.lossMask.filter((v) => v === 1).length).toBe(seq.tokensTrained);
       expect((await model.generate(prompt, { maxNewTokens: 24 })).ids).toEqual(before.ids); // B = 0: unchanged

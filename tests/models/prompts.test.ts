@@ -6,9 +6,9 @@ import {
   MODEL_CARD_SYSTEM_PROMPT,
   MODEL_CARD_USER_SUFFIX,
   O1_SYSTEM_PROMPT,
-  finemedMessages,
   splitSummarization,
 } from '../../models/prompts.ts';
+import { formatMessages, promptFormat } from '../../models/prompt-format.ts';
 import { loadTokenizer } from '../../models/tokenizer.ts';
 import { NodeDirSource } from '../../models/io/node-source.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../helpers/shared.ts';
@@ -26,7 +26,7 @@ describe.skipIf(!HAS_SHARED)('prompt constants', () => {
 
   it('render like FineMed-DPO training prompts in the Llama 3.1 template', async () => {
     const tok = await loadTokenizer(new NodeDirSource(sharedPath('models', 'llama-3.1-tokenizer')));
-    const text = tok.applyChatTemplate(finemedMessages('Why does gout affect the big toe?'));
+    const text = tok.applyChatTemplate(formatMessages('Why does gout affect the big toe?', promptFormat('o1')));
     // The template trims the system prompt, so "Here is the question:" loses its trailing space,
     // as in the rendering printed in FineMed's ttt_prepare.ipynb.
     expect(text).toBe(
@@ -41,16 +41,16 @@ describe.skipIf(!HAS_SHARED)('prompt constants', () => {
   });
 });
 
-describe('finemedMessages', () => {
+describe('formatMessages', () => {
   it('builds the model card chat', () => {
-    expect(finemedMessages('  What causes gout?\n', { style: 'card' })).toEqual([
+    expect(formatMessages('  What causes gout?\n', promptFormat('card'))).toEqual([
       { role: 'system', content: 'You are a helpful professional doctor.' },
       { role: 'user', content: 'What causes gout? Please think step by step.' },
     ]);
   });
 
-  it('uses the o1 training prompt by default and appends the suffix only once', () => {
-    const [system, user] = finemedMessages('What causes gout? Please think step by step.');
+  it('uses the o1 training prompt and appends the suffix only once', () => {
+    const [system, user] = formatMessages('What causes gout? Please think step by step.', promptFormat('o1'));
     expect(system).toEqual({ role: 'system', content: O1_SYSTEM_PROMPT });
     expect(O1_SYSTEM_PROMPT.startsWith('You are a helpful professional doctor. You need to generate')).toBe(true);
     expect(O1_SYSTEM_PROMPT.endsWith('\nHere is the question: ')).toBe(true);
@@ -58,7 +58,7 @@ describe('finemedMessages', () => {
   });
 
   it('rejects an empty question', () => {
-    expect(() => finemedMessages('   ')).toThrow(InvalidInputError);
+    expect(() => formatMessages('   ', promptFormat('none'))).toThrow(InvalidInputError);
   });
 });
 

@@ -12,6 +12,8 @@ import { UrlModelSource } from '../../../models/io/url-source.ts';
 import { writeRandomLlama } from '../../helpers/random-model.ts';
 
 const FAST = 10_000;
+/** Failure tests retry transient errors quickly (the default backoff is 0.5 s doubling, 5 tries). */
+const QUICK_RETRY = { retry: { baseDelayMs: 5 } };
 let dir: string;
 let server: Server;
 let origin: string;
@@ -195,7 +197,7 @@ describe('UrlModelSource failures', () => {
   });
 
   it('HTTP 500 -> NetworkError with the status', { timeout: FAST }, async () => {
-    const e = await caught(new UrlModelSource(`${origin}/fail/`).readText('config.json'));
+    const e = await caught(new UrlModelSource(`${origin}/fail/`, QUICK_RETRY).readText('config.json'));
     expect(e).toBeInstanceOf(NetworkError);
     expect(e.message).toContain('HTTP 500');
   });
@@ -205,13 +207,13 @@ describe('UrlModelSource failures', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
-    const e = await caught(new UrlModelSource(`http://127.0.0.1:${port}/`).open('config.json'));
+    const e = await caught(new UrlModelSource(`http://127.0.0.1:${port}/`, QUICK_RETRY).open('config.json'));
     expect(e).toBeInstanceOf(NetworkError);
     expect(e.message).toContain(`http://127.0.0.1:${port}/config.json`);
   });
 
   it('a body cut mid-way -> NetworkError, no hang', { timeout: FAST }, async () => {
-    const f = await new UrlModelSource(`${origin}/cut/`).open('data.bin');
+    const f = await new UrlModelSource(`${origin}/cut/`, QUICK_RETRY).open('data.bin');
     const e = await caught(f.read(0, 4000));
     expect(e).toBeInstanceOf(NetworkError);
     expect(e.message).toContain('connection broke');
@@ -225,7 +227,7 @@ describe('UrlModelSource failures', () => {
   });
 
   it('a stalled body -> NetworkError after the idle timeout', { timeout: FAST }, async () => {
-    const f = await new UrlModelSource(`${origin}/stall/`, { idleTimeoutMs: 300 }).open('data.bin');
+    const f = await new UrlModelSource(`${origin}/stall/`, { idleTimeoutMs: 300, ...QUICK_RETRY }).open('data.bin');
     const t0 = Date.now();
     const e = await caught(f.read(0, 1000));
     expect(e).toBeInstanceOf(NetworkError);

@@ -70,7 +70,9 @@ describe.skipIf(!HAS_SHARED)('embedder plumbing (tiny-random-bert, random weight
 describe.skipIf(!HAS_SHARED)('embedder from a hub-shaped server, then offline from the cache', () => {
   it('downloads <repo>/resolve/main/<file>, caches it, and loads again with downloads off', async () => {
     const served: string[] = [];
+    const seen: string[] = []; // every request, 404s too
     const server = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
       const m = req.url?.match(/^\/test-org\/tiny-bge\/resolve\/main\/(.+)$/);
       const path = m ? sharedPath('models', 'tiny-random-bert', decodeURIComponent(m[1])) : '';
       if (!m || !existsSync(path)) {
@@ -89,11 +91,22 @@ describe.skipIf(!HAS_SHARED)('embedder from a hub-shaped server, then offline fr
       await online.dispose();
       expect(served).toEqual(expect.arrayContaining(['config.json', 'tokenizer.json', 'onnx/model.onnx']));
       expect(existsSync(join(cacheDir, 'test-org', 'tiny-bge', 'onnx', 'model.onnx'))).toBe(true);
+      expect(online.source).toEqual({ kind: 'hub', hub: remoteHost, repo: 'test-org/tiny-bge', revision: 'main' });
+      expect(online.fromCache).toBe(false);
+      // Downloads still allowed and the hub up: the cached model loads with no request at all.
+      const requests = seen.length;
+      const again = await loadNodeEmbedder('test-org/tiny-bge', { cacheDir, remoteHost });
+      expect(seen.slice(requests)).toEqual([]);
+      expect(again.fromCache).toBe(true);
+      await again.dispose();
       await new Promise((r) => server.close(r));
-      const offline = await loadNodeEmbedder('test-org/tiny-bge', { cacheDir, allowRemote: false });
-      expect(Array.from(await offline.embed(['What causes gout?']))).toEqual(Array.from(a));
-      expect(offline.info.model).toBe('test-org/tiny-bge');
-      await offline.dispose();
+      // The hub gone: downloads allowed or not, the cache serves.
+      for (const allowRemote of [true, false]) {
+        const offline = await loadNodeEmbedder('test-org/tiny-bge', { cacheDir, allowRemote, remoteHost });
+        expect(Array.from(await offline.embed(['What causes gout?']))).toEqual(Array.from(a));
+        expect(offline.info.model).toBe('test-org/tiny-bge');
+        await offline.dispose();
+      }
     } finally {
       server.close();
       rmSync(cacheDir, { recursive: true, force: true });

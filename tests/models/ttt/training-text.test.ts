@@ -1,3 +1,4 @@
+import { promptFormat } from '../../../models/prompt-format.ts';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NodeDirSource } from '../../../models/io/node-source.ts';
@@ -50,7 +51,7 @@ describe.skipIf(!HAS_SHARED)('buildTrainingSequence (llama-3.1 tokenizer)', () =
       { role: 'system', content: O1_SYSTEM_PROMPT }, { role: 'user', content: `${trace.question} Please think step by step.` },
     ]));
     // 'card' style: short system prompt
-    const card = buildTrainingSequence(tok, trace, { style: 'card' });
+    const card = buildTrainingSequence(tok, trace, { format: promptFormat('card') });
     expect(card.promptTokens).toBeLessThan(s.promptTokens);
     expect(card.tokensTrained).toBe(s.tokensTrained);
   });

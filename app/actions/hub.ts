@@ -1,0 +1,40 @@
+/**
+ * Which model hub the app downloads from: the user's setting, or with 'auto' the origin's own
+ * local hub (`FINEMED_HUB_DIR=<dir> npm start` serves one at /hub/) when there is one, else
+ * huggingface.co. The last hub that answered is remembered, so an offline reload (when /hub/ is
+ * unreachable) still names the same models and finds them in the cache.
+ */
+import { HUGGING_FACE } from '../catalog.ts';
+import type { HubChoice } from '../settings-store.ts';
+
+const LAST_HUB_KEY = 'finemed-ttt-last-hub';
+
+/** `<hub>/<org>/<name>/resolve/main/`: the Hugging Face URL layout of a model repo's files. */
+export function repoUrl(hub: string, repo: string, revision = 'main'): string {
+  return `${hub.replace(/\/+$/, '')}/${repo}/resolve/${encodeURIComponent(revision)}/`;
+}
+
+/** True when the origin serves a local hub (its /hub/ answers `{"hub": "local"}`). */
+async function hasLocalHub(): Promise<boolean> {
+  try {
+    const res = await fetch(new URL('hub/', document.baseURI), { cache: 'no-store' });
+    if (!res.ok) return false;
+    const body = (await res.json()) as { hub?: unknown };
+    return body.hub === 'local';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * @example await resolveHub('auto') // 'http://localhost:5173/hub' under `FINEMED_HUB_DIR=... npm start`
+ */
+export async function resolveHub(choice: HubChoice): Promise<string> {
+  if (choice !== 'auto') return choice.replace(/\/+$/, '');
+  let hub: string;
+  if (await hasLocalHub()) hub = new URL('hub', document.baseURI).href;
+  else if (navigator.onLine) hub = HUGGING_FACE;
+  else hub = localStorage.getItem(LAST_HUB_KEY) ?? HUGGING_FACE;
+  localStorage.setItem(LAST_HUB_KEY, hub);
+  return hub;
+}

@@ -1,0 +1,158 @@
+/**
+ * "Load models": the language model into the LLM worker (from the weight cache when it has it,
+ * else downloaded and quantized once), the embedder into the retrieval worker, then the active
+ * corpus' index. And "Import traces (JSONL)": a user's corpus indexed and made the active one.
+ */
+import type { LoadProgress } from '../../workers/protocol.ts';
+import type { RetrievalProgress } from '../../workers/retrieval-protocol.ts';
+import { RateMeter } from '../progress-rate.ts';
+import { patch, toUiError, useApp, type ProgressView } from '../store.ts';
+import { useSettings } from '../settings-store.ts';
+import { llmClient, retrievalClient } from './clients.ts';
+import { repoUrl, resolveHub } from './hub.ts';
+
+/** Retrieval calls in flight, so Cancel can stop them without killing the worker. */
+const inflight = new Set<{ cancel(): void }>();
+
+async function tracked<T>(call: Promise<T> & { cancel(): void }): Promise<T> {
+  inflight.add(call);
+  try {
+    return await call;
+  } finally {
+    inflight.delete(call);
+  }
+}
+
+const LLM_PHASES: Record<LoadProgress['phase'], string> = {
+  config: 'Reading config.json',
+  tokenizer: 'Loading the tokenizer',
+  weights: 'Loading weights',
+  ready: 'Loaded',
+};
+
+/** Turns a stream of progress events into ProgressViews with a rate. */
+function progressViews(unit: ProgressView['unit']): (label: string, done: number, total: number, detail?: string) => ProgressView {
+  const meter = new RateMeter();
+  let lastLabel = '';
+  return (label, done, total, detail) => {
+    if (label !== lastLabel) meter.reset();
+    lastLabel = label;
+    return { label, done, total, rate: meter.add(done), unit, detail };
+  };
+}
+
+async function loadLlm(hub: string): Promise<void> {
+  const s = useSettings.getState();
+  const view = progressViews('bytes');
+  patch('llm', { status: 'loading', progress: null, phase: null, error: null, info: null });
+  try {
+    const info = await llmClient().load({ kind: 'url', url: repoUrl(hub, s.llmRepo) }, { backend: s.backend, weights: s.weights }, (p) => {
+      const from = (p as { from?: string }).from === 'cache' ? ' from this device' : '';
+      patch('llm', { phase: p.phase, progress: view(`${LLM_PHASES[p.phase]}${p.phase === 'weights' ? from : ''}`, p.loadedBytes, p.totalBytes, p.tensor) });
+    });
+    patch('llm', { status: 'loaded', info, progress: null });
+  } catch (e) {
+    const error = toUiError(e);
+    patch('llm', { status: error.code === 'aborted' ? 'idle' : 'error', error: error.code === 'aborted' ? null : error, progress: null });
+  }
+}
+
+async function loadEmbedder(hub: string): Promise<boolean> {
+  const s = useSettings.getState();
+  const view = progressViews('bytes');
+  patch('embedder', { status: 'loading', progress: null, error: null, info: null });
+  try {
+    const info = await tracked(retrievalClient().initEmbedder(
+      { model: s.embedderRepo, allowRemoteModels: true, hub: `${hub}/` },
+      (p: RetrievalProgress) => patch('embedder', { progress: view('Downloading the embedder', p.done, p.total, p.detail) }),
+    ));
+    patch('embedder', { status: 'loaded', info, progress: null });
+    return true;
+  } catch (e) {
+    const error = toUiError(e);
+    patch('embedder', { status: error.code === 'aborted' ? 'idle' : 'error', error: error.code === 'aborted' ? null : error, progress: null });
+    return false;
+  }
+}
+
+/**
+ * Loads both models (in parallel: they live in different workers), then the active corpus. The
+ * corpus opens even when the embedder could not be loaded: keyword search (BM25) serves then.
+ */
+export async function loadModels(): Promise<void> {
+  const st = useApp.getState();
+  if (st.llm.status === 'loading' || st.embedder.status === 'loading') return;
+  watchRetrievers();
+  const hub = await resolveHub(useSettings.getState().hub);
+  await Promise.all([loadLlm(hub), loadEmbedder(hub)]);
+  await openActiveCorpus();
+}
+
+let watching = false;
+
+/** Mirrors the retrieval worker's readiness (keyword search at once, embeddings when built) into the store. */
+function watchRetrievers(): void {
+  if (watching) return;
+  watching = true;
+  retrievalClient().onStatus((status) => patch('corpus', { retrievers: status.retrievers }));
+}
+
+const CORPUS_PHASES: Record<string, string> = {
+  corpus: 'Reading the corpus',
+  download: 'Downloading the corpus',
+  embed: 'Embedding the questions',
+  index: 'Building the search index',
+};
+
+function corpusProgress(): (p: RetrievalProgress) => void {
+  const view = progressViews('items');
+  const bytes = progressViews('bytes');
+  return (p) => {
+    const label = CORPUS_PHASES[p.phase] ?? 'Indexing';
+    patch('corpus', { progress: (p.phase === 'corpus' || p.phase === 'download' ? bytes : view)(label, p.done, p.total, p.detail) });
+  };
+}
+
+/** Opens the active corpus (the demo corpus by default), building its index if it is missing or stale. */
+export async function openActiveCorpus(): Promise<void> {
+  const active = useSettings.getState().corpus;
+  const spec = active.kind === 'demo'
+    ? { kind: 'url' as const, url: 'demo/demo-corpus.jsonl', name: 'demo-corpus.jsonl' }
+    : { kind: 'stored' as const, name: active.name };
+  patch('corpus', { status: 'opening', name: active.kind === 'demo' ? 'demo-corpus.jsonl' : active.name, progress: null, error: null, retrievers: null });
+  try {
+    const info = await tracked(retrievalClient().openIndex({ corpus: spec }, corpusProgress()));
+    patch('corpus', { status: 'ready', info, progress: null, name: info.corpus.name, retrievers: info.retrievers });
+  } catch (e) {
+    const error = toUiError(e);
+    // A stored corpus that is gone: fall back to the demo corpus rather than leave TTT off.
+    if (active.kind === 'stored' && error.code !== 'aborted') {
+      useSettings.setState({ corpus: { kind: 'demo' } });
+      return openActiveCorpus();
+    }
+    patch('corpus', { status: error.code === 'aborted' ? 'none' : 'error', error: error.code === 'aborted' ? null : error, progress: null });
+  }
+}
+
+/**
+ * "Import traces (JSONL)": indexes the file (keyword search at once, embeddings when an embedder
+ * is loaded) and makes it the active corpus; bad lines are reported with their line numbers.
+ */
+export async function importTraces(file: File): Promise<void> {
+  watchRetrievers();
+  patch('corpus', { status: 'opening', name: file.name, progress: null, error: null, retrievers: null });
+  try {
+    const info = await tracked(retrievalClient().openIndex({ corpus: { kind: 'file', file, name: file.name } }, corpusProgress()));
+    useSettings.setState({ corpus: { kind: 'stored', name: info.corpus.name } });
+    patch('corpus', { status: 'ready', info, progress: null, name: info.corpus.name, retrievers: info.retrievers });
+  } catch (e) {
+    const error = toUiError(e);
+    patch('corpus', { status: error.code === 'aborted' ? 'none' : 'error', error: error.code === 'aborted' ? null : error, progress: null });
+  }
+}
+
+/** Cancels model loading and indexing in flight. */
+export function cancelLoading(): void {
+  llmClient().cancel();
+  for (const call of inflight) call.cancel();
+}

@@ -1,0 +1,83 @@
+/**
+ * The ask flow on the CPU backend (the engine's reference path in the LLM worker), same stand-ins
+ * and local hub as e2e/ask-flow.test.ts: retrieval of an exact question, every training step's
+ * loss equal to `llm ask` on the CPU, compare mode, and a stop while training.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestHub } from '../scripts/hub/make-test-hub.ts';
+import { HAS_SHARED, warnIfNoShared } from '../tests/helpers/shared.ts';
+import { answerOf, appUrl, exportJson, importTraces, loadModels, openApp, region, setSettings, shownLosses, startAsk } from './support/app-driver.ts';
+import { cliAsk, SHORT_TRACES, SHORT_TRACES_NAME, shortQuestion } from './support/cli-ask.ts';
+import { launchChromium, startBuiltApp, type BuiltApp } from './support/index.ts';
+
+warnIfNoShared('the ask flow on the CPU backend');
+
+const SETTINGS = { steps: 3, lr: 0.01, maxTrainTokens: 128, maxNewTokens: 16, temperature: 0, k: 3 };
+
+describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, CPU backend)', () => {
+  let hubDir: string;
+  let app: BuiltApp;
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    hubDir = mkdtempSync(join(tmpdir(), 'finemed-hub-'));
+    await makeTestHub(hubDir);
+    app = await startBuiltApp({ hubDir });
+    browser = await launchChromium();
+    page = await openApp(browser, appUrl(app.url, { backend: 'cpu' }));
+    await loadModels(page);
+    await importTraces(page, SHORT_TRACES, SHORT_TRACES_NAME);
+    await setSettings(page, SETTINGS);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    rmSync(hubDir, { recursive: true, force: true });
+  });
+
+  it('retrieves the exact question first; losses equal `llm ask --backend cpu` within 1e-4 relative', async () => {
+    expect(await page.getByText(/cpu · f32 · f32/).count()).toBe(1);
+    await startAsk(page, shortQuestion(3), { ttt: true });
+    await answerOf(page, 'Answer');
+    await region(page, 'Answer').getByText('Adapters cleared').waitFor();
+    expect(await page.getByRole('region', { name: 'Retrieved trace' }).innerText()).toContain(shortQuestion(3));
+    const shown = await shownLosses(page);
+    const record = (await exportJson(page)).records[0]!;
+    expect(record.model.backend).toBe('cpu');
+    expect(record.retrieval?.results[0]).toMatchObject({ id: 'short-meningitis' });
+    expect(record.retrieval!.results[0]!.score).toBeGreaterThan(0.999);
+    expect(shown).toHaveLength(SETTINGS.steps);
+    const cli = await cliAsk({ question: shortQuestion(3), settings: SETTINGS, backend: 'cpu' });
+    expect(cli.ttt!.losses).toHaveLength(SETTINGS.steps);
+    cli.ttt!.losses.forEach((l, i) => expect(Math.abs(l - record.ttt!.losses[i]!) / l).toBeLessThan(1e-4));
+    // same model, same settings, same greedy decoding: the same adapted answer
+    expect(record.answer.text).toBe(cli.answer.text);
+    console.log(`[ask-flow cpu] losses ${record.ttt!.losses.map((l) => l.toFixed(6)).join(', ')} | cli ${cli.ttt!.losses.map((l) => l.toFixed(6)).join(', ')}`);
+    console.log(`[ask-flow cpu] timings ${JSON.stringify(record.timings)} steps ${JSON.stringify(record.ttt!.stepMs)}`);
+  });
+
+  it('compare on the CPU: "Without TTT" equals the CLI\'s TTT-off answer', async () => {
+    await startAsk(page, shortQuestion(5), { compare: true });
+    const without = await answerOf(page, 'Answer without TTT');
+    await answerOf(page, 'Answer with TTT');
+    const cli = await cliAsk({ question: shortQuestion(5), settings: SETTINGS, backend: 'cpu', ttt: 'off' });
+    expect(without).toBe(cli.answer.summary.trim());
+  });
+
+  it('Stop while training clears the adapters; the next TTT-off answer equals the one before', async () => {
+    await startAsk(page, shortQuestion(5), { ttt: false });
+    const before = await answerOf(page, 'Answer');
+    await startAsk(page, shortQuestion(0), { ttt: true });
+    await page.getByRole('list', { name: 'Training steps' }).getByRole('listitem').first().waitFor({ timeout: 60_000 });
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await page.locator('[aria-label="Answer"][data-state="stopped"]').waitFor({ timeout: 60_000 });
+    await region(page, 'Answer').getByText('Adapters cleared').waitFor();
+    await startAsk(page, shortQuestion(5), { ttt: false });
+    expect(await answerOf(page, 'Answer')).toBe(before);
+  });
+});

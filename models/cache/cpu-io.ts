@@ -1,0 +1,34 @@
+/**
+ * Tensors for the CPU reference engine, which keeps everything as f32: a cached q4 matrix is
+ * dequantized, a checkpoint tensor is quantized (q4) exactly as before and written through to the
+ * cache sink in the engine's q4 layout, so CPU- and GPU-written entries share one format.
+ */
+import { dequantizeQ4, quantizeQ4 } from '../quant/q4.ts';
+import { CacheCorruptError } from '../errors.ts';
+import type { TensorKind } from './format.ts';
+import { bytesOf, f32FromBytes, q4FromBytes, q4Parts, readWhole, writeThrough, type TensorSource } from './tensor-source.ts';
+
+/** What the CPU engine reads from: anything with readTensor, optionally with a cache's ready/sink. */
+export type CpuTensorReader = Pick<TensorSource, 'readTensor'> & Partial<Pick<TensorSource, 'ready' | 'sink'>>;
+
+/**
+ * One tensor as the CPU engine uses it: f32, or the dequantized q4 weights when kind is 'q4'.
+ * `shape` is [N, K] for matrices; vectors pass null (their length comes from the data).
+ * @example const q = await cpuTensor(ckpt, 'model.layers.0.self_attn.q_proj.weight', 'q4', [64, 64]);
+ */
+export async function cpuTensor(src: CpuTensorReader, name: string, kind: TensorKind, shape: [number, number] | null, signal?: AbortSignal): Promise<Float32Array> {
+  const ready = src.ready?.(name);
+  if (ready) {
+    if (ready.kind !== kind) throw new CacheCorruptError(`The cached tensor ${name} is ${ready.kind}, expected ${kind}; the entry will be downloaded again.`);
+    const bytes = await readWhole(ready, signal);
+    return kind === 'q4' ? dequantizeQ4(q4FromBytes(bytes, shape![0], shape![1])) : f32FromBytes(bytes);
+  }
+  const w = await src.readTensor(name, signal);
+  if (kind === 'f32') {
+    await writeThrough(src.sink, name, 'f32', shape ?? [w.length], [bytesOf(w)], signal);
+    return w;
+  }
+  const q = quantizeQ4(w, shape![0], shape![1]);
+  await writeThrough(src.sink, name, 'q4', shape!, q4Parts(q), signal);
+  return dequantizeQ4(q);
+}

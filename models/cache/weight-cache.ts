@@ -1,0 +1,112 @@
+/**
+ * The weight cache over one store: looking entries up, verifying, listing and deleting them.
+ * Whatever finds an entry unusable deletes it before the CacheCorruptError reaches the caller,
+ * so the next load downloads again instead of failing the same way.
+ */
+import type { WeightFormat } from '../api.ts';
+import { throwIfAborted } from '../errors.ts';
+import { CacheEntry, isCorruption } from './entry-reader.ts';
+import { MANIFEST_FILE, parseManifest, type Manifest, type SourceKind } from './format.ts';
+import type { CacheStore } from './store.ts';
+
+/** One entry as the model manager lists it. */
+export interface CachedModelInfo {
+  key: string;
+  /** URL base or folder the weights came from. */
+  source: string;
+  kind: SourceKind | 'unknown';
+  repo?: string;
+  revision?: string;
+  commit?: string;
+  weights: WeightFormat | 'unknown';
+  /** Bytes the entry takes in the store now. */
+  bytes: number;
+  complete: boolean;
+  tensorsDone: number;
+  tensorsTotal: number;
+  createdAt: string;
+  /** Why the entry cannot be used (unreadable manifest, other format), if so. */
+  problem?: string;
+}
+
+/**
+ * @example
+ *   const cache = new WeightCache(await OpfsCacheStore.open());
+ *   for (const e of await cache.list()) console.log(e.key, e.bytes, e.complete);
+ *   await cache.delete(key); // { deleted: true, freedBytes: 4.5e9 }
+ */
+export class WeightCache {
+  constructor(readonly store: CacheStore) {}
+
+  /** Runs `fn`; when it finds the entry corrupt, the entry is deleted before the error goes on. */
+  async guard<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (isCorruption(e)) await this.store.deleteEntry(key).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** The entry's manifest, or null when there is none. CacheCorruptError (entry deleted) when unreadable. */
+  manifest(key: string): Promise<Manifest | null> {
+    return this.guard(key, async () => {
+      const bytes = await this.store.readFile(key, MANIFEST_FILE);
+      return bytes ? parseManifest(bytes, key) : null;
+    });
+  }
+
+  /** The entry if it is complete and its files have their sizes; null when absent or partial. */
+  completeEntry(key: string): Promise<CacheEntry | null> {
+    return this.guard(key, async () => {
+      const m = await this.manifest(key);
+      if (!m?.complete) return null;
+      const entry = new CacheEntry(this.store, m);
+      await entry.checkSizes();
+      return entry;
+    });
+  }
+
+  /**
+   * Reads every file of a complete entry and checks sizes and checksums. True when verified,
+   * false when there is no complete entry; CacheCorruptError (entry deleted) when it fails.
+   */
+  verify(key: string, signal?: AbortSignal): Promise<boolean> {
+    return this.guard(key, async () => {
+      const entry = await this.completeEntry(key);
+      if (!entry) return false;
+      await entry.verify(signal);
+      return true;
+    });
+  }
+
+  async list(): Promise<CachedModelInfo[]> {
+    const out: CachedModelInfo[] = [];
+    for (const key of await this.store.entries()) {
+      const bytes = await this.store.entryBytes(key);
+      let m: Manifest | null = null, problem: string | undefined;
+      try {
+        const raw = await this.store.readFile(key, MANIFEST_FILE);
+        if (raw) m = parseManifest(raw, key);
+        else problem = 'no manifest (an interrupted first write)';
+      } catch (e) {
+        problem = (e as Error).message;
+      }
+      out.push(m
+        ? {
+          key, source: m.source.location, kind: m.source.kind, repo: m.source.repo, revision: m.source.revision, commit: m.source.commit,
+          weights: m.weights, bytes, complete: m.complete, tensorsDone: m.tensors.length, tensorsTotal: m.tensorsTotal, createdAt: m.createdAt,
+        }
+        : { key, source: '', kind: 'unknown', weights: 'unknown', bytes, complete: false, tensorsDone: 0, tensorsTotal: 0, createdAt: '', problem });
+    }
+    return out;
+  }
+
+  /** Deletes an entry and says how many bytes that freed. */
+  async delete(key: string, signal?: AbortSignal): Promise<{ deleted: boolean; freedBytes: number }> {
+    throwIfAborted(signal);
+    const exists = (await this.store.entries()).includes(key);
+    const freedBytes = exists ? await this.store.deleteEntry(key) : 0;
+    return { deleted: exists, freedBytes };
+  }
+}

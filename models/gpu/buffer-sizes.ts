@@ -1,0 +1,205 @@
+/**
+ * Sizes of the engine's GPU buffers as pure functions, used by the engine when it allocates
+ * (gpu-llama.ts, gpu-trainer.ts, gpu-weights.ts, gpu-lora.ts, allocator.ts) and by the memory
+ * plan (models/memory-plan.ts) before anything is loaded, so the two cannot drift. No GPU here.
+ */
+import type { LlamaConfig, Projection } from '../config.ts';
+import { PROJECTIONS } from '../config.ts';
+import { Q4_GROUP } from '../quant/q4.ts';
+
+/** How a buffer is used: bound as storage, bound as a uniform, or mapped for reading. */
+export type BufferKind = 'storage' | 'uniform' | 'readback';
+
+/** A buffer's label, requested bytes and kind, as the engine creates it. */
+export interface BufferSpec {
+  bytes: number;
+  kind: BufferKind;
+}
+
+/**
+ * Bytes GpuAllocator.create really allocates for a request of `size`: rounded up to 4, at least 4.
+ * @example bufferAllocSize(6); // 8
+ */
+export function bufferAllocSize(size: number): number {
+  return Math.max(4, Math.ceil(size / 4) * 4);
+}
+
+/** Bytes of f32 rows the weight uploader streams per chunk (bounded: no tensor held whole in JS). */
+export const UPLOAD_CHUNK_BYTES = 32 * 2 ** 20;
+/** The quantizer's staging buffer: one chunk plus slack for a chunk's rounding. */
+export const QUANTIZE_STAGING_BYTES = UPLOAD_CHUNK_BYTES + 8 * 4 * 4096;
+/** The quantizer's uniform (rows, K, G, row0). */
+export const QUANTIZE_PARAMS_BYTES = 16;
+
+/**
+ * The two GPU buffers of a 4-bit matrix (N, K): packed nibbles (16 bytes per group of 32) and
+ * f16 scales stored two per u32.
+ * @example q4BufferBytes(4096, 4096); // { qweight: 8388608, scales: 1048576 }
+ */
+export function q4BufferBytes(N: number, K: number): { qweight: number; scales: number } {
+  const G = Math.ceil(K / Q4_GROUP);
+  return { qweight: N * G * 16, scales: Math.ceil((N * G) / 2) * 4 };
+}
+
+/** Budget for the attention score matrix (H, maxBatch, maxContext) f32: bounds the prefill chunk. */
+export const SCORES_BUDGET = 128 * 2 ** 20;
+
+/**
+ * Tokens per prefill chunk when the caller gives none: at most 512, at most the context, and the
+ * (H, maxBatch, maxContext) f32 score matrix within SCORES_BUDGET.
+ * @example defaultMaxBatch(config, 4096); // 256 for FineMedLM-o1 (32 heads)
+ */
+export function defaultMaxBatch(config: LlamaConfig, maxContext: number): number {
+  const perToken = config.numHeads * maxContext * 4;
+  return Math.max(1, Math.min(512, maxContext, Math.floor(SCORES_BUDGET / perToken)));
+}
+
+/** Bytes of one layer's K (or V) cache: (maxContext, KV, D) in the activation type. */
+export function kvCacheBytes(config: LlamaConfig, maxContext: number, actBytes: number): number {
+  return maxContext * config.numKvHeads * config.headDim * actBytes;
+}
+
+/** Bytes of each RoPE table (cos, sin): (maxContext, D/2) f32. */
+export function ropeTableBytes(config: LlamaConfig, maxContext: number): number {
+  return maxContext * (config.headDim / 2) * 4;
+}
+
+/**
+ * GpuLlama's activation buffers for prefill chunks of `maxBatch` tokens, keyed by label.
+ * @example forwardActivationBuffers(config, 256, 4096, 2).scores.bytes; // H * 256 * 4096 * 4
+ */
+export function forwardActivationBuffers(config: LlamaConfig, maxBatch: number, maxContext: number, actBytes: number) {
+  const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = config;
+  const B = maxBatch, e = actBytes;
+  const s = (bytes: number): BufferSpec => ({ bytes, kind: 'storage' });
+  return {
+    ids: s(B * 4),
+    'run params': { bytes: 16, kind: 'uniform' } as BufferSpec,
+    x: s(B * C * e), xn: s(B * C * e),
+    q: s(B * H * D * e), k: s(B * KV * D * e), v: s(B * KV * D * e),
+    att: s(B * H * D * e), proj: s(B * C * e),
+    gate: s(B * F * e), up: s(B * F * e),
+    scores: s(H * B * maxContext * 4),
+    hidden: s(C * e),
+    logits: s(V * 4),
+    'logits readback': { bytes: V * 4, kind: 'readback' } as BufferSpec,
+  };
+}
+
+/** The (maxBatch, V) f32 logits of every position, allocated on the first `allLogits` forward. */
+export function allLogitsBytes(config: LlamaConfig, maxBatch: number): number {
+  return maxBatch * config.vocabSize * 4;
+}
+
+/** The LoRA forward scratch x A^T (maxBatch, r) f32 GpuLlama allocates when an adapter attaches. */
+export function loraScratchBytes(maxBatch: number, rank: number): number {
+  return maxBatch * rank * 4;
+}
+
+/** Rows of logits per chunk of the trainer's loss head: bounds the (rows, V) f32 buffer at ~64 MiB. */
+export const LOGITS_BUDGET = 64 * 2 ** 20;
+
+/** Tokens the trainer is built for: the request (default 1024), at most the model's context. */
+export function trainerMaxTokens(requested: number | undefined, maxContext: number): number {
+  return Math.min(requested ?? 1024, maxContext);
+}
+
+/**
+ * The trainer's loss-head chunking: rows per chunk (multiples of 64 keep every chunk's binding
+ * offset 256-byte aligned), rows padded to whole chunks, and the chunk count.
+ * @example lossHeadChunks(1024, 128256); // { chunkRows: 128, rowsPadded: 1024, chunks: 8 }
+ */
+export function lossHeadChunks(maxTokens: number, vocabSize: number, chunkRows?: number): { chunkRows: number; rowsPadded: number; chunks: number } {
+  const rows = chunkRows ?? Math.min(Math.ceil(maxTokens / 64) * 64, Math.max(64, Math.floor(LOGITS_BUDGET / (vocabSize * 4) / 64) * 64));
+  const rowsPadded = Math.ceil(maxTokens / rows) * rows; // chunk bindings never run past the end
+  return { chunkRows: rows, rowsPadded, chunks: Math.ceil(maxTokens / rows) };
+}
+
+/**
+ * GpuTrainer's buffers made in allocate(), keyed by label. Two entries stand for several buffers:
+ * `ttt x` is each layer's saved input (numLayers + 1 buffers `ttt x0`..), `xa` the saved x A^T of
+ * each target (`xa q_proj`, ...).
+ * @example trainerBuffers(config, 1024, 8, 2, lossHeadChunks(1024, config.vocabSize)).probs.bytes;
+ */
+export function trainerBuffers(config: LlamaConfig, maxTokens: number, rank: number, actBytes: number, head: { chunkRows: number; rowsPadded: number }) {
+  const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = config;
+  const Tm = maxTokens, e = actBytes, { chunkRows, rowsPadded } = head;
+  const s = (bytes: number): BufferSpec => ({ bytes, kind: 'storage' });
+  return {
+    'ttt run': { bytes: 16, kind: 'uniform' } as BufferSpec,
+    'ttt ids': s(Tm * 4),
+    'ttt targets': s(Tm * 4),
+    'ttt x': s(Tm * C * e),
+    'ttt hn': s(rowsPadded * C * e),
+    'ttt dhn': s(rowsPadded * C * 4),
+    'ttt logits': s(Math.min(rowsPadded, chunkRows) * V * 4),
+    'ttt loss rows': s(Tm * 4),
+    'ttt loss': s(16),
+    'ttt readback': { bytes: 16, kind: 'readback' } as BufferSpec,
+    xn1: s(Tm * C * e), q: s(Tm * H * D * e), k: s(Tm * KV * D * e), 'k rotated': s(Tm * KV * D * e),
+    v: s(Tm * KV * D * e), probs: s(H * Tm * Tm * 4), att: s(Tm * H * D * e),
+    x1: s(Tm * C * e), xn2: s(Tm * C * e), gate: s(Tm * F * e), up: s(Tm * F * e), act: s(Tm * F * e),
+    dx: s(Tm * C * 4), dxn: s(Tm * C * 4), dq: s(Tm * H * D * 4), dk: s(Tm * KV * D * 4),
+    dv: s(Tm * KV * D * 4), datt: s(Tm * H * D * 4), dact: s(Tm * F * 4), dup: s(Tm * F * 4),
+    dxa: s(Tm * rank * 4),
+    xa: s(Tm * rank * 4),
+  };
+}
+
+/** Storage-buffer bindings must start at multiples of 256 bytes: LoRA slots align to 64 floats. */
+export const LORA_ALIGN_FLOATS = 64;
+
+/** Where one projection's A (r, in) and B (out, r) live inside the flat LoRA buffers (in floats). */
+export interface LoraSlot {
+  layer: number;
+  proj: Projection;
+  inDim: number;
+  outDim: number;
+  aOffset: number;
+  bOffset: number;
+}
+
+/**
+ * The flat layout of all LoRA parameters: per layer, the present projections in PROJECTIONS
+ * order, A then B, each padded to LORA_ALIGN_FLOATS; `floats` is the buffer length (>= 64).
+ * @example loraLayout([{ q_proj: { inDim: 64, outDim: 64 } }], 8).floats; // 1024
+ */
+export function loraLayout(layers: Partial<Record<Projection, { inDim: number; outDim: number }>>[], rank: number): { slots: LoraSlot[]; floats: number } {
+  const align = (n: number) => Math.ceil(n / LORA_ALIGN_FLOATS) * LORA_ALIGN_FLOATS;
+  const slots: LoraSlot[] = [];
+  let off = 0;
+  layers.forEach((layer, l) => {
+    for (const proj of PROJECTIONS) {
+      const pair = layer[proj];
+      if (!pair) continue;
+      const aOffset = off;
+      off += align(rank * pair.inDim);
+      const bOffset = off;
+      off += align(pair.outDim * rank);
+      slots.push({ layer: l, proj, inDim: pair.inDim, outDim: pair.outDim, aOffset, bOffset });
+    }
+  });
+  return { slots, floats: Math.max(off, LORA_ALIGN_FLOATS) };
+}
+
+/**
+ * The bytes of a small uniform (16 bytes: u32 words, f32 at the indices in `floatAt`), or an
+ * ArrayBuffer as given. GpuLlama caches uniforms by these bytes (uniformKey), so equal contents
+ * share one buffer.
+ * @example uniformKey(packUniform([64, 0, 1e-5, 0], [2]));
+ */
+export function packUniform(words: ArrayLike<number> | ArrayBuffer, floatAt: number[] = []): ArrayBuffer {
+  if (words instanceof ArrayBuffer) return words;
+  const data = new ArrayBuffer(16);
+  const u = new Uint32Array(data), f = new Float32Array(data);
+  for (let i = 0; i < words.length; i++) {
+    if (floatAt.includes(i)) f[i] = words[i];
+    else u[i] = words[i];
+  }
+  return data;
+}
+
+/** The cache key of a uniform's bytes. */
+export function uniformKey(data: ArrayBuffer): string {
+  return Array.from(new Uint32Array(data)).join(',');
+}
