@@ -18,6 +18,7 @@ import { buildApp, CHROMIUM_PATH, launchChromium, ROOT, startBuiltApp } from '..
 import { makeTestHub } from './hub/make-test-hub.ts';
 import { numberFlag, parseArgs } from './cli-args.ts';
 import type { AskRecord } from '../workers/ask-session.ts';
+import { cell, stats } from './bench/stats.ts';
 
 const args = parseArgs(process.argv.slice(2), [], ['runs', 'steps', 'max-new', 'max-train-tokens']);
 const RUNS = numberFlag(args, 'runs', 3);
@@ -26,13 +27,6 @@ const SETTINGS = {
   maxNewTokens: numberFlag(args, 'max-new', 32), temperature: 0, k: 3,
 };
 
-interface Stats { median: number; min: number; max: number }
-function stats(xs: number[]): Stats {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return { median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2, min: s[0]!, max: s[s.length - 1]! };
-}
-const cell = (st: Stats, digits = 0) => `${st.median.toFixed(digits)} (${st.min.toFixed(digits)}–${st.max.toFixed(digits)})`;
 
 async function benchBackend(url: string, backend: 'webgpu' | 'cpu'): Promise<{ loadMs: number; records: AskRecord[]; adapter: string }> {
   const browser = await launchChromium();

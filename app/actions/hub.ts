@@ -1,6 +1,7 @@
 /**
  * Which model hub the app downloads from: the user's setting, or with 'auto' the origin's own
- * local hub (`FINEMED_HUB_DIR=<dir> npm start` serves one at /hub/) when there is one, else
+ * local hub (`FINEMED_HUB_DIR=<dir> npm start` serves one at /hub/, announced by
+ * /local-hub.json) when there is one, else
  * huggingface.co. The last hub that answered is remembered, so an offline reload (when /hub/ is
  * unreachable) still names the same models and finds them in the cache.
  */
@@ -14,15 +15,18 @@ export function repoUrl(hub: string, repo: string, revision = 'main'): string {
   return `${hub.replace(/\/+$/, '')}/${repo}/resolve/${encodeURIComponent(revision)}/`;
 }
 
-/** True when the origin serves a local hub (its /hub/ answers `{"hub": "local"}`). */
-async function hasLocalHub(): Promise<boolean> {
+/**
+ * The origin's local hub path, if it serves one: `/local-hub.json` says (`{"hub": "/hub/"}`), so
+ * finding out costs no request to the hub itself (a cached load must make none).
+ */
+async function localHubPath(): Promise<string | null> {
   try {
-    const res = await fetch(new URL('hub/', document.baseURI), { cache: 'no-store' });
-    if (!res.ok) return false;
+    const res = await fetch(new URL('local-hub.json', document.baseURI), { cache: 'no-store' });
+    if (!res.ok) return null;
     const body = (await res.json()) as { hub?: unknown };
-    return body.hub === 'local';
+    return typeof body.hub === 'string' ? body.hub : null;
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -32,7 +36,8 @@ async function hasLocalHub(): Promise<boolean> {
 export async function resolveHub(choice: HubChoice): Promise<string> {
   if (choice !== 'auto') return choice.replace(/\/+$/, '');
   let hub: string;
-  if (await hasLocalHub()) hub = new URL('hub', document.baseURI).href;
+  const local = await localHubPath();
+  if (local !== null) hub = new URL(local, document.baseURI).href.replace(/\/+$/, '');
   else if (navigator.onLine) hub = HUGGING_FACE;
   else hub = localStorage.getItem(LAST_HUB_KEY) ?? HUGGING_FACE;
   localStorage.setItem(LAST_HUB_KEY, hub);

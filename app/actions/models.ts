@@ -44,16 +44,25 @@ function progressViews(unit: ProgressView['unit']): (label: string, done: number
 async function loadLlm(hub: string): Promise<void> {
   const s = useSettings.getState();
   const view = progressViews('bytes');
-  patch('llm', { status: 'loading', progress: null, phase: null, error: null, info: null });
+  patch('llm', { status: 'loading', progress: null, phase: null, error: null });
   try {
     const info = await llmClient().load({ kind: 'url', url: repoUrl(hub, s.llmRepo) }, { backend: s.backend, weights: s.weights }, (p) => {
-      const from = (p as { from?: string }).from === 'cache' ? ' from this device' : '';
-      patch('llm', { phase: p.phase, progress: view(`${LLM_PHASES[p.phase]}${p.phase === 'weights' ? from : ''}`, p.loadedBytes, p.totalBytes, p.tensor) });
+      const from = p.from === 'cache' ? ' from this device' : '';
+      const where = [p.file, p.tensor].filter(Boolean).join(' · ');
+      patch('llm', { phase: p.phase, progress: view(`${LLM_PHASES[p.phase]}${p.phase === 'weights' ? from : ''}`, p.loadedBytes, p.totalBytes, where || undefined) });
     });
     patch('llm', { status: 'loaded', info, progress: null });
   } catch (e) {
     const error = toUiError(e);
-    patch('llm', { status: error.code === 'aborted' ? 'idle' : 'error', error: error.code === 'aborted' ? null : error, progress: null });
+    // A failed load before the old model was released (e.g. a corrupt cache, found before the old
+    // model is disposed) leaves that model in the worker: keep using it, and say what failed.
+    const still = await llmClient().info().catch(() => null);
+    patch('llm', {
+      status: still ? 'loaded' : error.code === 'aborted' ? 'idle' : 'error',
+      info: still,
+      error: error.code === 'aborted' ? null : error,
+      progress: null,
+    });
   }
 }
 

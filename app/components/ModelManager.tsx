@@ -97,7 +97,8 @@ export function ModelManager() {
       {s.llm.info && (
         <p className="note loaded">
           {s.llm.info.source} · {s.llm.info.config.numLayers} layers · {s.llm.info.backend} · {s.llm.info.weights} · {s.llm.info.precision} ·{' '}
-          {formatBytes(s.llm.info.memory.total)} of GPU memory · loaded in {formatMs(s.llm.info.loadMs)}
+          {formatBytes(s.llm.info.memory.total)} of {s.llm.info.backend === 'webgpu' ? 'GPU ' : ''}memory ·{' '}
+          {s.llm.info.loadedFrom === 'cache' ? 'loaded from this device' : 'downloaded'} in {formatMs(s.llm.info.loadMs)}
         </p>
       )}
       {s.embedder.info && (
