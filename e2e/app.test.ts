@@ -1,15 +1,13 @@
 /**
- * The app in headless Chromium: the page renders with its disclaimer, is cross-origin isolated,
- * WebGPU is reachable from a module worker (where the engine runs), and the golden tiny model
- * loads and generates through the UI.
+ * The app in the dev server (`npm run dev`): the page renders with its disclaimers, is
+ * cross-origin isolated, WebGPU is reachable from a module worker (where the engine runs), and
+ * a model repo the hub does not have gives a typed error with guidance. The ask flow itself is
+ * tested against the built app (e2e/ask-flow*.test.ts).
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HAS_SHARED, sharedPath, warnIfNoShared } from '../tests/helpers/shared.ts';
-import { launchChromium, newPage, startServer, STORIES_URL, type TestServer } from './support/index.ts';
+import { launchChromium, newPage, startServer, type TestServer } from './support/index.ts';
 import type { GpuProbe } from './gpu-probe.ts';
-
-warnIfNoShared('app e2e with the golden stories260K model');
 
 let server: TestServer;
 let browser: Browser;
@@ -31,27 +29,17 @@ async function withPage(fn: (page: Page) => Promise<void>): Promise<void> {
   }
 }
 
-async function loadThroughUi(page: Page, opts: { url: string; backend: 'webgpu' | 'cpu'; weights: 'q4' | 'f32' }): Promise<void> {
-  await page.getByLabel('Model URL').fill(opts.url);
-  await page.getByLabel('Backend').selectOption(opts.backend);
-  await page.getByLabel('Weights').selectOption(opts.weights);
-  await page.getByRole('button', { name: 'Load model' }).click();
-}
-
-async function generateThroughUi(page: Page, prompt: string, maxNewTokens: number): Promise<void> {
-  await page.getByLabel('Prompt', { exact: true }).fill(prompt);
-  await page.getByLabel('Chat template').uncheck(); // stories260K ships a template; this is plain text
-  await page.getByLabel('Max new tokens').fill(String(maxNewTokens));
-  await page.getByLabel('Greedy').check();
-  await page.getByRole('button', { name: 'Generate' }).click();
-}
-
 describe('app page', () => {
-  it('shows the disclaimer and is cross-origin isolated', () =>
+  it('shows the disclaimers and is cross-origin isolated', () =>
     withPage(async (page) => {
-      await page.getByText('Not medical advice. Everything runs locally on your device.').waitFor({ state: 'visible' });
+      await page.getByText('Not medical advice; in an emergency call your local emergency number.').waitFor({ state: 'visible' });
+      await page.getByText('Runs entirely on this device.').waitFor();
       expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
-      await page.getByRole('heading', { name: 'Model' }).waitFor();
+      await page.getByRole('heading', { name: 'Models' }).waitFor();
+      await page.getByRole('heading', { name: 'How it works' }).waitFor();
+      // Nothing loaded yet: Ask waits, and says why.
+      expect(await page.getByRole('button', { name: 'Ask' }).isDisabled()).toBe(true);
+      await page.getByText('Load the models first.').waitFor();
     }));
 
   it('gets a WebGPU adapter inside a module worker', () =>
@@ -69,57 +57,20 @@ describe('app page', () => {
       console.log(`[webgpu in worker] ${probe.adapter!.vendor}/${probe.adapter!.architecture}, fallback=${probe.adapter!.isFallbackAdapter}, f16=${probe.adapter!.features.includes('shader-f16')}`);
     }));
 
-  it('shows a not-found error for a model URL that does not exist', () =>
-    withPage(async (page) => {
-      await loadThroughUi(page, { url: '/shared/golden/no-such-model/', backend: 'webgpu', weights: 'f32' });
-      const alert = page.getByRole('alert');
-      await alert.waitFor();
+  it('a model repo the hub does not have gives a not-found error, and the form stays usable', async () => {
+    const page = await newPage(browser, `${server.url}?model=test-org/no-such-model&embedder=test-org/no-such-embedder&backend=cpu&hub=${server.url}hub`);
+    try {
+      await page.getByRole('button', { name: 'Load models' }).click();
+      const alert = page.getByRole('alert').filter({ hasText: 'The language model could not be loaded.' });
+      await alert.waitFor({ timeout: 60_000 });
       const text = await alert.innerText();
-      expect(text).toContain('could not be loaded');
       expect(text).toContain('not-found');
-      expect(text).toContain('config.json');
-      // The form is usable again for a corrected URL.
-      expect(await page.getByRole('button', { name: 'Load model' }).isEnabled()).toBe(true);
-    }));
-});
-
-describe.skipIf(!HAS_SHARED)('app page with the golden stories260K model', () => {
-  it('loads on WebGPU (f32) and streams the greedy story', () =>
-    withPage(async (page) => {
-      await loadThroughUi(page, { url: STORIES_URL, backend: 'webgpu', weights: 'f32' });
-      await page.getByLabel('Loaded model').waitFor();
-      expect(await page.getByLabel('Loaded model').innerText()).toContain('webgpu');
-      await generateThroughUi(page, 'Once upon a time', 32);
-      const output = page.getByRole('log', { name: 'Generated text' });
-      await page.getByLabel('Timings').waitFor({ timeout: 120_000 });
-      expect(await output.innerText()).toContain('there was a little girl named Lily');
-      expect(await page.getByLabel('Timings').innerText()).toMatch(/Decode\s*[\d.]+ tok\/s/);
-    }));
-
-  it('Stop ends a long generation early and keeps the text so far', () =>
-    withPage(async (page) => {
-      await loadThroughUi(page, { url: STORIES_URL, backend: 'webgpu', weights: 'f32' });
-      await page.getByLabel('Loaded model').waitFor();
-      await generateThroughUi(page, 'Once upon a time', 400);
-      const output = page.getByRole('log', { name: 'Generated text' });
-      await expect.poll(async () => (await output.innerText()).length, { timeout: 60_000 }).toBeGreaterThan(10);
-      await page.getByRole('button', { name: 'Stop' }).click();
-      await page.getByRole('status').getByText('Stopped.').waitFor({ timeout: 30_000 });
-      expect(await output.innerText()).toContain('there was');
-      expect(await page.getByRole('button', { name: 'Generate' }).isEnabled()).toBe(true);
-    }));
-
-  it('loads from a picked folder on the CPU backend', () =>
-    withPage(async (page) => {
-      await page.getByLabel('From a folder on this device').check();
-      await page.getByLabel('Model folder').setInputFiles(sharedPath('golden', 'stories260K-hf', 'f32'));
-      await page.getByText(/f32: \d+ files/).waitFor();
-      await page.getByLabel('Backend').selectOption('cpu');
-      await page.getByLabel('Weights').selectOption('f32');
-      await page.getByRole('button', { name: 'Load model' }).click();
-      await page.getByLabel('Loaded model').waitFor();
-      await generateThroughUi(page, 'Once upon a time', 32);
-      await page.getByLabel('Timings').waitFor({ timeout: 60_000 });
-      expect(await page.getByRole('log', { name: 'Generated text' }).innerText()).toContain('there was a little girl named Lily');
-    }));
+      expect(text).toContain('no-such-model');
+      await page.getByRole('alert').filter({ hasText: 'The embedder could not be loaded.' }).waitFor({ timeout: 60_000 });
+      expect(await page.getByRole('button', { name: 'Load models' }).isEnabled()).toBe(true);
+      expect(await page.getByRole('button', { name: 'Ask' }).isDisabled()).toBe(true);
+    } finally {
+      await page.context().close();
+    }
+  });
 });

@@ -104,6 +104,10 @@ export interface SerializedError {
 export function serializeError(e: unknown): SerializedError {
   if (e instanceof EngineError) return e.toJSON();
   if (e instanceof Error && e.name === 'AbortError') return { name: 'AbortError', code: 'aborted', message: e.message };
+  // A browser storage API (OPFS, IndexedDB, Cache API) out of room, wherever it surfaced.
+  if (e instanceof Error && e.name === 'QuotaExceededError') {
+    return { name: 'StorageQuotaError', code: 'storage-quota', message: `This site's storage quota is exhausted: ${e.message} Free space (delete cached models or indexes) and try again.` };
+  }
   const message = e instanceof Error ? e.message : String(e);
   return { name: 'EngineError', code: 'internal', message };
 }

@@ -4,7 +4,7 @@ import type { LlamaConfig } from './config.ts';
 import { CpuLlama } from './cpu/cpu-llama.ts';
 import { EngineError, InvalidInputError, throwIfAborted, TokenizerError } from './errors.ts';
 import { generate, type ForwardBackend } from './generate.ts';
-import { acquireGpu } from './gpu/device.ts';
+import { acquireGpu, type GpuContext } from './gpu/device.ts';
 import { GpuLlama } from './gpu/gpu-llama.ts';
 import type { ModelSource } from './io/source.ts';
 import { loadTokenizer, type Tokenizer } from './tokenizer.ts';
@@ -71,36 +71,37 @@ export class LlamaModel {
   static async load(source: ModelSource, options: LoadOptions): Promise<LlamaModel> {
     const { signal, onProgress } = options;
     const weights = options.weights ?? 'q4';
+    const maxContext = options.maxContext;
+    if (maxContext !== undefined && (!Number.isInteger(maxContext) || maxContext < 1)) throw new InvalidInputError(`maxContext must be a positive integer, got ${maxContext}.`);
+    const contextOf = (config: LlamaConfig) => maxContext ?? Math.min(config.maxPositionEmbeddings, 4096);
     onProgress?.({ phase: 'config', loadedBytes: 0, totalBytes: 0 });
-    const w = await openWeights(source, { weights, backend: options.backend, cache: options.cache, signal });
+    // The GPU first: its limits decide, from config.json alone, whether the model can run at all,
+    // before any weight is read, downloaded or written to the cache.
+    const ctx = options.backend === 'webgpu' ? await LlamaModel.gpu(options) : null;
+    let w: Awaited<ReturnType<typeof openWeights>>;
+    try {
+      w = await openWeights(source, {
+        weights, backend: options.backend, cache: options.cache, signal,
+        check: ctx ? (config) => assertPlanFits(planMemory(config, { weights, precision: ctx.f16 ? 'f16' : 'f32', maxContext: contextOf(config) }), ctx.device.limits) : undefined,
+      });
+    } catch (e) {
+      ctx?.device.destroy();
+      throw e;
+    }
     const { config, totalBytes, from } = w;
     let engine: GpuLlama | CpuLlama | null = null;
     try {
       onProgress?.({ phase: 'tokenizer', loadedBytes: 0, totalBytes, from });
       const tokenizer = (await w.files.exists('tokenizer.json', signal)) ? await loadTokenizer(w.files, signal) : null;
-      const maxContext = options.maxContext ?? Math.min(config.maxPositionEmbeddings, 4096);
-      if (!Number.isInteger(maxContext) || maxContext < 1) throw new InvalidInputError(`maxContext must be a positive integer, got ${maxContext}.`);
       let loaded = 0;
       const onBytes = (tensor: string, bytes: number) => {
         loaded += bytes;
         onProgress?.({ phase: 'weights', loadedBytes: loaded, totalBytes, tensor, ...w.where(tensor) });
       };
-      if (options.backend === 'webgpu') {
-        const ctx = await acquireGpu(options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu, { f16: options.precision !== 'f32' });
-        if (options.precision === 'f16' && !ctx.f16) {
-          ctx.device.destroy();
-          throw new EngineError('gpu-unavailable', 'f16 precision was requested but this GPU has no shader-f16 support; use precision "auto" or "f32".');
-        }
-        try {
-          // Refuse before any weight is read or allocated when a buffer would exceed this GPU's limits.
-          assertPlanFits(planMemory(config, { weights, precision: ctx.f16 ? 'f16' : 'f32', maxContext }), ctx.device.limits);
-          engine = await GpuLlama.load(w.tensors, ctx, { weights, maxContext, signal, onBytes });
-        } catch (e) {
-          ctx.device.destroy();
-          throw e;
-        }
+      if (ctx) {
+        engine = await GpuLlama.load(w.tensors, ctx, { weights, maxContext: contextOf(config), signal, onBytes });
       } else {
-        engine = await CpuLlama.load(config, w.tensors, { weights, maxContext, signal, onTensor: (name) => onBytes(name, w.bytesOf(name)) });
+        engine = await CpuLlama.load(config, w.tensors, { weights, maxContext: contextOf(config), signal, onTensor: (name) => onBytes(name, w.bytesOf(name)) });
       }
       throwIfAborted(signal);
       await w.finish(signal);
@@ -110,13 +111,21 @@ export class LlamaModel {
       model.entry = w.entry;
       return model;
     } catch (e) {
-      if (engine instanceof GpuLlama) {
-        engine.dispose();
-        engine.ctx.device.destroy();
-      }
+      if (engine instanceof GpuLlama) engine.dispose();
+      ctx?.device.destroy();
       await w.fail(e);
       throw e;
     }
+  }
+
+  /** The WebGPU device for a load, with f16 when asked and available. */
+  private static async gpu(options: LoadOptions): Promise<GpuContext> {
+    const ctx = await acquireGpu(options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu, { f16: options.precision !== 'f32' });
+    if (options.precision === 'f16' && !ctx.f16) {
+      ctx.device.destroy();
+      throw new EngineError('gpu-unavailable', 'f16 precision was requested but this GPU has no shader-f16 support; use precision "auto" or "f32".');
+    }
+    return ctx;
   }
 
   /** Where the weights came from: the weight cache, or the source (downloaded / read and converted). */

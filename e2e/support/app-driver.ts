@@ -101,10 +101,19 @@ export async function startAsk(page: Page, question: string, opts: { ttt?: boole
   await page.getByRole('button', { name: 'Ask' }).click();
 }
 
-/** Waits for the region's data-state to become "done" and returns its answer text. */
+/**
+ * Waits for the region's data-state to become "done" and returns its answer text; fails at once,
+ * with the page's error, when the answer ends any other way (stopped, error).
+ */
 export async function answerOf(page: Page, name: AnswerRegion, timeout = 240_000): Promise<string> {
   const r = region(page, name);
-  await page.locator(`[aria-label="${name}"][data-state="done"]`).waitFor({ timeout });
+  const sel = (state: string) => `[aria-label="${name}"][data-state="${state}"]`;
+  await page.locator(`${sel('done')}, ${sel('error')}, ${sel('stopped')}`).waitFor({ timeout });
+  const state = await r.getAttribute('data-state');
+  if (state !== 'done') {
+    const alerts = await page.getByRole('alert').allInnerTexts();
+    throw new Error(`"${name}" ended ${state}: ${alerts.join(' | ') || (await r.innerText())}`);
+  }
   return (await r.getByTestId('answer-text').innerText()).trim();
 }
 

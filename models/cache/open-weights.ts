@@ -112,12 +112,20 @@ function fromCache(wc: WeightCache, entry: CacheEntry): OpenedWeights {
  */
 export async function openWeights(
   source: ModelSource,
-  o: { weights: WeightFormat; backend: Backend; cache?: LoadCacheOptions; signal?: AbortSignal },
+  o: {
+    weights: WeightFormat; backend: Backend; cache?: LoadCacheOptions; signal?: AbortSignal;
+    /** Runs once the config is known, before any weight is read or written (e.g. the device-limits check). */
+    check?: (config: LlamaConfig) => void | Promise<void>;
+  },
 ): Promise<OpenedWeights> {
   const mode = o.cache?.mode ?? 'use';
   if (mode !== 'use' && mode !== 'refresh' && mode !== 'off') throw new InvalidInputError(`cache mode must be 'use', 'refresh' or 'off', got ${JSON.stringify(mode)}.`);
   const rec = new RecordingSource(source);
-  if (!o.cache || mode === 'off') return plain(await openCheckpoint(rec, o.signal), rec);
+  if (!o.cache || mode === 'off') {
+    const ckpt = await openCheckpoint(rec, o.signal);
+    await o.check?.(ckpt.config);
+    return plain(ckpt, rec);
+  }
 
   const wc = new WeightCache(o.cache.store);
   const id = identifySource(source);
@@ -126,11 +134,16 @@ export async function openWeights(
   if (mode === 'refresh') await wc.delete(key);
   else {
     const entry = await wc.completeEntry(key);
-    if (entry) return fromCache(wc, entry);
+    if (entry) {
+      const cached = fromCache(wc, entry);
+      await o.check?.(cached.config);
+      return cached;
+    }
     partial = await wc.manifest(key);
   }
 
   const ckpt = await openCheckpoint(rec, o.signal);
+  await o.check?.(ckpt.config); // before the quota check: a model that cannot run needs no room
   const configBytes = rec.bytesOf('config.json') ?? 0;
   const info = sourceInfo(id, ckpt, await rec.revision(o.signal), configBytes);
   const resumable = partial && partial.weights === o.weights && sameSource(partial.source, info)

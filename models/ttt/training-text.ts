@@ -56,7 +56,9 @@ export function buildTrainingSequence(tok: Tokenizer, trace: Trace, opts: Traini
   const format = opts.format ?? promptFormat('o1');
   const promptIds = encodeQuestion(tok, trace.question, format);
   if (promptIds.length + 1 >= maxTokens) {
-    throw new InvalidInputError(`The question's prompt is ${promptIds.length} tokens; maxTokens ${maxTokens} leaves no room to train on the answer.`);
+    throw new InvalidInputError(
+      `The trace's question makes a ${promptIds.length}-token prompt; a training length of ${maxTokens} tokens (maxTokens) leaves no room to train on its answer. Allow more trained tokens (up to the model's context) or use a corpus with shorter questions.`,
+    );
   }
   const render = (reasoning: string) => encodeWithAnswer(tok, trace.question, format, assistantText(reasoning, trace.answer));
 
