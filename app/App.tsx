@@ -1,4 +1,5 @@
 import { AskPanel } from './components/AskPanel.tsx';
+import { CorpusPanel } from './components/CorpusPanel.tsx';
 import { Footer } from './components/Footer.tsx';
 import { HistoryPanel } from './components/HistoryPanel.tsx';
 import { ModelManager } from './components/ModelManager.tsx';
@@ -27,6 +28,7 @@ export function App() {
         </div>
         <aside className="column side-column">
           <ModelManager />
+          <CorpusPanel />
           <StoragePanel />
           <SettingsPanel />
           <HistoryPanel />

@@ -3,8 +3,9 @@
  * embedders' facts come from the retrieval worker's catalogue; the language model's are here.
  */
 
+export { CORPORA, DEFAULT_EMBEDDER, EMBEDDERS, embedderEntry } from '../workers/catalog.ts';
+
 export const DEFAULT_LLM = 'hongzhouyu/FineMedLM-o1';
-export const DEFAULT_EMBEDDER = 'Xenova/bge-base-en-v1.5';
 export const HUGGING_FACE = 'https://huggingface.co';
 
 export interface LlmCatalogEntry {

@@ -14,7 +14,8 @@ export type QuestionSettings = Omit<AskSettings, 'ttt'>;
 /** 'auto': the origin's local hub (/hub/) when it runs one, else huggingface.co. */
 export type HubChoice = 'auto' | string;
 
-export type ActiveCorpus = { kind: 'demo' } | { kind: 'stored'; name: string };
+/** The corpus TTT retrieves from: the shipped demo corpus, FineMed-DPO (downloaded and indexed here), or a stored import. */
+export type ActiveCorpus = { kind: 'demo' } | { kind: 'finemed-dpo' } | { kind: 'stored'; name: string };
 
 export interface SettingsState {
   question: QuestionSettings;

@@ -6,7 +6,7 @@
 import { create } from 'zustand';
 import type { AskRecord, AskStage, RetrievalSummary, Run } from '../workers/ask-session.ts';
 import type { CachedModelInfo, LoadProgress, ModelInfo } from '../workers/protocol.ts';
-import type { EmbedderStatus, IndexInfo, RetrieverReadiness, StoredIndex } from '../workers/retrieval-protocol.ts';
+import type { BuildEstimate, EmbedderCacheState, EmbedderStatus, IndexInfo, RetrieverReadiness, StoredIndex } from '../workers/retrieval-protocol.ts';
 import type { HistoryEntry } from './history/entry.ts';
 
 /** An error as the UI shows it: the engine's stable code plus its message. */
@@ -51,6 +51,8 @@ export interface CorpusState {
   info: IndexInfo | null;
   /** Which retrievers can answer now: keyword search is ready at once, embeddings once built. */
   retrievers: RetrieverReadiness | null;
+  /** How long embedding the chosen corpus would take here (FineMed-DPO: minutes on a GPU, hours on WASM). */
+  estimate: BuildEstimate | null;
   error: UiError | null;
 }
 
@@ -114,6 +116,8 @@ export interface StorageState {
   persisted: boolean | null;
   models: CachedModelInfo[];
   indexes: StoredIndex[];
+  /** The chosen embedder's files in the browser cache. */
+  embedder: EmbedderCacheState | null;
   error: UiError | null;
 }
 
@@ -122,13 +126,13 @@ export const initialAsk: AskState = { status: 'idle', question: '', mode: 'singl
 export const initialState: AppState = {
   llm: { status: 'idle', progress: null, phase: null, info: null, error: null },
   embedder: { status: 'idle', progress: null, info: null, error: null },
-  corpus: { status: 'none', name: null, progress: null, info: null, retrievers: null, error: null },
+  corpus: { status: 'none', name: null, progress: null, info: null, retrievers: null, estimate: null, error: null },
   ask: initialAsk,
   draft: '',
   tttChoice: null,
   compare: false,
   history: [],
-  storage: { usage: null, quota: null, persisted: null, models: [], indexes: [], error: null },
+  storage: { usage: null, quota: null, persisted: null, models: [], indexes: [], embedder: null, error: null },
 };
 
 export const useApp = create<AppState>()(() => structuredClone(initialState));

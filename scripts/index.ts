@@ -31,7 +31,7 @@ import { chooseIndexKind, type IndexChoice } from '../models/retrieval/index-kin
 import { readJsonlCorpus, type BadLinePolicy } from '../models/retrieval/jsonl.ts';
 import { LexicalRetriever } from '../models/retrieval/lexical-retriever.ts';
 import type { IndexManifest } from '../models/retrieval/manifest.ts';
-import { loadNodeEmbedder, loadSourceEmbedder, type NodeEmbedderOptions } from '../models/retrieval/node-embedder.ts';
+import { loadNodeEmbedder, loadIndexEmbedder, type NodeEmbedderOptions } from '../models/retrieval/node-embedder.ts';
 import { NodeDirStore } from '../models/retrieval/node-store.ts';
 import { indexStatus, loadIndex, readManifest } from '../models/retrieval/persist.ts';
 import type { CorpusRecord } from '../models/retrieval/record.ts';
@@ -124,10 +124,9 @@ async function embedderFor(spec: string): Promise<Embedder> {
 async function indexEmbedder(manifest: IndexManifest): Promise<Embedder> {
   if (opt.embedder) return embedderFor(opt.embedder);
   const t0 = now();
-  const o = { ...embedderOptions(), dtype: manifest.embedder.dtype as 'fp32' | 'q8' | 'fp16' };
-  const embedder = manifest.embedderSource
-    ? await loadSourceEmbedder(manifest.embedderSource, { ...o, remoteHost: opt.hub ?? (manifest.embedderSource.kind === 'hub' ? manifest.embedderSource.hub : undefined) })
-    : await loadNodeEmbedder(manifest.embedder.model, o);
+  // The index's own dtype and hub, unless --hub overrides the hub.
+  const { dtype: _dtype, remoteHost: _hub, ...o } = embedderOptions();
+  const embedder = await loadIndexEmbedder(manifest, { ...o, ...(opt.hub ? { remoteHost: opt.hub } : {}) });
   logEmbedder(embedder, t0);
   return embedder;
 }

@@ -17,7 +17,7 @@ import { askModelOf, askRetrieverOf } from '../models/ask/in-process.ts';
 import { askCompare, askQuestion } from '../models/ask/pipeline.ts';
 import type { AskEvent, AskRetriever } from '../models/ask/types.ts';
 import type { LlamaModel } from '../models/llama-model.ts';
-import { loadNodeEmbedder } from '../models/retrieval/node-embedder.ts';
+import { loadIndexEmbedder } from '../models/retrieval/node-embedder.ts';
 import { NodeDirStore } from '../models/retrieval/node-store.ts';
 import { loadIndex, readManifest } from '../models/retrieval/persist.ts';
 import { Retriever } from '../models/retrieval/retriever.ts';
@@ -67,7 +67,7 @@ async function openRetriever(dir: string, embedderSpec: string | undefined, sear
   const store = new NodeDirStore(dir);
   const manifest = await readManifest(store);
   if (!manifest) throw new NotFoundError(`${dir} holds no retrieval index (no manifest.json); build one with \`npm run index -- build\`.`);
-  const embedder = await loadNodeEmbedder(embedderSpec ?? manifest.embedder.model);
+  const embedder = await loadIndexEmbedder(manifest, { override: embedderSpec });
   const data = await loadIndex(store, { embedder: embedder.info });
   const index = manifest.vectors.dims > 768 ? 'exact' : search; // voy refuses more than 768 dims
   const r = await Retriever.create(data, embedder, { index, voy: index === 'voy' ? await loadVoyNode() : undefined });

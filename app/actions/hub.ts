@@ -31,10 +31,13 @@ async function localHubPath(): Promise<string | null> {
 }
 
 /**
+ * @param opts.probe false: no request at all, the last hub used (or huggingface.co)
  * @example await resolveHub('auto') // 'http://localhost:5173/hub' under `FINEMED_HUB_DIR=... npm start`
  */
-export async function resolveHub(choice: HubChoice): Promise<string> {
+export async function resolveHub(choice: HubChoice, opts: { probe?: boolean } = {}): Promise<string> {
   if (choice !== 'auto') return choice.replace(/\/+$/, '');
+  // Without a probe (storage listings): the hub the last load used.
+  if (opts.probe === false) return localStorage.getItem(LAST_HUB_KEY) ?? HUGGING_FACE;
   let hub: string;
   const local = await localHubPath();
   if (local !== null) hub = new URL(local, document.baseURI).href.replace(/\/+$/, '');

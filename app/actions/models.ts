@@ -7,7 +7,8 @@ import type { LoadProgress } from '../../workers/protocol.ts';
 import type { RetrievalProgress } from '../../workers/retrieval-protocol.ts';
 import { RateMeter } from '../progress-rate.ts';
 import { patch, toUiError, useApp, type ProgressView } from '../store.ts';
-import { useSettings } from '../settings-store.ts';
+import { CORPORA } from '../catalog.ts';
+import { useSettings, type ActiveCorpus } from '../settings-store.ts';
 import { llmClient, retrievalClient } from './clients.ts';
 import { repoUrl, resolveHub } from './hub.ts';
 
@@ -122,24 +123,61 @@ function corpusProgress(): (p: RetrievalProgress) => void {
   };
 }
 
-/** Opens the active corpus (the demo corpus by default), building its index if it is missing or stale. */
+/** What to open for the active corpus: FineMed-DPO downloads from the hub the first time, then is stored. */
+function corpusSpec(active: ActiveCorpus, hub: string) {
+  switch (active.kind) {
+    case 'demo': return { spec: { kind: 'url' as const, url: DEMO_CORPUS_PATH, name: 'demo-corpus.jsonl' }, name: 'demo-corpus.jsonl' };
+    case 'finemed-dpo': return { spec: { kind: 'finemed-dpo' as const, hub }, name: 'FineMed-DPO' };
+    case 'stored': return { spec: { kind: 'stored' as const, name: active.name }, name: active.name };
+  }
+}
+
+const DEMO_CORPUS_PATH = 'demo/demo-corpus.jsonl';
+
+/**
+ * Opens the active corpus (the demo corpus by default), building its index if it is missing or
+ * stale; keyword search serves as soon as the records are read. An embedding build that is cut
+ * short (Cancel, a closed tab) resumes from its last saved batch on the next open.
+ */
 export async function openActiveCorpus(): Promise<void> {
+  watchRetrievers();
   const active = useSettings.getState().corpus;
-  const spec = active.kind === 'demo'
-    ? { kind: 'url' as const, url: 'demo/demo-corpus.jsonl', name: 'demo-corpus.jsonl' }
-    : { kind: 'stored' as const, name: active.name };
-  patch('corpus', { status: 'opening', name: active.kind === 'demo' ? 'demo-corpus.jsonl' : active.name, progress: null, error: null, retrievers: null });
+  const { spec, name } = corpusSpec(active, `${await resolveHub(useSettings.getState().hub, { probe: false })}/`);
+  patch('corpus', { status: 'opening', name, progress: null, error: null, retrievers: null });
   try {
     const info = await tracked(retrievalClient().openIndex({ corpus: spec }, corpusProgress()));
+    // Downloaded once: from now on it opens from this device.
+    if (active.kind === 'finemed-dpo') useSettings.setState({ corpus: { kind: 'stored', name: info.corpus.name } });
     patch('corpus', { status: 'ready', info, progress: null, name: info.corpus.name, retrievers: info.retrievers });
   } catch (e) {
     const error = toUiError(e);
     // A stored corpus that is gone: fall back to the demo corpus rather than leave TTT off.
-    if (active.kind === 'stored' && error.code !== 'aborted') {
+    if (active.kind === 'stored' && error.code === 'not-found') {
       useSettings.setState({ corpus: { kind: 'demo' } });
       return openActiveCorpus();
     }
     patch('corpus', { status: error.code === 'aborted' ? 'none' : 'error', error: error.code === 'aborted' ? null : error, progress: null });
+  }
+}
+
+/** Switches the active corpus and opens it. */
+export async function chooseCorpus(corpus: ActiveCorpus): Promise<void> {
+  useSettings.setState({ corpus });
+  patch('corpus', { estimate: null });
+  if (corpus.kind === 'finemed-dpo') await estimateCorpus(FINEMED_DPO_RECORDS);
+  else await openActiveCorpus();
+}
+
+const FINEMED_DPO_RECORDS = CORPORA.find((c) => c.id === 'finemed-dpo')!.records;
+
+/** How long embedding `texts` questions takes here: measured on this device when the embedder is loaded. */
+export async function estimateCorpus(texts: number): Promise<void> {
+  try {
+    const loaded = useApp.getState().embedder.status === 'loaded';
+    const estimate = await retrievalClient().estimate({ texts, measure: loaded, ...(loaded ? {} : { model: useSettings.getState().embedderRepo }) });
+    patch('corpus', { estimate });
+  } catch (e) {
+    console.warn('No indexing estimate:', e);
   }
 }
 

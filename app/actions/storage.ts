@@ -4,18 +4,22 @@
  * delete (which frees the space).
  */
 import { patch, toUiError, useApp } from '../store.ts';
+import { useSettings } from '../settings-store.ts';
 import { llmClient, retrievalClient } from './clients.ts';
+import { resolveHub } from './hub.ts';
 
 /** Reads usage, quota, persistence and the stored entries. */
 export async function refreshStorage(): Promise<void> {
   try {
-    const [estimate, persisted, models, indexes] = await Promise.all([
+    const settings = useSettings.getState();
+    const [estimate, persisted, models, indexes, embedder] = await Promise.all([
       navigator.storage?.estimate?.() ?? Promise.resolve(null),
       navigator.storage?.persisted?.() ?? Promise.resolve(null),
       llmClient().listCachedModels(),
       retrievalClient().listIndexes(),
+      resolveHub(settings.hub, { probe: false }).then((hub) => retrievalClient().checkEmbedder({ model: settings.embedderRepo, hub: `${hub}/` })),
     ]);
-    patch('storage', { usage: estimate?.usage ?? null, quota: estimate?.quota ?? null, persisted, models, indexes, error: null });
+    patch('storage', { usage: estimate?.usage ?? null, quota: estimate?.quota ?? null, persisted, models, indexes, embedder, error: null });
   } catch (e) {
     patch('storage', { error: toUiError(e) });
   }
@@ -41,5 +45,12 @@ export async function deleteIndex(key: string): Promise<void> {
   await retrievalClient().deleteIndex(key).catch((e: unknown) => patch('storage', { error: toUiError(e) }));
   const info = useApp.getState().corpus.info;
   if (info && (info.key === key || info.corpus.key === key)) patch('corpus', { status: 'none', info: null, name: null, retrievers: null });
+  await refreshStorage();
+}
+
+/** Removes the chosen embedder's files from the browser cache (it downloads again on the next load). */
+export async function deleteEmbedderFiles(model: string): Promise<void> {
+  const hub = await resolveHub(useSettings.getState().hub, { probe: false });
+  await retrievalClient().deleteEmbedder({ model, hub: `${hub}/` }).catch((e: unknown) => patch('storage', { error: toUiError(e) }));
   await refreshStorage();
 }

@@ -3,7 +3,7 @@
  * stored corpus index, their sizes, the origin's usage and quota; delete frees the space.
  */
 import { useEffect } from 'react';
-import { deleteCachedModel, deleteIndex, refreshStorage, requestPersistence } from '../actions/storage.ts';
+import { deleteCachedModel, deleteEmbedderFiles, deleteIndex, refreshStorage, requestPersistence } from '../actions/storage.ts';
 import { formatBytes } from '../format.ts';
 import { useApp } from '../store.ts';
 import { ErrorAlert } from './ErrorAlert.tsx';
@@ -40,6 +40,18 @@ export function StoragePanel() {
                 <button type="button" className="small danger" onClick={() => void deleteCachedModel(m.key)} aria-label={`Delete cached model ${m.repo ?? m.source}`}>Delete</button>
               </li>
             ))}
+          </ul>
+        </>
+      )}
+      {storage.embedder && storage.embedder.bytes > 0 && (
+        <>
+          <h3>Embedder</h3>
+          <ul className="assets" aria-label="Cached embedders">
+            <li>
+              <span className="asset-name">{storage.embedder.model}</span>
+              <span className="note">{storage.embedder.cached ? 'all files' : `${storage.embedder.files.filter((f) => f.cached).length} of ${storage.embedder.files.length} files`} · {formatBytes(storage.embedder.bytes)}</span>
+              <button type="button" className="small danger" onClick={() => void deleteEmbedderFiles(storage.embedder!.model)} aria-label={`Delete cached embedder ${storage.embedder.model}`}>Delete</button>
+            </li>
           </ul>
         </>
       )}

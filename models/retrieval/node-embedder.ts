@@ -12,6 +12,7 @@ import { NotFoundError } from '../errors.ts';
 import { createEmbedder, type EmbedderOptions } from './embedder.ts';
 import type { EmbedderSource } from './embedder-source.ts';
 import type { Embedder } from './embedder-types.ts';
+import type { IndexManifest } from './manifest.ts';
 import { DEFAULT_HUB, hubBase } from './hub.ts';
 import { configureTransformers } from './transformers-env.ts';
 
@@ -75,4 +76,20 @@ export async function loadSourceEmbedder(source: EmbedderSource, options: NodeEm
     return loadNodeEmbedder(source.path, options);
   }
   return loadNodeEmbedder(source.repo, { ...options, revision: source.revision, remoteHost: options.remoteHost ?? source.hub });
+}
+
+/**
+ * The embedder of a stored index: `override` (a folder or repo) when given; else where the
+ * manifest says it came from, cache first (no request when it is there); else its model id.
+ * @example const embedder = await loadIndexEmbedder(await readManifest(store), { override: args.embedder });
+ */
+export async function loadIndexEmbedder(
+  manifest: Pick<IndexManifest, 'embedder' | 'embedderSource'>,
+  options: NodeEmbedderOptions & { override?: string } = {},
+): Promise<Embedder> {
+  const { override, ...o } = options;
+  if (override) return loadNodeEmbedder(override, o);
+  const dtype = manifest.embedder.dtype as NodeEmbedderOptions['dtype'];
+  if (manifest.embedderSource) return loadSourceEmbedder(manifest.embedderSource, { dtype, ...o });
+  return loadNodeEmbedder(manifest.embedder.model, { dtype, ...o });
 }
