@@ -28,7 +28,16 @@ export interface ProgressView {
 
 export type LoadStatus = 'idle' | 'loading' | 'loaded' | 'error';
 
+/** A model folder the user picked (its Files stay in app/actions/models.ts: not serialisable). */
+export interface FolderSummary {
+  name: string;
+  files: number;
+  bytes: number;
+}
+
 export interface LlmState {
+  /** Load from this picked folder instead of the hub. */
+  folder: FolderSummary | null;
   status: LoadStatus;
   progress: ProgressView | null;
   phase: LoadProgress['phase'] | null;
@@ -124,7 +133,7 @@ export interface StorageState {
 export const initialAsk: AskState = { status: 'idle', question: '', mode: 'single', runs: {}, differ: null, error: null, entryId: null };
 
 export const initialState: AppState = {
-  llm: { status: 'idle', progress: null, phase: null, info: null, error: null },
+  llm: { folder: null, status: 'idle', progress: null, phase: null, info: null, error: null },
   embedder: { status: 'idle', progress: null, info: null, error: null },
   corpus: { status: 'none', name: null, progress: null, info: null, retrievers: null, estimate: null, error: null },
   ask: initialAsk,

@@ -3,42 +3,28 @@
  * and local hub as e2e/ask-flow.test.ts: retrieval of an exact question, every training step's
  * loss equal to `llm ask` on the CPU, compare mode, and a stop while training.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTestHub } from '../scripts/hub/make-test-hub.ts';
-import { HAS_SHARED, warnIfNoShared } from '../tests/helpers/shared.ts';
-import { answerOf, appUrl, exportJson, importTraces, loadModels, openApp, region, setSettings, shownLosses, startAsk } from './support/app-driver.ts';
+import { HAS_SHARED, sharedPath, warnIfNoShared } from '../tests/helpers/shared.ts';
+import { answerOf, appUrl, exportJson, importTraces, loadModels, openApp, region, setSettings, shownLosses, startAsk, startAppWithTestHub, type AppWithHub } from './support/app-driver.ts';
 import { cliAsk, SHORT_TRACES, SHORT_TRACES_NAME, shortQuestion } from './support/cli-ask.ts';
-import { launchChromium, startBuiltApp, type BuiltApp } from './support/index.ts';
 
 warnIfNoShared('the ask flow on the CPU backend');
 
 const SETTINGS = { steps: 3, lr: 0.01, maxTrainTokens: 128, maxNewTokens: 16, temperature: 0, k: 3 };
 
 describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, CPU backend)', () => {
-  let hubDir: string;
-  let app: BuiltApp;
-  let browser: Browser;
+  let env: AppWithHub;
   let page: Page;
 
   beforeAll(async () => {
-    hubDir = mkdtempSync(join(tmpdir(), 'finemed-hub-'));
-    await makeTestHub(hubDir);
-    app = await startBuiltApp({ hubDir });
-    browser = await launchChromium();
-    page = await openApp(browser, appUrl(app.url, { backend: 'cpu' }));
+    env = await startAppWithTestHub();
+    page = await openApp(env.browser, appUrl(env.app.url, { backend: 'cpu' }));
     await loadModels(page);
     await importTraces(page, SHORT_TRACES, SHORT_TRACES_NAME);
     await setSettings(page, SETTINGS);
   });
-  afterAll(async () => {
-    await browser?.close();
-    await app?.close();
-    rmSync(hubDir, { recursive: true, force: true });
-  });
+  afterAll(async () => env?.close());
 
   it('retrieves the exact question first; losses equal `llm ask --backend cpu` within 1e-4 relative', async () => {
     expect(await page.getByText(/cpu · f32 · f32/).count()).toBe(1);
@@ -58,7 +44,6 @@ describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, CPU backend)', () 
     // same model, same settings, same greedy decoding: the same adapted answer
     expect(record.answer.text).toBe(cli.answer.text);
     console.log(`[ask-flow cpu] losses ${record.ttt!.losses.map((l) => l.toFixed(6)).join(', ')} | cli ${cli.ttt!.losses.map((l) => l.toFixed(6)).join(', ')}`);
-    console.log(`[ask-flow cpu] timings ${JSON.stringify(record.timings)} steps ${JSON.stringify(record.ttt!.stepMs)}`);
   });
 
   it('compare on the CPU: "Without TTT" equals the CLI\'s TTT-off answer', async () => {
@@ -79,5 +64,16 @@ describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, CPU backend)', () 
     await region(page, 'Answer').getByText('Adapters cleared').waitFor();
     await startAsk(page, shortQuestion(5), { ttt: false });
     expect(await answerOf(page, 'Answer')).toBe(before);
+  });
+
+  it('a model folder picked on this device loads instead of the hub and answers the same', async () => {
+    await startAsk(page, shortQuestion(2), { ttt: false });
+    const fromHub = await answerOf(page, 'Answer');
+    await page.getByLabel('Or a model folder on this device').setInputFiles(sharedPath('golden', 'stories260K-hf', 'f32'));
+    await page.getByText(/Using the folder f32 \(\d+ files/).waitFor();
+    await page.getByRole('button', { name: 'Load models' }).click();
+    await page.getByText(/^f32 · 5 layers · cpu/).waitFor({ timeout: 60_000 });
+    await startAsk(page, shortQuestion(2), { ttt: false });
+    expect(await answerOf(page, 'Answer')).toBe(fromHub);
   });
 });

@@ -4,18 +4,16 @@
  * a JSONL corpus imported through the UI. WebGPU (SwiftShader) here; the CPU backend in
  * e2e/ask-flow-cpu.test.ts. Screenshots of the main views go to test-results/screenshots/.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTestHub } from '../scripts/hub/make-test-hub.ts';
 import { HAS_SHARED, warnIfNoShared } from '../tests/helpers/shared.ts';
 import {
   answerOf, appUrl, exportJson, importTraces, loadModels, openApp, region, screenshot, setSettings, shownLosses, startAsk,
+  startAppWithTestHub, type AppWithHub,
 } from './support/app-driver.ts';
 import { cliAsk, SHORT_TRACES, SHORT_TRACES_NAME, shortQuestion } from './support/cli-ask.ts';
-import { launchChromium, startBuiltApp, type BuiltApp } from './support/index.ts';
 
 warnIfNoShared('the ask flow with stories260K and tiny-random-bert');
 
@@ -26,23 +24,14 @@ warnIfNoShared('the ask flow with stories260K and tiny-random-bert');
 const SETTINGS = { steps: 2, lr: 0.01, maxTrainTokens: 96, maxNewTokens: 8, temperature: 0, k: 3 };
 
 describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, WebGPU)', () => {
-  let hubDir: string;
-  let app: BuiltApp;
-  let browser: Browser;
+  let env: AppWithHub;
   let page: Page;
 
   beforeAll(async () => {
-    hubDir = mkdtempSync(join(tmpdir(), 'finemed-hub-'));
-    await makeTestHub(hubDir);
-    app = await startBuiltApp({ hubDir });
-    browser = await launchChromium();
-    page = await openApp(browser, appUrl(app.url, { backend: 'webgpu' }));
+    env = await startAppWithTestHub();
+    page = await openApp(env.browser, appUrl(env.app.url, { backend: 'webgpu' }));
   });
-  afterAll(async () => {
-    await browser?.close();
-    await app?.close();
-    rmSync(hubDir, { recursive: true, force: true });
-  });
+  afterAll(async () => env?.close());
 
   it('a new user sees what will be downloaded, then loads both models and the demo corpus', async () => {
     await page.getByText('The first load downloads').waitFor();
@@ -66,11 +55,21 @@ describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, WebGPU)', () => {
 
   it("an exact question retrieves its record first, trains, answers, clears the adapters; losses equal `llm ask`'s", async () => {
     await setSettings(page, SETTINGS);
+    // Record, in the page, whether answer text showed up while the answer was still running.
+    await page.evaluate(() => {
+      const w = window as { streamed?: boolean };
+      w.streamed = false;
+      new MutationObserver(() => {
+        const region = document.querySelector('[aria-label="Answer"]');
+        if (region?.getAttribute('data-state') === 'running' && (region.querySelector('[data-testid="answer-text"]')?.textContent ?? '') !== '') w.streamed = true;
+      }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
     await startAsk(page, shortQuestion(0), { ttt: true });
     await page.getByRole('list', { name: 'Training steps' }).getByRole('listitem').first().waitFor({ timeout: 120_000 });
     await screenshot(page, '2-training');
     const answer = await answerOf(page, 'Answer');
     expect(answer.length).toBeGreaterThan(0);
+    expect(await page.evaluate(() => (window as { streamed?: boolean }).streamed)).toBe(true); // it streamed in
     const trace = page.getByRole('region', { name: 'Retrieved trace' });
     expect(await trace.innerText()).toContain(shortQuestion(0));
     expect(await trace.locator('.similarity').innerText()).toMatch(/^(1\.000|0\.99\d)$/);
@@ -93,7 +92,6 @@ describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, WebGPU)', () => {
     expect(Math.abs(cli.ttt!.finalLoss - record.ttt!.finalLoss) / cli.ttt!.finalLoss).toBeLessThan(1e-4);
     expect(cli.prompt.style).toBe(record.prompt.style);
     console.log(`[ask-flow webgpu] losses browser ${record.ttt!.losses.map((l) => l.toFixed(6)).join(', ')} | cli ${cli.ttt!.losses.map((l) => l.toFixed(6)).join(', ')}`);
-    console.log(`[ask-flow webgpu] timings ${JSON.stringify(record.timings)} steps ${JSON.stringify(record.ttt!.stepMs)}`);
   });
 
   it('compare, greedy: "Without TTT" equals a plain TTT-off answer; "With TTT" is shown with its timings', async () => {
@@ -116,7 +114,7 @@ describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, WebGPU)', () => {
     // The previous tests trained (and restored) several times on this page.
     await startAsk(page, shortQuestion(4), { ttt: false });
     const afterTraining = await answerOf(page, 'Answer');
-    const fresh = await openApp(browser, appUrl(app.url, { backend: 'webgpu' }));
+    const fresh = await openApp(env.browser, appUrl(env.app.url, { backend: 'webgpu' }));
     try {
       await loadModels(fresh);
       await setSettings(fresh, SETTINGS);
@@ -172,7 +170,7 @@ describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, WebGPU)', () => {
 
   it('untrusted text renders inert: a corpus trace and a model answer with <script>, <img onerror> and javascript: links', async () => {
     const payload = '<script>window.__pwned = "script"</script> <img src=x onerror="window.__pwned = \'img\'"> [click me](javascript:window.__pwned=\'link\')';
-    const file = join(hubDir, 'payload-traces.jsonl');
+    const file = join(env.hubDir, 'payload-traces.jsonl');
     writeFileSync(file, `${JSON.stringify({ id: 'payload', question: 'Is this inert?', reasoning: `Thinking ${payload}`, answer: `Answer ${payload}`, source: `test ${payload}`, license: 'CC0-1.0' })}\n`);
     await setSettings(page, { steps: 0 }); // the evidence is what matters here, not training
     await importTraces(page, file, 'payload-traces.jsonl');

@@ -5,18 +5,15 @@
  * answering, delete freeing space, a dropped connection resumed, an injected quota refusal, and
  * a model too large for the adapter refused before its download.
  */
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, ftruncateSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectedTensors, parseLlamaConfig } from '../models/config.ts';
 import { startHubServer, type HubServer } from '../scripts/hub/hub-server.ts';
-import { makeTestHub } from '../scripts/hub/make-test-hub.ts';
 import { HAS_SHARED, warnIfNoShared } from '../tests/helpers/shared.ts';
-import { answerOf, appUrl, importTraces, loadModels, openApp, setSettings, startAsk, status } from './support/app-driver.ts';
+import { answerOf, appUrl, importTraces, loadModels, openApp, setSettings, startAppWithTestHub, startAsk, status, type AppWithHub } from './support/app-driver.ts';
 import { SHORT_TRACES, SHORT_TRACES_NAME, shortQuestion } from './support/cli-ask.ts';
-import { launchChromium, startBuiltApp, type BuiltApp } from './support/index.ts';
 
 warnIfNoShared('the model manager, weight cache and offline app');
 
@@ -49,25 +46,20 @@ function writeOversizedRepo(dir: string): void {
   closeSync(fd);
 }
 
+let env: AppWithHub;
+let app: AppWithHub['app'];
+let browser: AppWithHub['browser'];
 let hubDir: string;
-let app: BuiltApp;
-let browser: Browser;
 /** The greedy TTT-off answer of the first load: every other load must reproduce it. */
 let reference = '';
 
 beforeAll(async () => {
   if (!HAS_SHARED) return;
-  hubDir = mkdtempSync(join(tmpdir(), 'finemed-hub-'));
-  await makeTestHub(hubDir);
+  env = await startAppWithTestHub();
+  ({ app, browser, hubDir } = env);
   writeOversizedRepo(join(hubDir, 'test-org', 'too-big'));
-  app = await startBuiltApp({ hubDir });
-  browser = await launchChromium();
 });
-afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  if (hubDir) rmSync(hubDir, { recursive: true, force: true });
-});
+afterAll(async () => env?.close());
 
 /** Every request of a context, by URL. */
 function recordRequests(context: BrowserContext): string[] {

@@ -232,7 +232,7 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
     report.push(`cancel: stopped after ${r.seen.length} of 50 steps`);
   });
 
-  it('misuse gives typed errors without touching the adapter', async () => {
+  it('a second attach replaces the adapter with a fresh one (B = 0); misuse gives typed errors', async () => {
     const gold = g();
     const r = await page.evaluate(
       async ({ ids, mask }) => {
@@ -250,7 +250,9 @@ describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stori
       },
       { ids: gold.ids, mask: gold.loss_mask },
     );
-    expect(r.secondAttach).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('one per model load') });
+    // Changing the adapter's shape (the app's settings) needs no reload: the old one is freed.
+    expect(r.secondAttach).toMatchObject({ ok: true, value: { fromFile: false, bZero: true, config: { rank: 4, alpha: 8 } } });
+    expect((r.secondAttach as { value: { parameters: number } }).value.parameters).toBeGreaterThan(0);
     expect(r.noTarget).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('no token to predict') });
     expect(r.outOfVocab).toMatchObject({ ok: false, code: 'invalid-input', message: expect.stringContaining('outside the vocabulary') });
     expect(r.tooLong).toMatchObject({ ok: false, code: 'invalid-input' });

@@ -67,8 +67,8 @@ export type InfoRequest = { type: 'info'; id: number };
 export type WorkerTttConfig = Partial<TttConfig> & { preset?: TttPreset };
 
 /**
- * Attaches a LoRA adapter to the loaded model (one per model load on WebGPU: load again to start
- * over; reset-adapter is the cheap way back to the start). Without `loraInit`: A uniform from
+ * Attaches a LoRA adapter to the loaded model, replacing (and freeing) any attached one;
+ * reset-adapter is the cheap way back to the start of the same one. Without `loraInit`: A uniform from
  * `config.seed`, B = 0. With `loraInit` (PEFT safetensors bytes, `<weight>.lora_A` / `.lora_B`;
  * transferred, so the sender's buffer is detached): A, and B where the file has it. Rank and
  * targets not given in `config` are taken from the file, alpha from its metadata (else alpha/rank

@@ -42,12 +42,25 @@ function progressViews(unit: ProgressView['unit']): (label: string, done: number
   };
 }
 
+/** Files of the model folder the user picked ("Model folder"): used instead of the hub while set. */
+let pickedFolder: File[] = [];
+
+/** A picked model folder (input with webkitdirectory), or [] to go back to the hub. */
+export function pickModelFolder(files: File[]): void {
+  pickedFolder = files;
+  const first = files[0]?.webkitRelativePath ?? '';
+  patch('llm', {
+    folder: files.length ? { name: first.includes('/') ? first.slice(0, first.indexOf('/')) : 'selected files', files: files.length, bytes: files.reduce((n, f) => n + f.size, 0) } : null,
+  });
+}
+
 async function loadLlm(hub: string): Promise<void> {
   const s = useSettings.getState();
   const view = progressViews('bytes');
   patch('llm', { status: 'loading', progress: null, phase: null, error: null });
+  const source = pickedFolder.length ? { kind: 'files' as const, files: pickedFolder } : { kind: 'url' as const, url: repoUrl(hub, s.llmRepo) };
   try {
-    const info = await llmClient().load({ kind: 'url', url: repoUrl(hub, s.llmRepo) }, { backend: s.backend, weights: s.weights }, (p) => {
+    const info = await llmClient().load(source, { backend: s.backend, weights: s.weights }, (p) => {
       const from = p.from === 'cache' ? ' from this device' : '';
       const where = [p.file, p.tensor].filter(Boolean).join(' · ');
       patch('llm', { phase: p.phase, progress: view(`${LLM_PHASES[p.phase]}${p.phase === 'weights' ? from : ''}`, p.loadedBytes, p.totalBytes, where || undefined) });

@@ -4,7 +4,7 @@
  * models". The first screen of a new user says what will be downloaded and how big it is. The
  * status "Ready" (both models loaded) is a public name. The corpus is CorpusPanel's.
  */
-import { cancelLoading, loadModels } from '../actions/models.ts';
+import { cancelLoading, loadModels, pickModelFolder } from '../actions/models.ts';
 import { EMBEDDERS, embedderEntry, llmEntry } from '../catalog.ts';
 import { formatBytes, formatMs } from '../format.ts';
 import { modelsReady, useApp, type AppState } from '../store.ts';
@@ -12,6 +12,11 @@ import { useSettings } from '../settings-store.ts';
 import type { Backend, WeightFormat } from '../../workers/protocol.ts';
 import { ErrorAlert } from './ErrorAlert.tsx';
 import { ProgressLine } from './ProgressLine.tsx';
+
+/** `webkitdirectory` is not in React's input typings; set it on the element instead. */
+function asDirectoryPicker(el: HTMLInputElement | null): void {
+  el?.setAttribute('webkitdirectory', '');
+}
 
 function modelsStatus(s: AppState): string {
   if (modelsReady(s)) return 'Ready';
@@ -61,8 +66,18 @@ export function ModelManager() {
         <legend>Language model</legend>
         <label className="field">
           Hub repo
-          <input type="text" spellCheck={false} value={settings.llmRepo} onChange={(e) => useSettings.setState({ llmRepo: e.target.value.trim() })} />
+          <input type="text" spellCheck={false} value={settings.llmRepo} disabled={s.llm.folder !== null} onChange={(e) => useSettings.setState({ llmRepo: e.target.value.trim() })} />
         </label>
+        <label className="field">
+          Or a model folder on this device
+          <input type="file" multiple ref={asDirectoryPicker} onChange={(e) => pickModelFolder([...(e.target.files ?? [])])} />
+        </label>
+        {s.llm.folder && (
+          <p className="note">
+            Using the folder {s.llm.folder.name} ({s.llm.folder.files} files, {formatBytes(s.llm.folder.bytes)}) instead of the hub.{' '}
+            <button type="button" className="small" onClick={() => pickModelFolder([])}>Use the hub</button>
+          </p>
+        )}
         <div className="row">
           <label className="field narrow">
             Backend

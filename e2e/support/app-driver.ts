@@ -3,12 +3,15 @@
  * outside check would: load models from the local hub, import traces, set settings, ask, read
  * the answer, the training steps and the retrieved trace.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
 import type { HistoryEntry } from '../../app/history/entry.ts';
-import { TEST_HUB_MODELS } from '../../scripts/hub/make-test-hub.ts';
+import { makeTestHub, TEST_HUB_MODELS } from '../../scripts/hub/make-test-hub.ts';
+import { launchChromium } from './browser.ts';
+import { startBuiltApp, type BuiltApp } from './built-app.ts';
 import { ROOT } from './server.ts';
 
 export interface AppParams {
@@ -144,4 +147,28 @@ export async function openApp(browser: Browser, url: string): Promise<Page> {
   page.on('pageerror', (e) => console.error(`[page uncaught] ${e.stack ?? e.message}`));
   await page.goto(url);
   return page;
+}
+
+export interface AppWithHub {
+  app: BuiltApp;
+  browser: Browser;
+  /** The test hub's folder (symlinks into ../shared); tests may add repos to it. */
+  hubDir: string;
+  close(): Promise<void>;
+}
+
+/** The built app with a test hub of the stand-in models at /hub/, and a browser. */
+export async function startAppWithTestHub(): Promise<AppWithHub> {
+  const hubDir = mkdtempSync(join(tmpdir(), 'finemed-hub-'));
+  await makeTestHub(hubDir);
+  const app = await startBuiltApp({ hubDir });
+  const browser = await launchChromium();
+  return {
+    app, browser, hubDir,
+    close: async () => {
+      await browser.close();
+      await app.close();
+      rmSync(hubDir, { recursive: true, force: true });
+    },
+  };
 }

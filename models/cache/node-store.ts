@@ -7,7 +7,7 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { CacheFileReader, CacheFileWriter, CacheStore } from './store.ts';
-import { checkKey, quotaError, splitPath } from './store.ts';
+import { checkKey, quotaError, splitPath, writeWhole } from './store.ts';
 
 function isMissing(e: unknown): boolean {
   const code = (e as { code?: unknown }).code;
@@ -95,15 +95,8 @@ export class NodeCacheStore implements CacheStore {
     }
   }
 
-  async writeFile(key: string, path: string, bytes: Uint8Array): Promise<void> {
-    const w = await this.openWrite(key, path);
-    try {
-      await w.write(bytes);
-      await w.close();
-    } catch (e) {
-      await w.abort();
-      throw e;
-    }
+  writeFile(key: string, path: string, bytes: Uint8Array): Promise<void> {
+    return writeWhole(this.openWrite(key, path), bytes);
   }
 
   async openRead(key: string, path: string): Promise<CacheFileReader | null> {

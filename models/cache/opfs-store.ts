@@ -6,7 +6,7 @@
  * streams, so listing or deleting from a page works too.
  */
 import type { CacheFileReader, CacheFileWriter, CacheStore } from './store.ts';
-import { checkKey, quotaError, splitPath } from './store.ts';
+import { checkKey, quotaError, splitPath, writeWhole } from './store.ts';
 
 export const OPFS_CACHE_DIR = 'finemed-weight-cache';
 
@@ -102,15 +102,8 @@ export class OpfsCacheStore implements CacheStore {
     return f ? new Uint8Array(await (await f.getFile()).arrayBuffer()) : null;
   }
 
-  async writeFile(key: string, path: string, bytes: Uint8Array): Promise<void> {
-    const w = await this.openWrite(key, path);
-    try {
-      await w.write(bytes);
-      await w.close();
-    } catch (e) {
-      await w.abort();
-      throw e;
-    }
+  writeFile(key: string, path: string, bytes: Uint8Array): Promise<void> {
+    return writeWhole(this.openWrite(key, path), bytes);
   }
 
   async openRead(key: string, path: string): Promise<CacheFileReader | null> {

@@ -49,6 +49,22 @@ export interface CacheStore {
   available(): Promise<number | null>;
 }
 
+/**
+ * writeFile through a store's own streaming writer: written whole and published on close, or
+ * aborted (never published) on any failure.
+ * @example writeFile = (key, path, bytes) => writeWhole(this.openWrite(key, path), bytes);
+ */
+export async function writeWhole(open: Promise<CacheFileWriter>, bytes: Uint8Array): Promise<void> {
+  const w = await open;
+  try {
+    await w.write(bytes);
+    await w.close();
+  } catch (e) {
+    await w.abort();
+    throw e;
+  }
+}
+
 const MB = 2 ** 20;
 
 /** "1.2 GB" / "340 MB": sizes in messages. */

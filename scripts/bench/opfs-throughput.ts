@@ -2,7 +2,7 @@
  * OPFS write and read throughput through the weight cache's own store (OpfsCacheStore: sync
  * access handles in a dedicated worker), in slices as a cached load reads (16 MiB), with the
  * read side checksummed as a cached load does. Browser worker only. Used by `npm run bench:cache`
- * (scripts/bench/cache.worker.ts) and the weight-cache browser test (e2e/opfs-bench.worker.ts).
+ * (scripts/bench/cache.worker.ts).
  */
 import { Checksum64 } from '../../models/cache/checksum.ts';
 import { READ_SLICE_BYTES } from '../../models/cache/entry-reader.ts';

@@ -7,7 +7,7 @@ import { createReadStream, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, resolve, sep } from 'node:path';
-import { parseRange } from '../vite/serve-shared.ts';
+import { parseRange, writeRangeHead } from '../vite/serve-shared.ts';
 import type { BodyFault } from './faults.ts';
 import { countSent, HUB_HEADERS, HubHttpError } from './http.ts';
 import { isSafeSegment, type RepoSnapshot } from './repo.ts';
@@ -155,18 +155,7 @@ export async function serveResolve(
   // If-Range with another version: the client's partial copy is stale, so send it all.
   const ifRange = req.headers['if-range'];
   const range = ifRange && ifRange !== etag ? null : parseRange(req.headers.range, size);
-  if (range === 'unsatisfiable') {
-    res.writeHead(416, { ...headers, 'Content-Range': `bytes */${size}`, 'Content-Length': 0 });
-    return void res.end();
-  }
-  const start = range?.start ?? 0;
-  const end = range?.end ?? size - 1;
-  const length = size === 0 ? 0 : end - start + 1;
-  res.writeHead(range ? 206 : 200, {
-    ...headers,
-    'Content-Length': length,
-    ...(range ? { 'Content-Range': `bytes ${start}-${end}/${size}` } : {}),
-  });
-  if (req.method === 'HEAD' || length === 0) return void res.end();
-  await sendBody(res, abs, start, end, bodyFault(length));
+  const body = writeRangeHead(res, headers, size, range);
+  if (!body || req.method === 'HEAD') return void res.end();
+  await sendBody(res, abs, body.start, body.end, bodyFault(body.end - body.start + 1));
 }

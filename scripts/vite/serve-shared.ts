@@ -104,11 +104,21 @@ async function serve(root: string, encodedPath: string, req: IncomingMessage, re
     ETag: `W/"${size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`,
     'Cache-Control': 'no-cache',
   };
-  const range = parseRange(req.headers.range, size);
+  const body = writeRangeHead(res, headers, size, parseRange(req.headers.range, size));
+  if (!body || req.method === 'HEAD') return void res.end();
+  await pipeline(createReadStream(file, { start: body.start, end: body.end }), res);
+}
+
+/**
+ * Writes the status and headers of a (ranged) file response: 416 for an unsatisfiable range,
+ * 206 with Content-Range for a range, 200 for the whole file. Returns the body's byte range to
+ * send, or null when there is no body (416, empty file).
+ * @example const body = writeRangeHead(res, headers, size, parseRange(req.headers.range, size));
+ */
+export function writeRangeHead(res: ServerResponse, headers: Record<string, string | number>, size: number, range: ParsedRange): { start: number; end: number } | null {
   if (range === 'unsatisfiable') {
     res.writeHead(416, { ...headers, 'Content-Range': `bytes */${size}`, 'Content-Length': 0 });
-    res.end();
-    return;
+    return null;
   }
   const start = range?.start ?? 0;
   const end = range?.end ?? size - 1;
@@ -118,11 +128,7 @@ async function serve(root: string, encodedPath: string, req: IncomingMessage, re
     'Content-Length': length,
     ...(range ? { 'Content-Range': `bytes ${start}-${end}/${size}` } : {}),
   });
-  if (req.method === 'HEAD' || length === 0) {
-    res.end();
-    return;
-  }
-  await pipeline(createReadStream(file, { start, end }), res);
+  return length === 0 ? null : { start, end };
 }
 
 /** The plugin: the middleware in both the dev and the preview server, ahead of Vite's own. */
