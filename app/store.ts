@@ -118,6 +118,8 @@ export interface AppState {
 
 /** What this origin keeps on the device (OPFS, IndexedDB, Cache API) and how much room is left. */
 export interface StorageState {
+  /** The listing has been read once (before that, nothing is known). */
+  read: boolean;
   /** navigator.storage.estimate(); null until read (or where unsupported). */
   usage: number | null;
   quota: number | null;
@@ -141,7 +143,7 @@ export const initialState: AppState = {
   tttChoice: null,
   compare: false,
   history: [],
-  storage: { usage: null, quota: null, persisted: null, models: [], indexes: [], embedder: null, error: null },
+  storage: { read: false, usage: null, quota: null, persisted: null, models: [], indexes: [], embedder: null, error: null },
 };
 
 export const useApp = create<AppState>()(() => structuredClone(initialState));

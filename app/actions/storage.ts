@@ -19,9 +19,9 @@ export async function refreshStorage(): Promise<void> {
       retrievalClient().listIndexes(),
       resolveHub(settings.hub, { probe: false }).then((hub) => retrievalClient().checkEmbedder({ model: settings.embedderRepo, hub: `${hub}/` })),
     ]);
-    patch('storage', { usage: estimate?.usage ?? null, quota: estimate?.quota ?? null, persisted, models, indexes, embedder, error: null });
+    patch('storage', { read: true, usage: estimate?.usage ?? null, quota: estimate?.quota ?? null, persisted, models, indexes, embedder, error: null });
   } catch (e) {
-    patch('storage', { error: toUiError(e) });
+    patch('storage', { read: true, error: toUiError(e) });
   }
 }
 

@@ -20,7 +20,9 @@ export function StoragePanel() {
     <section className="panel storage" aria-labelledby="storage-heading">
       <h2 id="storage-heading">On this device</h2>
       <p className="note" aria-label="Storage use">
-        {usage !== null && quota !== null ? `${formatBytes(usage)} used of ${formatBytes(quota)} available to this app` : 'Storage use is not reported by this browser.'}
+        {usage !== null && quota !== null
+          ? `${formatBytes(usage)} used of ${formatBytes(quota)} available to this app`
+          : storage.read ? 'Storage use is not reported by this browser.' : 'Reading what is stored…'}
         {storage.persisted === true && ' · kept under storage pressure'}
       </p>
       {storage.persisted === false && (
