@@ -40,6 +40,8 @@ export interface LoadProgress {
   from?: 'source' | 'cache';
   /** The file the tensor is read from (a safetensors shard, or the cache file). */
   file?: string;
+  /** Set while a failed download waits to try again (the read resumes where it stopped). */
+  retry?: { attempt: number; tries: number; delayMs: number; reason: string };
 }
 
 export type Sampling =

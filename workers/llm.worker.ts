@@ -12,7 +12,7 @@
  */
 import { LlamaModel } from '../models/llama-model.ts';
 import { deleteCachedModel, listCachedModels, loadCacheOptions, verifyBeforeReplacing } from './llm-cache.ts';
-import { UrlModelSource } from '../models/io/url-source.ts';
+import { UrlModelSource, type RetryEvent } from '../models/io/url-source.ts';
 import { BlobModelSource } from '../models/io/blob-source.ts';
 import type { ModelSource } from '../models/io/source.ts';
 import type { LoadProgress } from '../models/api.ts';
@@ -134,7 +134,9 @@ async function serve(req: Exclude<WorkerRequest, { type: 'cancel' }>, signal: Ab
 }
 
 async function load(req: LoadRequest, signal: AbortSignal): Promise<ModelInfo> {
-  const source = openSource(req.source);
+  let last: LoadProgress = { phase: 'config', loadedBytes: 0, totalBytes: 0 };
+  // A dropped connection or a 5xx is retried inside the source: say so, where the load stands.
+  const source = openSource(req.source, (r) => post({ type: 'progress', id: req.id, progress: { ...last, retry: { attempt: r.attempt, tries: r.tries, delayMs: r.delayMs, reason: r.reason } } }));
   const { cache: cacheMode, ...options } = req.options;
   const cache = await loadCacheOptions(cacheMode);
   // A corrupt cached copy must fail while the loaded model still works: check it before disposing.
@@ -147,6 +149,7 @@ async function load(req: LoadRequest, signal: AbortSignal): Promise<ModelInfo> {
   const onProgress = (progress: LoadProgress): void => {
     const now = performance.now();
     const phaseEnd = progress.phase !== 'weights' || progress.loadedBytes >= progress.totalBytes;
+    last = progress;
     if (!phaseEnd && now - lastPost < PROGRESS_INTERVAL_MS) return;
     lastPost = now;
     post({ type: 'progress', id: req.id, progress });
@@ -328,11 +331,11 @@ function transferables(result: unknown): ArrayBuffer[] {
   return Object.values(result).filter((v): v is ArrayBuffer => v instanceof ArrayBuffer);
 }
 
-function openSource(spec: ModelSourceSpec): ModelSource {
+function openSource(spec: ModelSourceSpec, onRetry?: (e: RetryEvent) => void): ModelSource {
   if (spec.kind === 'url') {
     // Relative URLs ("/shared/...") resolve against the page origin; a folder URL needs its slash.
     const url = new URL(spec.url, scope.location.href).href;
-    return new UrlModelSource(url.endsWith('/') ? url : url + '/');
+    return new UrlModelSource(url.endsWith('/') ? url : url + '/', { onRetry });
   }
   if (spec.kind === 'files') {
     if (!Array.isArray(spec.files) || spec.files.length === 0) throw new InvalidInputError('No model files were chosen.');

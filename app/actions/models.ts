@@ -63,7 +63,8 @@ async function loadLlm(hub: string): Promise<void> {
     const info = await llmClient().load(source, { backend: s.backend, weights: s.weights }, (p) => {
       const from = p.from === 'cache' ? ' from this device' : '';
       const where = [p.file, p.tensor].filter(Boolean).join(' · ');
-      patch('llm', { phase: p.phase, progress: view(`${LLM_PHASES[p.phase]}${p.phase === 'weights' ? from : ''}`, p.loadedBytes, p.totalBytes, where || undefined) });
+      const retry = p.retry ? ` · connection problem (${p.retry.reason}); retrying, attempt ${p.retry.attempt + 1} of ${p.retry.tries}, in ${(p.retry.delayMs / 1000).toFixed(1)} s` : '';
+      patch('llm', { phase: p.phase, progress: view(`${LLM_PHASES[p.phase]}${p.phase === 'weights' ? from : ''}${retry}`, p.loadedBytes, p.totalBytes, where || undefined) });
     });
     patch('llm', { status: 'loaded', info, progress: null });
   } catch (e) {
@@ -106,6 +107,9 @@ export async function loadModels(): Promise<void> {
   const st = useApp.getState();
   if (st.llm.status === 'loading' || st.embedder.status === 'loading') return;
   watchRetrievers();
+  // Gigabytes are about to be cached: ask the browser not to evict them under storage pressure
+  // (Chrome decides silently; the storage panel shows the answer and can ask again).
+  void navigator.storage?.persist?.().catch(() => false);
   const hub = await resolveHub(useSettings.getState().hub);
   await Promise.all([loadLlm(hub), loadEmbedder(hub)]);
   await openActiveCorpus();
