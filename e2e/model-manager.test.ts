@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectedTensors, parseLlamaConfig } from '../models/config.ts';
 import { startHubServer, type HubServer } from '../scripts/hub/hub-server.ts';
 import { HAS_SHARED, warnIfNoShared } from '../tests/helpers/shared.ts';
+import { fineMedParquet, fineMedRows } from '../tests/models/retrieval/finemed-fixture.ts';
 import { answerOf, appUrl, importTraces, loadModels, openApp, setSettings, startAppWithTestHub, startAsk, status, type AppWithHub } from './support/app-driver.ts';
 import { SHORT_TRACES, SHORT_TRACES_NAME, shortQuestion } from './support/cli-ask.ts';
 
@@ -178,6 +179,33 @@ describe.skipIf(!HAS_SHARED)('download once, then offline (one browser profile)'
     await cached.getByRole('button', { name: /^Delete cached model/ }).first().click();
     await expect.poll(() => page.getByRole('list', { name: 'Cached models' }).count()).toBe(0);
     await expect.poll(usage).toBeLessThan(before);
+  });
+});
+
+describe.skipIf(!HAS_SHARED)('FineMed-DPO as the corpus (a fresh profile; the dataset in the local hub)', () => {
+  it('says how long indexing takes here, then downloads and indexes it from the hub, and TTT retrieves from it', async () => {
+    const dir = join(hubDir, 'datasets', 'hongzhouyu', 'FineMed-DPO', 'data');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'train-00000-of-00001.parquet'), fineMedParquet(fineMedRows(30)));
+    const page = await openApp(browser, appUrl(app.url, { weights: 'q4' }));
+    try {
+      await loadModels(page);
+      await page.getByLabel('Active corpus').selectOption('finemed-dpo');
+      const estimate = page.getByText(/Embedding its 32,919 questions with .* takes about/);
+      await estimate.waitFor({ timeout: 60_000 });
+      expect(await estimate.innerText()).toMatch(/\d+(\.\d)? texts\/s, (measured on this device|a rough assumption until measured)/);
+      await page.getByRole('button', { name: 'Download and index FineMed-DPO' }).click();
+      await status(page, 'Index ready').waitFor({ timeout: 120_000 });
+      expect(await page.getByText(/^FineMed-DPO: \d+ traces$/).innerText()).toMatch(/^FineMed-DPO: (2[0-9]|30) traces$/);
+      await setSettings(page, { ...SETTINGS, steps: 1, maxTrainTokens: 192 }); // its questions make ~120-token prompts
+      await startAsk(page, 'Lily went to the park', { ttt: true });
+      await answerOf(page, 'Answer');
+      expect(await page.getByRole('region', { name: 'Retrieved trace' }).innerText()).toContain('(case ');
+      // From now on it opens from this device: the corpus choice names the stored copy.
+      expect(await page.getByLabel('Active corpus').inputValue()).toBe('stored:FineMed-DPO');
+    } finally {
+      await page.context().close();
+    }
   });
 });
 

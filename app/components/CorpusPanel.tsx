@@ -49,7 +49,8 @@ export function CorpusPanel() {
           {stored.map((n) => <option key={n} value={`stored:${n}`}>{n} (on this device)</option>)}
         </select>
       </label>
-      {active.kind === 'finemed-dpo' && s.corpus.status !== 'ready' && (
+      {/* Chosen but not downloaded yet (afterwards the choice names the stored copy). */}
+      {active.kind === 'finemed-dpo' && (
         <div className="estimate">
           <p className="note">
             {dpo.description}
@@ -61,6 +62,7 @@ export function CorpusPanel() {
             )}
           </p>
           {!opening && <button type="button" onClick={() => void openActiveCorpus()}>Download and index FineMed-DPO</button>}
+          {s.corpus.status === 'ready' && info && <p className="note">Until then, {info.corpus.name} answers.</p>}
         </div>
       )}
       <div className="actions">

@@ -31,6 +31,8 @@ export interface AskOptions {
   /** Record id and time (tests, resumable evaluation); default a random UUID and now. */
   id?: string;
   now?: () => Date;
+  /** Text to retrieve the training trace with; default the question. The evaluation retrieves with an MCQ's stem, not its options and instructions. */
+  retrievalQuery?: string;
 }
 
 /**
@@ -68,7 +70,7 @@ export async function askQuestion(question: string, overrides: Partial<AskSettin
     if (settings.ttt) {
       throwIfAborted(signal);
       emit({ type: 'stage', stage: 'retrieving' });
-      const r = await retriever!.retrieve(question, settings.k, signal);
+      const r = await retriever!.retrieve(opts.retrievalQuery ?? question, settings.k, signal);
       retrieveMs = r.ms;
       const top = r.results[0]?.record ?? null;
       retrieval = {
@@ -182,7 +184,7 @@ export async function askCompare(
   opts: Omit<AskOptions, 'onEvent' | 'id'> & { onEvent?: (run: 'without' | 'with', e: AskEvent) => void; ids?: { without: string; with: string } } = {},
 ): Promise<CompareResult> {
   const run = (ttt: boolean) => askQuestion(question, { ...overrides, ttt }, deps, {
-    signal: opts.signal, now: opts.now, preset: opts.preset, id: ttt ? opts.ids?.with : opts.ids?.without,
+    signal: opts.signal, now: opts.now, preset: opts.preset, id: ttt ? opts.ids?.with : opts.ids?.without, retrievalQuery: opts.retrievalQuery,
     onEvent: opts.onEvent && ((e) => opts.onEvent!(ttt ? 'with' : 'without', e)),
   });
   const without = await run(false);
