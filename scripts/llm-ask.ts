@@ -11,20 +11,12 @@
  *
  * The last stdout line is the pipeline's record as JSON (compare: {"without", "with", "differ"}).
  */
-import type { AskPreset, AskSettings } from '../models/ask/settings.ts';
-import type { SystemPromptChoice } from '../models/ask/prompt-plan.ts';
-import { askModelOf, askRetrieverOf } from '../models/ask/in-process.ts';
+import { askModelOf } from '../models/ask/in-process.ts';
 import { askCompare, askQuestion } from '../models/ask/pipeline.ts';
-import type { AskEvent, AskRetriever } from '../models/ask/types.ts';
+import type { AskEvent } from '../models/ask/types.ts';
 import type { LlamaModel } from '../models/llama-model.ts';
-import { loadIndexEmbedder } from '../models/retrieval/node-embedder.ts';
-import { NodeDirStore } from '../models/retrieval/node-store.ts';
-import { loadIndex, readManifest } from '../models/retrieval/persist.ts';
-import { Retriever } from '../models/retrieval/retriever.ts';
-import { loadVoyNode } from '../models/retrieval/voy-node.ts';
-import { NotFoundError } from '../models/errors.ts';
-import { optionalNumberFlag, stringFlag, type CommandSpec, type ParsedArgs } from './cli-args.ts';
-import { parseTargets } from './llm-ttt.ts';
+import { stringFlag, type CommandSpec, type ParsedArgs } from './cli-args.ts';
+import { openIndexRetriever, settingsFromArgs } from './cli-ask.ts';
 
 export const ASK_USAGE = `usage: npm run --silent llm -- ask --model <dir|url> --index <dir> [--embedder <dir|repo>] --question "..."
   [--ttt on|off|compare] [--preset paper] [--steps N] [--lr X] [--rank R] [--alpha A] [--targets q,k,v,o,gate,up,down]
@@ -40,39 +32,6 @@ export const ASK_SPEC: CommandSpec = {
     'max-new', 'temperature', 'top-p', 'seed', 'k', 'system', 'custom-system', 'search', 'backend', 'precision', 'max-context',
   ],
 };
-
-const SYSTEMS: readonly SystemPromptChoice[] = ['o1', 'card', 'none', 'custom'];
-
-/** The settings the flags name; unset ones fall back to the preset and the defaults in resolveAskSettings. */
-function settingsFromArgs(args: ParsedArgs): { overrides: Partial<AskSettings>; preset: AskPreset } {
-  const preset = (stringFlag(args, 'preset') ?? 'default') as AskPreset;
-  if (preset !== 'default' && preset !== 'paper') throw new Error(`--preset must be default or paper, got "${preset}"`);
-  const system = stringFlag(args, 'system') as SystemPromptChoice | undefined;
-  if (system !== undefined && !SYSTEMS.includes(system)) throw new Error(`--system must be one of ${SYSTEMS.join(', ')}, got "${system}"`);
-  const targets = stringFlag(args, 'targets');
-  return {
-    preset,
-    overrides: {
-      steps: optionalNumberFlag(args, 'steps'), lr: optionalNumberFlag(args, 'lr'), rank: optionalNumberFlag(args, 'rank'),
-      alpha: optionalNumberFlag(args, 'alpha'), targets: targets ? parseTargets(targets) : undefined,
-      maxTrainTokens: optionalNumberFlag(args, 'max-train-tokens'), maxNewTokens: optionalNumberFlag(args, 'max-new'),
-      temperature: optionalNumberFlag(args, 'temperature'), topP: optionalNumberFlag(args, 'top-p'), seed: optionalNumberFlag(args, 'seed'),
-      k: optionalNumberFlag(args, 'k'), system, customSystem: stringFlag(args, 'custom-system'),
-    },
-  };
-}
-
-/** The index in `dir` with the embedder it was built with (or `--embedder`). */
-async function openRetriever(dir: string, embedderSpec: string | undefined, search: 'voy' | 'exact'): Promise<{ retriever: AskRetriever; close(): Promise<void> }> {
-  const store = new NodeDirStore(dir);
-  const manifest = await readManifest(store);
-  if (!manifest) throw new NotFoundError(`${dir} holds no retrieval index (no manifest.json); build one with \`npm run index -- build\`.`);
-  const embedder = await loadIndexEmbedder(manifest, { override: embedderSpec });
-  const data = await loadIndex(store, { embedder: embedder.info });
-  const index = manifest.vectors.dims > 768 ? 'exact' : search; // voy refuses more than 768 dims
-  const r = await Retriever.create(data, embedder, { index, voy: index === 'voy' ? await loadVoyNode() : undefined });
-  return { retriever: askRetrieverOf(r), close: async () => { r.dispose(); await embedder.dispose(); } };
-}
 
 /** Progress on stderr, so stdout stays the record alone. */
 function logEvent(e: AskEvent, prefix = ''): void {
@@ -93,7 +52,7 @@ export async function askCommand(args: ParsedArgs, loadModel: (args: ParsedArgs)
   const indexDir = stringFlag(args, 'index');
   if (mode !== 'off' && !indexDir) throw new Error('--index is required for --ttt on/compare');
 
-  const opened = indexDir ? await openRetriever(indexDir, stringFlag(args, 'embedder'), search) : null;
+  const opened = indexDir ? await openIndexRetriever(indexDir, stringFlag(args, 'embedder'), search) : null;
   const llm = await loadModel(args);
   try {
     const deps = { model: askModelOf(llm, stringFlag(args, 'model')!), retriever: opened?.retriever ?? null };

@@ -14,16 +14,13 @@
  * pipeline's record (scripts/llm-ask.ts); a failure prints
  * {"error", "code", "message"} and exits 1 (2 for a malformed command line).
  */
-import type { Backend, Precision, Sampling } from '../models/api.ts';
+import type { Sampling } from '../models/api.ts';
 import { EngineError } from '../models/errors.ts';
-import { NodeDirSource } from '../models/io/node-source.ts';
-import type { ModelSource } from '../models/io/source.ts';
-import { UrlModelSource } from '../models/io/url-source.ts';
-import { LlamaModel } from '../models/llama-model.ts';
-import { nodeGpu } from '../models/gpu/node-gpu.ts';
+import type { LlamaModel } from '../models/llama-model.ts';
 import { idList, numberFlag, parseCommandArgs, stringFlag, type CommandSpec, type ParsedArgs } from './cli-args.ts';
 import { tttCommand, TTT_SPEC, TTT_USAGE } from './llm-ttt.ts';
-import { cacheFromArgs, CACHE_USAGE, withCacheFlags } from './cli-cache.ts';
+import { CACHE_USAGE, withCacheFlags } from './cli-cache.ts';
+import { loadModelFromArgs } from './cli-model.ts';
 import { askCommand, ASK_SPEC, ASK_USAGE } from './llm-ask.ts';
 
 const GENERATE_USAGE = `usage: npm run --silent llm -- generate --model <dir|url> (--ids 1,2,3 | --prompt "text" [--chat] [--system "..."])
@@ -40,24 +37,9 @@ const COMMANDS: Record<string, CommandSpec> = {
   ask: withCacheFlags(ASK_SPEC),
 };
 
-export function modelSource(model: string): ModelSource {
-  return /^https?:\/\//.test(model) ? new UrlModelSource(model.endsWith('/') ? model : model + '/') : new NodeDirSource(model);
-}
-
-export async function loadModelFromArgs(args: ParsedArgs): Promise<LlamaModel> {
-  const model = stringFlag(args, 'model');
-  if (!model) throw new Error('--model is required');
-  const backend = (stringFlag(args, 'backend') ?? 'webgpu') as Backend;
-  if (backend !== 'cpu' && backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${backend}`);
-  const precision = (stringFlag(args, 'precision') ?? 'auto') as Precision;
-  const m = await LlamaModel.load(modelSource(model), {
-    backend,
-    weights: args.flags.has('f32') ? 'f32' : 'q4',
-    precision,
-    maxContext: args.flags.has('max-context') ? numberFlag(args, 'max-context') : undefined,
-    gpu: backend === 'webgpu' ? nodeGpu() : undefined,
-    cache: cacheFromArgs(args),
-  });
+/** Loads the model and notes where its weights came from (every command's JSON reports it). */
+async function loadModel(args: ParsedArgs): Promise<LlamaModel> {
+  const m = await loadModelFromArgs(args);
   loadedFrom = m.loadedFrom;
   return m;
 }
@@ -67,7 +49,7 @@ let loadedFrom: 'cache' | 'source' | undefined;
 
 async function generateCommand(args: ParsedArgs): Promise<unknown> {
   const tLoad = performance.now();
-  const model = await loadModelFromArgs(args);
+  const model = await loadModel(args);
   const loadMs = performance.now() - tLoad;
   try {
     const idsFlag = stringFlag(args, 'ids');
@@ -112,8 +94,8 @@ async function main(): Promise<number> {
   try {
     let out: unknown;
     if (args.command === 'generate') out = await generateCommand(args);
-    else if (args.command === 'ttt') out = await tttCommand(args, loadModelFromArgs);
-    else if (args.command === 'ask') out = await askCommand(args, loadModelFromArgs);
+    else if (args.command === 'ttt') out = await tttCommand(args, loadModel);
+    else if (args.command === 'ask') out = await askCommand(args, loadModel);
     else {
       console.error(USAGE);
       return 2;

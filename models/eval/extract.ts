@@ -14,14 +14,16 @@
  *      ("No, type 1 diabetes does not ..."); a short option (one word such as yes/no/maybe) must be
  *      followed by punctuation there, so "No significant difference ..." is not "no".
  *   3. option-text: exactly one option's text is mentioned in R (whole words, case, punctuation and
- *      accents ignored; a mention inside a longer option's mention counts for the longer one only).
+ *      accents ignored; a mention inside a longer option's mention counts for the longer one only,
+ *      and of options differing only in punctuation, "Rh+ve" and "Rh-ve", the one written as is).
  *      Two or more options mentioned is ambiguous and falls through.
  *   4. reasoning-statement: when R is the summary, rule 1 over the reasoning before it (the
  *      decision was stated in the Thought and the summary only restates facts).
  *   5. last-letter: the last standalone option letter anywhere: "(C)", "option C", or a bare
- *      capital letter that is not a word or a name: "A" and "I" followed by a word ("A 45-year-old",
- *      "I think"), letters after vitamin/hepatitis/type/group/class/... ("vitamin C"), in words or
- *      hyphenations ("B-cell", "HbA"), and abbreviations ("E. coli") are not letters.
+ *      capital letter that is not a word or a name. Not letters: "A" and "I" followed by a word
+ *      ("A 45-year-old", "A B-cell lymphoma", "I think") unless the word starts their option's
+ *      text; letters after vitamin/hepatitis/type/group/class/... ("vitamin C"); letters in words
+ *      or hyphenations ("B-cell", "HbA"); abbreviations ("E. coli").
  *   Otherwise null.
  */
 import { splitSummarization } from '../prompts.ts';
@@ -66,6 +68,8 @@ export function extractLetter(output: string, options: Readonly<Record<string, s
 interface OptionMatcher {
   /** Matches the option's text anywhere, whole words, punctuation-insensitive (global). */
   re: RegExp;
+  /** The plain, lower-cased text: breaks ties between options that differ only in punctuation ("Rh+ve", "Rh-ve"). */
+  literal: string;
   /** Word count of the text. */
   words: number;
   /** One short word (yes, no, maybe): needs punctuation after it where a sentence could go on. */
@@ -91,6 +95,7 @@ function optionMatcher(text: string): OptionMatcher {
   const body = words.map(escapeRe).join('[^\\p{L}\\p{N}]+');
   return {
     re: new RegExp(`(?<![\\p{L}\\p{N}])${body}(?![\\p{L}\\p{N}])`, 'giu'),
+    literal: plain(text).trim().toLowerCase(),
     words: words.length,
     short: words.length === 1 && words[0]!.length <= 6,
   };
@@ -148,16 +153,21 @@ function startsWith(s: string, re: RegExp): boolean {
   return m !== null && m.index === 0;
 }
 
-/** The longest option whose text starts `s`, followed by punctuation where `strict` and it is short. */
+/**
+ * The longest option whose text starts `s` (after punctuation such as "<" or a quote), followed by
+ * punctuation where `strict` and it is short; of equally long ones, the one written literally.
+ */
 function optionAt(s: string, ctx: Ctx, strict: boolean): string | null {
-  let best: { letter: string; len: number } | null = null;
+  let best: { letter: string; len: number; literal: boolean } | null = null;
+  const lower = s.toLowerCase();
   for (const o of ctx.opts) {
     o.re.lastIndex = 0;
     const m = o.re.exec(s);
-    if (!m || m.index !== 0) continue;
-    const follow = s.slice(m[0].length);
+    if (!m || /[\p{L}\p{N}]/u.test(s.slice(0, m.index))) continue;
+    const follow = s.slice(m.index + m[0].length);
     if (strict && o.short && !CLOSED.test(follow) && !CONTINUATION.test(follow)) continue;
-    if (!best || m[0].length > best.len) best = { letter: o.letter, len: m[0].length };
+    const literal = lower.trimStart().startsWith(o.literal);
+    if (!best || m[0].length > best.len || (m[0].length === best.len && literal && !best.literal)) best = { letter: o.letter, len: m[0].length, literal };
   }
   return best?.letter ?? null;
 }
@@ -194,11 +204,18 @@ function lead(s: string, ctx: Ctx): string | null {
 
 /** Rule 3: the only option whose text is mentioned (longer mentions absorb the shorter ones inside them). */
 function singleMention(s: string, ctx: Ctx): string | null {
-  const spans: { letter: string; start: number; end: number }[] = [];
+  const spans: { letter: string; start: number; end: number; literal: boolean }[] = [];
+  const lower = s.toLowerCase();
   for (const o of ctx.opts) {
-    for (const m of s.matchAll(o.re)) spans.push({ letter: o.letter, start: m.index, end: m.index + m[0].length });
+    o.re.lastIndex = 0; // matchAll starts where the last exec() left the regex
+    for (const m of s.matchAll(o.re)) {
+      const near = lower.slice(Math.max(0, m.index - 3), m.index + m[0].length + 3);
+      spans.push({ letter: o.letter, start: m.index, end: m.index + m[0].length, literal: near.includes(o.literal) });
+    }
   }
-  const kept = spans.filter((a) => !spans.some((b) => b.letter !== a.letter && b.end - b.start > a.end - a.start && b.start <= a.start && b.end >= a.end));
+  const absorbs = (b: (typeof spans)[number], a: (typeof spans)[number]) => b.letter !== a.letter && b.start <= a.start && b.end >= a.end &&
+    (b.end - b.start > a.end - a.start || (b.start === a.start && b.end === a.end && b.literal && !a.literal));
+  const kept = spans.filter((a) => !spans.some((b) => absorbs(b, a)));
   const distinct = new Set(kept.map((k) => k.letter));
   return distinct.size === 1 ? [...distinct][0]! : null;
 }
@@ -219,7 +236,9 @@ function lastLetter(s: string, ctx: Ctx): string | null {
     if (m[4] !== undefined && !named) {
       if (NAMING_WORD.test(before)) continue;
       if (/^\.\s*[a-z]|^\.[A-Za-z]/.test(after)) continue; // "E. coli", "U.S."
-      if ((letter === 'A' || letter === 'I') && /^\s+[\p{Ll}\p{N}]/u.test(after)) continue; // "A 45-year-old", "I think"
+      // "A 45-year-old", "A B-cell lymphoma", "I think"; but "A Macrocytic red blood cells" is option A.
+      const own = ctx.opts.find((o) => o.letter === letter);
+      if ((letter === 'A' || letter === 'I') && /^\s+[\p{L}\p{N}]/u.test(after) && !(own && startsWith(after.trimStart(), own.re))) continue;
     }
     last = letter;
   }

@@ -63,18 +63,27 @@ export function mcnemarExact(b: number, c: number): McNemar {
   return { b, c, p: Math.min(1, 2 * binomialCdfHalf(Math.min(b, c), n)) };
 }
 
-/** P(X <= k) for X ~ Binomial(n, 1/2), summed in log space so n in the thousands does not underflow. */
+/**
+ * P(X <= k) for X ~ Binomial(n, 1/2). Summed directly up to n = 1000 (exact for small n: 2^-n and
+ * the binomial coefficients are exact doubles), in log space above, where 2^-n underflows.
+ */
 export function binomialCdfHalf(k: number, n: number): number {
   if (k >= n) return 1;
-  const logHalfN = n * Math.log(0.5);
-  let logTerm = logHalfN; // log C(n, 0) + n log 1/2
-  let max = logTerm;
+  if (n <= 1000) {
+    let term = 2 ** -n, sum = term;
+    for (let i = 1; i <= k; i++) {
+      term = (term * (n - i + 1)) / i;
+      sum += term;
+    }
+    return Math.min(1, sum);
+  }
+  let logTerm = n * Math.log(0.5); // log C(n, 0) + n log 1/2
   const logs = [logTerm];
   for (let i = 1; i <= k; i++) {
     logTerm += Math.log((n - i + 1) / i);
     logs.push(logTerm);
-    if (logTerm > max) max = logTerm;
   }
+  const max = Math.max(...logs);
   let sum = 0;
   for (const l of logs) sum += Math.exp(l - max);
   return Math.min(1, Math.exp(max) * sum);

@@ -1,0 +1,49 @@
+/**
+ * Loading the language model from a CLI's flags (shared by `llm` and `eval`): `--model <dir|url|repo>`
+ * (`--hub URL` where the command has it), `--backend cpu|webgpu`, `--f32` (else 4-bit),
+ * `--precision auto|f16|f32`, `--max-context N` and the weight-cache flags of ./cli-cache.ts.
+ */
+import { existsSync } from 'node:fs';
+import type { Backend, Precision } from '../models/api.ts';
+import { nodeGpu } from '../models/gpu/node-gpu.ts';
+import { NodeDirSource } from '../models/io/node-source.ts';
+import type { ModelSource } from '../models/io/source.ts';
+import { UrlModelSource } from '../models/io/url-source.ts';
+import { LlamaModel } from '../models/llama-model.ts';
+import { hubBase } from '../models/retrieval/hub.ts';
+import { cacheFromArgs } from './cli-cache.ts';
+import { numberFlag, stringFlag, type ParsedArgs } from './cli-args.ts';
+
+/** The model flags every command that loads a model accepts (the cache flags come from withCacheFlags). */
+export const MODEL_FLAGS = { switches: ['f32'], valued: ['model', 'backend', 'precision', 'max-context'] } as const;
+
+/**
+ * A folder; an `https://` URL in Hugging Face `resolve/<revision>/` layout; or a hub repo `org/name`
+ * that is not a folder here, read from `<hub>/org/name/resolve/main/` (hub: `--hub`, else
+ * FINEMED_HUB, else huggingface.co).
+ * @example modelSource('hongzhouyu/FineMedLM-o1'); // UrlModelSource of https://huggingface.co/hongzhouyu/FineMedLM-o1/resolve/main/
+ */
+export function modelSource(model: string, hub: string | undefined = process.env.FINEMED_HUB): ModelSource {
+  if (/^https?:\/\//.test(model)) return new UrlModelSource(model.endsWith('/') ? model : model + '/');
+  if (!existsSync(model) && /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(model)) return new UrlModelSource(`${hubBase(hub)}${model}/resolve/main/`);
+  return new NodeDirSource(model);
+}
+
+/**
+ * @example const model = await loadModelFromArgs(parseArgs(['--model', dir, '--backend', 'cpu', '--f32'], ['f32'], ['model', 'backend']));
+ */
+export async function loadModelFromArgs(args: ParsedArgs): Promise<LlamaModel> {
+  const model = stringFlag(args, 'model');
+  if (!model) throw new Error('--model is required');
+  const backend = (stringFlag(args, 'backend') ?? 'webgpu') as Backend;
+  if (backend !== 'cpu' && backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${backend}`);
+  const precision = (stringFlag(args, 'precision') ?? 'auto') as Precision;
+  return LlamaModel.load(modelSource(model, stringFlag(args, 'hub') ?? process.env.FINEMED_HUB), {
+    backend,
+    weights: args.flags.has('f32') ? 'f32' : 'q4',
+    precision,
+    maxContext: args.flags.has('max-context') ? numberFlag(args, 'max-context') : undefined,
+    gpu: backend === 'webgpu' ? nodeGpu() : undefined,
+    cache: cacheFromArgs(args),
+  });
+}
