@@ -1,5 +1,6 @@
 import { AskPanel } from './components/AskPanel.tsx';
 import { CorpusPanel } from './components/CorpusPanel.tsx';
+import { EvaluatePanel } from './components/EvaluatePanel.tsx';
 import { Footer } from './components/Footer.tsx';
 import { HistoryPanel } from './components/HistoryPanel.tsx';
 import { ModelManager } from './components/ModelManager.tsx';
@@ -25,6 +26,7 @@ export function App() {
         <div className="column main-column">
           <AskPanel />
           {idle ? <Welcome /> : <Results />}
+          <EvaluatePanel />
         </div>
         <aside className="column side-column">
           <ModelManager />

@@ -7,6 +7,7 @@ import { create } from 'zustand';
 import type { AskRecord, AskStage, RetrievalSummary, Run } from '../workers/ask-session.ts';
 import type { CachedModelInfo, LoadProgress, ModelInfo } from '../workers/protocol.ts';
 import type { BuildEstimate, EmbedderCacheState, EmbedderStatus, IndexInfo, RetrieverReadiness, StoredIndex } from '../workers/retrieval-protocol.ts';
+import type { EvalLogLine, EvalModes, EvalProgress, EvalSummary } from '../workers/eval-session.ts';
 import type { HistoryEntry } from './history/entry.ts';
 
 /** An error as the UI shows it: the engine's stable code plus its message. */
@@ -114,6 +115,27 @@ export interface AppState {
   /** Saved questions, newest first (loaded from IndexedDB). */
   history: HistoryEntry[];
   storage: StorageState;
+  evaluation: EvaluationState;
+}
+
+/** The Evaluate view: a multiple-choice run through the same pipeline, with and without TTT. */
+export interface EvaluationState {
+  status: 'idle' | 'running' | 'done' | 'stopped' | 'error';
+  /** The questions file picked: its name and what it holds. */
+  file: { name: string; items: number; benchmarks: Record<string, number>; skippedLines: number } | null;
+  modes: EvalModes;
+  /** Items to run: all (0), or the first N. */
+  limit: number;
+  /** 0: in file order; else N items drawn with `seed`. */
+  sample: number;
+  seed: number;
+  progress: EvalProgress | null;
+  summary: EvalSummary | null;
+  /** The run's log so far (newest last). */
+  lines: EvalLogLine[];
+  /** Answers found in the stored log when the run started (resumed). */
+  resumed: number;
+  error: UiError | null;
 }
 
 /** What this origin keeps on the device (OPFS, IndexedDB, Cache API) and how much room is left. */
@@ -144,6 +166,7 @@ export const initialState: AppState = {
   compare: false,
   history: [],
   storage: { read: false, usage: null, quota: null, persisted: null, models: [], indexes: [], embedder: null, error: null },
+  evaluation: { status: 'idle', file: null, modes: 'both', limit: 20, sample: 0, seed: 1, progress: null, summary: null, lines: [], resumed: 0, error: null },
 };
 
 export const useApp = create<AppState>()(() => structuredClone(initialState));
@@ -156,7 +179,7 @@ export function emptyRun(): RunView {
 }
 
 /** Shallow-merges `patch` into one slice. */
-export function patch<K extends 'llm' | 'embedder' | 'corpus' | 'ask' | 'storage'>(key: K, value: Partial<AppState[K]>): void {
+export function patch<K extends 'llm' | 'embedder' | 'corpus' | 'ask' | 'storage' | 'evaluation'>(key: K, value: Partial<AppState[K]>): void {
   useApp.setState((s) => ({ [key]: { ...s[key], ...value } }) as Pick<AppState, K>);
 }
 

@@ -189,7 +189,7 @@ describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, WebGPU)', () => {
     forged.createdAt = forged.records[0]!.createdAt = new Date(Date.now() + 60_000).toISOString();
     forged.records[0]!.answer.text = `**Thought**\n${payload}\n**Summarization**\n${payload} ![x](https://evil.example/p.png)`;
     await page.evaluate((e) => new Promise<void>((resolve, reject) => {
-      const req = indexedDB.open('finemed-ttt', 1);
+      const req = indexedDB.open('finemed-ttt'); // the app's current version
       req.onerror = () => reject(req.error);
       req.onsuccess = () => {
         const tx = req.result.transaction('entries', 'readwrite');

@@ -6,6 +6,7 @@ import { deleteEntry, listEntries } from '../history/db.ts';
 import type { HistoryEntry } from '../history/entry.ts';
 import { entryToJson, entryToMarkdown } from '../history/export.ts';
 import { emptyRun, useApp, type RunView } from '../store.ts';
+import { download } from './download.ts';
 
 export async function refreshHistory(): Promise<void> {
   try {
@@ -45,16 +46,9 @@ export async function removeEntry(id: string): Promise<void> {
   await refreshHistory();
 }
 
-/** Saves an export through a download link (no server involved). */
+/** The entry as a Markdown or JSON file. */
 export function exportEntry(entry: HistoryEntry, format: 'md' | 'json'): void {
-  const text = format === 'json' ? entryToJson(entry) : entryToMarkdown(entry);
-  const blob = new Blob([text], { type: format === 'json' ? 'application/json' : 'text/markdown' });
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = `finemed-${entry.createdAt.slice(0, 19).replace(/[:T]/g, '-')}.${format}`;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  const name = `finemed-${entry.createdAt.slice(0, 19).replace(/[:T]/g, '-')}.${format}`;
+  if (format === 'json') download(name, entryToJson(entry), 'application/json');
+  else download(name, entryToMarkdown(entry), 'text/markdown');
 }
