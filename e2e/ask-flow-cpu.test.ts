@@ -76,4 +76,20 @@ describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, CPU backend)', () 
     await startAsk(page, shortQuestion(2), { ttt: false });
     expect(await answerOf(page, 'Answer')).toBe(fromHub);
   });
+
+  it('the public names stay unique, whatever the questions in the history say', async () => {
+    await startAsk(page, 'When should I stop and ask about a question on aspirin?', { ttt: false });
+    await answerOf(page, 'Answer');
+    // Non-exact, case-insensitive matching, as a careless outside check would do it.
+    expect(await page.getByRole('button', { name: 'Ask' }).count()).toBe(1);
+    expect(await page.getByRole('button', { name: 'Stop' }).count()).toBe(1);
+    expect(await page.getByRole('button', { name: 'Load models' }).count()).toBe(1);
+    expect(await page.getByLabel('Question').count()).toBe(1);
+    expect(await page.getByLabel('Test-time training').count()).toBe(1);
+    expect(await page.getByLabel('Compare with and without TTT').count()).toBe(1);
+    expect(await page.getByLabel('Import traces (JSONL)').count()).toBe(1);
+    expect(await page.getByRole('status').filter({ hasText: /^\s*Ready\s*$/ }).count()).toBe(1);
+    expect(await page.getByRole('status').filter({ hasText: /^\s*Index ready\s*$/ }).count()).toBe(1);
+    expect(await page.getByRole('region', { name: 'Answer', exact: true }).count()).toBe(1);
+  });
 });

@@ -199,7 +199,7 @@ describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, WebGPU)', () => {
       };
     }), forged);
     await page.reload();
-    await page.getByRole('list', { name: 'History' }).getByRole('listitem').first().getByRole('button').first().click();
+    await page.getByRole('list', { name: 'History' }).getByRole('listitem').first().getByRole('link').click();
     const answer = region(page, 'Answer');
     await answer.getByText('Thought for').click(); // open the reasoning too
     expect(await answer.getByTestId('answer-text').innerText()).toContain('<img src=x onerror=');
@@ -222,12 +222,12 @@ describe.skipIf(!HAS_SHARED)('ask flow (built app, local hub, WebGPU)', () => {
     const items = page.getByRole('list', { name: 'History' }).getByRole('listitem');
     const count = await items.count();
     expect(count).toBeGreaterThanOrEqual(5);
-    await items.nth(1).getByRole('button').first().click(); // open an older entry: shown as it finished
+    await items.nth(1).getByRole('link').click(); // open an older entry: shown as it finished
     const second = await exportJson(page, 1);
     const shown = second.mode === 'compare' ? await answerOf(page, 'Answer with TTT') : await answerOf(page, 'Answer');
     expect(shown).toBe(second.records.at(-1)!.answer.summary.trim());
     // delete removes the newest, also after a reload
-    await items.first().getByRole('button', { name: /^Delete/ }).click();
+    await items.first().getByRole('button', { name: 'Delete', exact: true }).click();
     await expect.poll(() => items.count()).toBe(count - 1);
     await page.reload();
     await expect.poll(() => page.getByRole('list', { name: 'History' }).getByRole('listitem').count()).toBe(count - 1);

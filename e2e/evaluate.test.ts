@@ -45,7 +45,7 @@ describe.skipIf(!HAS_SHARED)('Evaluate view (built app, CPU backend)', () => {
 
   it('runs 5 items without and with TTT: the table, the per-item log, and both downloads', async () => {
     await page.getByText('Multiple-choice accuracy with and without test-time training').click();
-    await page.getByLabel('Evaluation questions (JSONL)').setInputFiles(file);
+    await page.getByLabel('Evaluation items (JSONL)').setInputFiles(file);
     await page.getByLabel('Evaluation file').getByText('eval-5.jsonl: 5 items').waitFor();
     await page.getByLabel('Items (0 = all)').fill('0');
     await page.getByRole('button', { name: 'Run evaluation' }).click();
@@ -80,15 +80,15 @@ describe.skipIf(!HAS_SHARED)('Evaluate view (built app, CPU backend)', () => {
     await page.getByRole('button', { name: 'Run evaluation' }).click();
     const status = page.getByRole('status', { name: 'Evaluation status' });
     await expect.poll(async () => Number(/^(\d+) of/.exec(await status.innerText())?.[1] ?? 0), { timeout: 120_000 }).toBeGreaterThanOrEqual(2);
-    await page.getByRole('button', { name: 'Stop evaluation' }).click();
-    await status.getByText(/stopped; run again to resume/).waitFor({ timeout: 60_000 });
+    await page.getByRole('button', { name: 'Pause evaluation' }).click();
+    await status.getByText(/paused; run again to resume/).waitFor({ timeout: 60_000 });
     const done = Number(/^(\d+) of/.exec(await status.innerText())![1]);
     expect(done).toBeLessThan(10);
 
     await page.reload();
     await loadModels(page);
     await page.getByText('Multiple-choice accuracy with and without test-time training').click();
-    await page.getByLabel('Evaluation questions (JSONL)').setInputFiles(file);
+    await page.getByLabel('Evaluation items (JSONL)').setInputFiles(file);
     await page.getByLabel('Items (0 = all)').fill('0');
     await page.getByRole('button', { name: 'Run evaluation' }).click();
     await page.getByRole('table', { name: 'Evaluation results' }).waitFor({ timeout: 180_000 });

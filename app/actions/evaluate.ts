@@ -49,8 +49,8 @@ function runKey(items: McqItem[]): string {
 
 export function evalBlocker(): string | null {
   const s = useApp.getState();
-  if (s.llm.status !== 'loaded') return 'Load the models first.';
-  if (!s.evaluation.file || allItems.length === 0) return 'Choose a questions file first.';
+  if (s.llm.status !== 'loaded') return 'Evaluating needs the models: load them above.';
+  if (!s.evaluation.file || allItems.length === 0) return 'Choose an items file first.';
   if (s.evaluation.modes !== 'off' && !corpusUsable(s)) return 'TTT needs a corpus: wait for the index, or evaluate without TTT.';
   if (s.ask.status === 'running') return 'A question is being answered; wait for it.';
   return null;

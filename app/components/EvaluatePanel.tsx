@@ -53,7 +53,7 @@ export function EvaluatePanel() {
           Summarization, and accuracy is compared with chance. Tiny stand-in models score at chance (or below: they write no letters).
         </p>
         <label className="field">
-          Evaluation questions (JSONL)
+          Evaluation items (JSONL)
           <input type="file" accept=".jsonl,.ndjson,application/x-ndjson" disabled={running} onChange={(ev) => { const f = ev.target.files?.[0]; if (f) void pickEvalFile(f); ev.target.value = ''; }} />
         </label>
         <p className="note">One item per line: id, question, options (&#123;"A": …&#125;), answer (the letter), optional context (PubMedQA's abstract) and source.</p>
@@ -87,7 +87,7 @@ export function EvaluatePanel() {
         </div>
         <div className="actions">
           <button type="button" className="primary" onClick={() => void runEvaluation()} disabled={running || blocker !== null}>Run evaluation</button>
-          <button type="button" onClick={stopEvaluation} disabled={!running}>Stop evaluation</button>
+          <button type="button" onClick={stopEvaluation} disabled={!running}>Pause evaluation</button>
           {!running && e.lines.length > 0 && <button type="button" className="small" onClick={() => void restartEvaluation()}>Start over</button>}
           {blocker && !running && <span className="note">{blocker}</span>}
         </div>
@@ -98,7 +98,7 @@ export function EvaluatePanel() {
               {e.progress ? `${e.progress.done} of ${e.progress.total} answers` : 'Starting…'}
               {e.resumed > 0 && ` (${e.resumed} resumed from the stored log)`}
               {running && e.progress?.etaMs != null && ` · ${formatDuration(e.progress.etaMs / 1000)} left`}
-              {!running && e.status === 'stopped' && ' · stopped; run again to resume'}
+              {!running && e.status === 'stopped' && ' · paused; run again to resume'}
             </p>
           </div>
         )}

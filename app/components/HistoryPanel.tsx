@@ -16,16 +16,18 @@ export function HistoryPanel() {
         <ul aria-label="History" className="history-list">
           {history.map((e) => (
             <li key={e.id} aria-current={e.id === current || undefined}>
-              <button type="button" className="link" onClick={() => openEntry(e)} title="Open this answer">
+              {/* A link, and the actions named without the question: a question's words ("stop", "ask")
+                  must never become the name of a button. */}
+              <a href={`#${e.id}`} className="entry-link" id={`q-${e.id}`} onClick={(ev) => { ev.preventDefault(); openEntry(e); }} title="Open this answer">
                 {e.question.length > 90 ? `${e.question.slice(0, 90)}…` : e.question}
-              </button>
+              </a>
               <span className="note">
                 {new Date(e.createdAt).toLocaleString()} · {e.mode === 'compare' ? 'compare' : e.records[0]!.mode === 'ttt' ? 'with TTT' : 'without TTT'}
               </span>
               <span className="history-actions">
-                <button type="button" className="small" onClick={() => exportEntry(e, 'md')} aria-label={`Export as Markdown: ${e.question.slice(0, 40)}`}>Markdown</button>
-                <button type="button" className="small" onClick={() => exportEntry(e, 'json')} aria-label={`Export as JSON: ${e.question.slice(0, 40)}`}>JSON</button>
-                <button type="button" className="small danger" onClick={() => void removeEntry(e.id)} aria-label={`Delete: ${e.question.slice(0, 40)}`}>Delete</button>
+                <button type="button" className="small" aria-describedby={`q-${e.id}`} onClick={() => exportEntry(e, 'md')}>Markdown</button>
+                <button type="button" className="small" aria-describedby={`q-${e.id}`} onClick={() => exportEntry(e, 'json')}>JSON</button>
+                <button type="button" className="small danger" aria-describedby={`q-${e.id}`} onClick={() => void removeEntry(e.id)}>Delete</button>
               </span>
             </li>
           ))}

@@ -134,7 +134,7 @@ export async function shownLosses(page: Page): Promise<number[]> {
 export async function exportJson(page: Page, index = 0): Promise<HistoryEntry> {
   const [download] = await Promise.all([
     page.waitForEvent('download'),
-    page.getByRole('list', { name: 'History' }).getByRole('listitem').nth(index).getByRole('button', { name: /^Export as JSON/ }).click(),
+    page.getByRole('list', { name: 'History' }).getByRole('listitem').nth(index).getByRole('button', { name: 'JSON', exact: true }).click(),
   ]);
   return JSON.parse(await readFile(await download.path(), 'utf8')) as HistoryEntry;
 }
