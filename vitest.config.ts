@@ -20,7 +20,8 @@ export default defineConfig({
           env: { XDG_CACHE_HOME: testCacheHome },
           testTimeout: 120_000,
           hookTimeout: 120_000,
-          // Dawn devices are process-wide and heavy: one fork at a time keeps memory flat.
+          // Dawn devices are process-wide and heavy: each file runs in a fork of its own (one device
+          // per process), and at most two forks at a time bound the memory they hold together.
           pool: 'forks',
           fileParallelism: true,
           maxWorkers: 2,

@@ -4,38 +4,13 @@
  * (Lives here, not in tests/, because it belongs to the worker layer's own suite.)
  */
 import { describe, expect, it } from 'vitest';
-import { EngineError } from '../models/errors.ts';
+import { DeviceLimitsError, DeviceLostError, EngineError, NotFoundError, serializeError } from '../models/errors.ts';
 import { LlmClient } from '../workers/client.ts';
 import { NO_REQUEST, type WorkerEvent, type WorkerRequest } from '../workers/protocol.ts';
-
-/** Just enough of Worker for LlmClient: posts are recorded, events are pushed by the test. */
-class FakeWorker extends EventTarget {
-  readonly sent: WorkerRequest[] = [];
-  terminated = false;
-  postMessage(msg: WorkerRequest): void {
-    this.sent.push(structuredClone(msg));
-  }
-  terminate(): void {
-    this.terminated = true;
-  }
-  emit(event: WorkerEvent): void {
-    this.dispatchEvent(new MessageEvent('message', { data: event }));
-  }
-  crash(message: string): void {
-    const ev = new Event('error') as Event & { message: string };
-    ev.message = message;
-    this.dispatchEvent(ev);
-  }
-}
+import { withFakeWorkers } from '../tests/helpers/fake-worker.ts';
 
 function setup() {
-  const workers: FakeWorker[] = [];
-  const client = new LlmClient(() => {
-    const w = new FakeWorker();
-    workers.push(w);
-    return w as unknown as Worker;
-  });
-  return { client, workers };
+  return withFakeWorkers<WorkerRequest, WorkerEvent, LlmClient>((create) => new LlmClient(create));
 }
 
 const info = { source: 's', hasTokenizer: true, hasChatTemplate: false } as never;
@@ -83,6 +58,25 @@ describe('LlmClient', () => {
     const err = await load.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EngineError);
     expect(err).toMatchObject({ code: 'not-found', name: 'NotFoundError', message: 'config.json: 404' });
+  });
+
+  it('errors keep their class across the boundary, with their extra fields', async () => {
+    const { client, workers } = setup();
+    const a = client.generate({ ids: [1], options: { maxNewTokens: 1 } });
+    const b = client.load({ kind: 'url', url: 'http://x/big/' }, { backend: 'webgpu' });
+    const c = client.info();
+    const w = workers[0]!;
+    const problems = [{ buffer: 'kv cache', bytes: 3e9, limit: 'maxBufferSize', limitBytes: 2 ** 31 }];
+    // As the worker sends them: serialized, then structured-cloned by postMessage.
+    w.emit({ type: 'error', id: w.sent[0]!.id, error: serializeError(new DeviceLostError('The GPU device was lost.')) }, []);
+    w.emit({ type: 'error', id: w.sent[1]!.id, error: serializeError(new DeviceLimitsError('kv cache too big', problems)) }, []);
+    w.emit({ type: 'error', id: w.sent[2]!.id, error: { name: 'NotFoundError', code: 'not-found', message: 'gone' } });
+    const [ea, eb, ec] = await Promise.all([a, b, c].map((p) => (p as Promise<unknown>).catch((e: unknown) => e)));
+    expect(ea).toBeInstanceOf(DeviceLostError);
+    expect(ea).toMatchObject({ name: 'DeviceLostError', code: 'device-lost', message: 'The GPU device was lost.' });
+    expect(eb).toBeInstanceOf(DeviceLimitsError);
+    expect((eb as DeviceLimitsError).problems).toEqual(problems);
+    expect(ec).toBeInstanceOf(NotFoundError);
   });
 
   it('cancel() sends a cancel for each load/generate in flight', async () => {

@@ -4,37 +4,14 @@
  * broken worker rejects everything instead of hanging. (Beside e2e/client.test.ts, its LLM twin.)
  */
 import { describe, expect, it } from 'vitest';
-import { EngineError } from '../models/errors.ts';
+import { EngineError, serializeError } from '../models/errors.ts';
+import { CorpusFormatError, StaleIndexError } from '../models/retrieval/errors.ts';
 import { RetrievalClient } from '../workers/retrieval-client.ts';
 import { NO_REQUEST, type RetrievalEvent, type RetrievalRequest } from '../workers/retrieval-protocol.ts';
-
-class FakeWorker extends EventTarget {
-  readonly sent: RetrievalRequest[] = [];
-  terminated = false;
-  postMessage(msg: RetrievalRequest): void {
-    this.sent.push(msg);
-  }
-  terminate(): void {
-    this.terminated = true;
-  }
-  emit(event: RetrievalEvent): void {
-    this.dispatchEvent(new MessageEvent('message', { data: event }));
-  }
-  crash(message: string): void {
-    const ev = new Event('error') as Event & { message: string };
-    ev.message = message;
-    this.dispatchEvent(ev);
-  }
-}
+import { withFakeWorkers } from '../tests/helpers/fake-worker.ts';
 
 function setup() {
-  const workers: FakeWorker[] = [];
-  const client = new RetrievalClient(() => {
-    const w = new FakeWorker();
-    workers.push(w);
-    return w as unknown as Worker;
-  });
-  return { client, workers };
+  return withFakeWorkers<RetrievalRequest, RetrievalEvent, RetrievalClient>((create) => new RetrievalClient(create));
 }
 
 describe('RetrievalClient', () => {
@@ -55,6 +32,22 @@ describe('RetrievalClient', () => {
     expect(err).toBeInstanceOf(EngineError);
     expect(err).toMatchObject({ name: 'StaleIndexError', code: 'not-found' });
     expect(phases).toEqual(['index']);
+  });
+
+  it('retrieval errors keep their class and their fields (bad lines, stale reasons)', async () => {
+    const { client, workers } = setup();
+    const open = client.openIndex({ corpus: { kind: 'stored', name: 'demo' } });
+    const other = client.openIndex({ corpus: { kind: 'stored', name: 'old' } });
+    const w = workers[0]!;
+    const badLines = [{ line: 3, reason: 'not valid JSON' }];
+    w.emit({ type: 'error', id: 1, error: serializeError(new CorpusFormatError('Line 3: not valid JSON', badLines)) }, []);
+    w.emit({ type: 'error', id: 2, error: serializeError(new StaleIndexError(['dtype changed (fp32 -> q8)'])) }, []);
+    const e1 = await open.catch((e: unknown) => e);
+    const e2 = await other.catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(CorpusFormatError);
+    expect((e1 as CorpusFormatError).badLines).toEqual(badLines);
+    expect(e2).toBeInstanceOf(StaleIndexError);
+    expect(e2).toMatchObject({ reasons: ['dtype changed (fp32 -> q8)'], message: expect.stringMatching(/stale: dtype changed/) });
   });
 
   it('cancel() sends a cancel naming the call, and nothing once it has settled', async () => {

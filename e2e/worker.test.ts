@@ -5,10 +5,14 @@
 import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { maxAbsDiff } from '../tests/helpers/gpu.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../tests/helpers/shared.ts';
 import { HARNESS_PATH, launchChromium, newPage, startServer, STORIES_URL, type TestServer } from './support/index.ts';
 
 warnIfNoShared('LLM worker e2e with the golden stories260K model');
+
+/** max |logit - golden| through the worker, WebGPU f32 on SwiftShader (logits up to 18): measured 2.8e-6 .. 8.7e-6, x ~11. */
+const F32_LOGITS = 1e-4;
 
 let server: TestServer;
 let browser: Browser;
@@ -70,16 +74,18 @@ describe.skipIf(!HAS_SHARED)('LLM worker with stories260K', () => {
     expect(r.info.config.vocabSize).toBe(512);
     expect(r.progress).toContain('weights');
     expect(r.progress.at(-1)).toBe('ready');
-    cases.forEach((c, i) => {
+    expect(r.gens).toHaveLength(cases.length);
+    const diffs = cases.map((c, i) => {
       const { gen, streamed } = r.gens[i]!;
       expect(gen.ids).toEqual(c.greedy_32);
       expect(streamed).toBe(32);
       expect(gen.promptTokens).toBe(c.ids.length);
       const logits = gen.lastLogits!;
       expect(logits).toHaveLength(512);
-      const maxDiff = Math.max(...logits.map((v, j) => Math.abs(v - c.last_logits[j]!)));
-      expect(maxDiff).toBeLessThan(1e-3);
+      return maxAbsDiff(logits, c.last_logits);
     });
+    console.log(`[worker e2e] SwiftShader f32 max |logit - golden| per case: ${diffs.map((d) => d.toExponential(2)).join(', ')}`);
+    for (const d of diffs) expect(d).toBeLessThan(F32_LOGITS);
   });
 
   it('results omit logits unless asked for', async () => {

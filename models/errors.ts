@@ -2,6 +2,11 @@
  * Typed errors of the engine. Every failure the user can cause or meet (bad files, network, GPU)
  * is one of these, with a stable `code` so the worker can send it across `postMessage` and the
  * UI can react (e.g. offer "retry" on network errors, "reload" on device loss).
+ *
+ * Across the worker boundary an error keeps its class: each module registers its classes under
+ * stable names (registerErrorClasses, below for this file's), serializeError sends the name, code,
+ * message and the class's extra fields, and deserializeError rebuilds the registered class, so
+ * `instanceof DeviceLostError` holds on the main thread too.
  */
 
 export type EngineErrorCode =
@@ -27,11 +32,39 @@ export class EngineError extends Error {
   constructor(code: EngineErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
-    this.name = new.target.name;
+    // The registered name: a minifier renames classes, differently in the page's and the worker's bundle.
+    this.name = NAME_OF_CLASS.get(new.target) ?? new.target.name;
   }
-  /** Plain object that survives structured clone (worker messages). */
+  /**
+   * Plain object that survives structured clone (worker messages): name, code, message, and in
+   * `details` the subclass's own fields (DeviceLimitsError's problems, a corpus error's bad lines).
+   */
   toJSON(): SerializedError {
-    return { name: this.name, code: this.code, message: this.message };
+    const details = Object.fromEntries(Object.entries(this).filter(([k]) => !RESERVED_FIELDS.has(k)));
+    return { name: this.name, code: this.code, message: this.message, ...(Object.keys(details).length > 0 ? { details } : {}) };
+  }
+}
+
+/** Fields every EngineError has; anything else an instance holds is sent as `details`. */
+const RESERVED_FIELDS: ReadonlySet<string> = new Set(['name', 'code', 'message', 'stack', 'cause']);
+
+/** Any EngineError subclass, whatever its constructor's arguments. */
+export type EngineErrorClass = abstract new (...args: never[]) => EngineError;
+
+const CLASS_OF_NAME = new Map<string, EngineErrorClass>();
+const NAME_OF_CLASS = new Map<Function, string>();
+
+/**
+ * Registers error classes under the names of `classes`' keys (stable strings a minifier keeps), so
+ * their instances carry that name and deserializeError rebuilds them. Each module that defines
+ * EngineError subclasses registers its own, right after defining them; a module is registered on
+ * the main thread as soon as something there imports it (workers/worker-client.ts imports them all).
+ * @example registerErrorClasses({ CorpusFormatError, StaleIndexError });
+ */
+export function registerErrorClasses(classes: Record<string, EngineErrorClass>): void {
+  for (const [name, cls] of Object.entries(classes)) {
+    CLASS_OF_NAME.set(name, cls);
+    NAME_OF_CLASS.set(cls, name);
   }
 }
 
@@ -94,10 +127,18 @@ export class TokenizerError extends EngineError {
   constructor(message: string) { super('tokenizer', message); }
 }
 
+registerErrorClasses({
+  EngineError, ConfigError, WeightsFormatError, WeightsMismatchError, UnsupportedDtypeError, NotFoundError, NetworkError,
+  GpuUnavailableError, GpuOutOfMemoryError, DeviceLostError, AbortError, InvalidInputError, StorageQuotaError, CacheCorruptError,
+  DeviceLimitsError, TokenizerError,
+});
+
 export interface SerializedError {
   name: string;
   code: EngineErrorCode;
   message: string;
+  /** The subclass's own fields (plain data), e.g. DeviceLimitsError's `problems`; absent when it has none. */
+  details?: Record<string, unknown>;
 }
 
 /** Turns anything thrown into a serialisable error; unknown errors become code 'internal'. */
@@ -112,10 +153,24 @@ export function serializeError(e: unknown): SerializedError {
   return { name: 'EngineError', code: 'internal', message };
 }
 
-/** Rebuilds a typed error on the other side of the worker boundary. */
+/**
+ * Rebuilds a typed error on the other side of the worker boundary: an instance of the class
+ * registered under `s.name` (EngineError, keeping `s.name`, for a name not registered here), with
+ * `s.code`, `s.message` and the fields in `s.details`.
+ * @example
+ *   const e = deserializeError(serializeError(new DeviceLostError('lost')));
+ *   e instanceof DeviceLostError; // true
+ */
 export function deserializeError(s: SerializedError): EngineError {
-  const e = new EngineError(s.code, s.message);
-  e.name = s.name;
+  if (typeof s !== 'object' || s === null || typeof s.message !== 'string') {
+    return new EngineError('internal', `An error without a readable description crossed the worker boundary: ${String(s)}.`);
+  }
+  const cls = CLASS_OF_NAME.get(s.name) ?? EngineError;
+  // Subclass constructors take differing arguments (StaleIndexError writes its own message), so the
+  // base constructor runs with the subclass as new.target: its prototype, with the code and message as sent.
+  const e = Reflect.construct(EngineError, [s.code, s.message], cls) as EngineError;
+  if (cls === EngineError) e.name = s.name;
+  for (const [k, v] of Object.entries(s.details ?? {})) if (!RESERVED_FIELDS.has(k)) (e as unknown as Record<string, unknown>)[k] = v;
   return e;
 }
 

@@ -199,8 +199,7 @@ export class LlamaModel {
       } else {
         const t = new CpuTrainer(this.engine, lora);
         this.trainer = cpuAdapterTrainer(t);
-        const gen = t.generator();
-        this.fwd = new CpuBackend({ maxContext: this.engine.maxContext, forward: (ids, o) => gen.forward(ids, o), resetCache: () => gen.resetCache() });
+        this.fwd = new CpuBackend(t.generator());
       }
       this.tttConfig = { ...cfg, maxTokens: Math.min(cfg.maxTokens, this.fwd.maxContext) };
     });

@@ -22,7 +22,7 @@ import {
   trainerMaxTokens, uniformKey, type BufferKind, type LoraSlot,
 } from './gpu/buffer-sizes.ts';
 import { ADAM_PARAMS_BYTES, gradNormGroups } from './gpu/wgsl/adam.ts';
-import { GEMM_TOKENS_K, GEMM_TOKENS_M, gemmParams } from './gpu/wgsl/gemm.ts';
+import { gemmParams } from './gpu/wgsl/gemm.ts';
 import { DEFAULT_LORA, projectionShape } from './lora/adapter.ts';
 import { Q4_GROUP } from './quant/q4.ts';
 import { layerWeightNames, lmHeadName } from './weights-plan.ts';
@@ -174,8 +174,8 @@ function forwardUniforms(p: PlanBuilder, c: LlamaConfig, lora: LoraPlan | null):
 }
 
 function loraForwardUniforms(p: PlanBuilder, lora: LoraPlan, s: LoraSlot): void {
-  p.uniform('lora xa params', gemmParams({ M: 0, N: lora.rank, K: s.inDim, tokens: GEMM_TOKENS_M }));
-  p.uniform('lora y params', gemmParams({ M: 0, N: s.outDim, K: lora.rank, alpha: lora.scale, beta: 1, tokens: GEMM_TOKENS_M }));
+  p.uniform('lora xa params', gemmParams({ M: 'T', N: lora.rank, K: s.inDim }));
+  p.uniform('lora y params', gemmParams({ M: 'T', N: s.outDim, K: lora.rank, alpha: lora.scale, beta: 1 }));
 }
 
 /** GpuTrainer.create after the model is loaded: LoRA, attach, allocate(), build(). */
@@ -219,10 +219,10 @@ function planTrainer(p: PlanBuilder, c: LlamaConfig, maxBatch: number, e: number
       p.uniform(`${label} mm`, matmulWords(N, K, false));
       const s = lora.slots.get(`${l}.${proj}`);
       if (!s) continue;
-      p.uniform(`${label} dB`, gemmParams({ M: s.outDim, N: r, K: 0, alpha: lora.scale, beta: 1, tokens: GEMM_TOKENS_K }));
-      p.uniform(`${label} dxa`, gemmParams({ M: 0, N: r, K: s.outDim, alpha: lora.scale, tokens: GEMM_TOKENS_M }));
-      p.uniform(`${label} dA`, gemmParams({ M: r, N: s.inDim, K: 0, beta: 1, tokens: GEMM_TOKENS_K }));
-      p.uniform(`${label} dx lora`, gemmParams({ M: 0, N: s.inDim, K: r, beta: 1, tokens: GEMM_TOKENS_M }));
+      p.uniform(`${label} dB`, gemmParams({ M: s.outDim, N: r, K: 'T', alpha: lora.scale, beta: 1 }));
+      p.uniform(`${label} dxa`, gemmParams({ M: 'T', N: r, K: s.outDim, alpha: lora.scale }));
+      p.uniform(`${label} dA`, gemmParams({ M: r, N: s.inDim, K: 'T', beta: 1 }));
+      p.uniform(`${label} dx lora`, gemmParams({ M: 'T', N: s.inDim, K: r, beta: 1 }));
     }
   }
   for (let i = 0; i < head.chunks; i++) {

@@ -1,17 +1,8 @@
 import type { Sampling } from './api.ts';
 import { InvalidInputError } from './errors.ts';
 
-/** Small seeded PRNG (mulberry32): the same seed gives the same samples on every backend. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The PRNG lives in ./random.ts (shared with LoRA init and the retrieval vectors); re-exported for callers.
+export { seededRandom } from './random.ts';
 
 export function argmax(logits: Float32Array): number {
   let best = 0;

@@ -1,4 +1,9 @@
-/** Minimal `--flag value` / `--switch` parser for the CLIs; unknown flags are errors, not ignored. */
+/**
+ * Minimal `--flag value` / `--switch` parser for the CLIs; unknown flags are errors, not ignored.
+ * Every complaint about the command line is a UsageError (exit 2, see ./cli-errors.ts).
+ */
+import { UsageError } from './cli-errors.ts';
+
 export interface ParsedArgs {
   command: string | undefined;
   positional: string[];
@@ -14,9 +19,9 @@ export function parseArgs(argv: string[], switches: string[], valued: string[]):
     const name = a.slice(2);
     if (switches.includes(name)) flags.set(name, true);
     else if (valued.includes(name)) {
-      if (i + 1 >= argv.length) throw new Error(`--${name} needs a value`);
+      if (i + 1 >= argv.length) throw new UsageError(`--${name} needs a value`);
       flags.set(name, argv[++i]);
-    } else throw new Error(`unknown option --${name}`);
+    } else throw new UsageError(`unknown option --${name}`);
   }
   return { command: positional.shift(), positional, flags };
 }
@@ -24,11 +29,11 @@ export function parseArgs(argv: string[], switches: string[], valued: string[]):
 export function numberFlag(args: ParsedArgs, name: string, fallback?: number): number {
   const v = args.flags.get(name);
   if (v === undefined || v === true) {
-    if (fallback === undefined) throw new Error(`--${name} is required`);
+    if (fallback === undefined) throw new UsageError(`--${name} is required`);
     return fallback;
   }
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got "${v}"`);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${v}"`);
   return n;
 }
 
@@ -41,7 +46,7 @@ export function stringFlag(args: ParsedArgs, name: string): string | undefined {
 export function idList(text: string, name: string): number[] {
   return text.split(',').filter((s) => s.trim() !== '').map((s) => {
     const n = Number(s);
-    if (!Number.isInteger(n)) throw new Error(`--${name}: "${s}" is not an integer`);
+    if (!Number.isInteger(n)) throw new UsageError(`--${name}: "${s}" is not an integer`);
     return n;
   });
 }
@@ -69,8 +74,8 @@ export interface CommandSpec {
  */
 export function parseCommandArgs(argv: string[], specs: Record<string, CommandSpec>): ParsedArgs {
   const command = argv[0];
-  if (command === undefined || command.startsWith('--')) throw new Error(`the first argument must be a command: ${Object.keys(specs).join(' or ')}`);
+  if (command === undefined || command.startsWith('--')) throw new UsageError(`the first argument must be a command: ${Object.keys(specs).join(' or ')}`);
   const spec = Object.hasOwn(specs, command) ? specs[command] : undefined;
-  if (!spec) throw new Error(`unknown command "${command}"; expected ${Object.keys(specs).join(' or ')}`);
+  if (!spec) throw new UsageError(`unknown command "${command}"; expected ${Object.keys(specs).join(' or ')}`);
   return parseArgs(argv, spec.switches, spec.valued);
 }

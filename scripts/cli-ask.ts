@@ -16,6 +16,7 @@ import { loadIndex, readManifest } from '../models/retrieval/persist.ts';
 import { Retriever } from '../models/retrieval/retriever.ts';
 import { loadVoyNode } from '../models/retrieval/voy-node.ts';
 import { optionalNumberFlag, stringFlag, type ParsedArgs } from './cli-args.ts';
+import { UsageError } from './cli-errors.ts';
 import { parseTargets } from './llm-ttt.ts';
 
 /** The valued flags settingsFromArgs reads (besides the seed flag, whose name the command picks). */
@@ -33,9 +34,9 @@ const SYSTEMS: readonly SystemPromptChoice[] = ['o1', 'card', 'none', 'custom'];
  */
 export function settingsFromArgs(args: ParsedArgs, seedFlag = 'seed'): { overrides: Partial<AskSettings>; preset: AskPreset } {
   const preset = (stringFlag(args, 'preset') ?? 'default') as AskPreset;
-  if (preset !== 'default' && preset !== 'paper') throw new Error(`--preset must be default or paper, got "${preset}"`);
+  if (preset !== 'default' && preset !== 'paper') throw new UsageError(`--preset must be default or paper, got "${preset}"`);
   const system = stringFlag(args, 'system') as SystemPromptChoice | undefined;
-  if (system !== undefined && !SYSTEMS.includes(system)) throw new Error(`--system must be one of ${SYSTEMS.join(', ')}, got "${system}"`);
+  if (system !== undefined && !SYSTEMS.includes(system)) throw new UsageError(`--system must be one of ${SYSTEMS.join(', ')}, got "${system}"`);
   const targets = stringFlag(args, 'targets');
   return {
     preset,
@@ -88,10 +89,10 @@ export async function openCorpusRetriever(path: string): Promise<OpenedRetriever
 export async function openRetrieverFromArgs(args: ParsedArgs): Promise<OpenedRetriever | null> {
   const indexDir = stringFlag(args, 'index');
   const corpus = stringFlag(args, 'corpus');
-  if (indexDir && corpus) throw new Error('give --index or --corpus, not both');
+  if (indexDir && corpus) throw new UsageError('give --index or --corpus, not both');
   const search = (stringFlag(args, 'search') ?? 'exact') as 'voy' | 'exact';
-  if (search !== 'voy' && search !== 'exact') throw new Error(`--search must be voy or exact, got "${search}"`);
+  if (search !== 'voy' && search !== 'exact') throw new UsageError(`--search must be voy or exact, got "${search}"`);
   if (indexDir) return openIndexRetriever(indexDir, stringFlag(args, 'embedder'), search);
-  if (stringFlag(args, 'embedder')) throw new Error('--embedder needs --index (BM25 over --corpus uses no embedder)');
+  if (stringFlag(args, 'embedder')) throw new UsageError('--embedder needs --index (BM25 over --corpus uses no embedder)');
   return corpus ? openCorpusRetriever(corpus) : null;
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { NodeCacheStore } from '../models/cache/node-store.ts';
 import type { LoadCacheOptions } from '../models/cache/open-weights.ts';
 import { stringFlag, type CommandSpec, type ParsedArgs } from './cli-args.ts';
+import { UsageError } from './cli-errors.ts';
 
 export const CACHE_USAGE = '[--cache-dir DIR (default $XDG_CACHE_HOME/finemed-ttt or ~/.cache/finemed-ttt) | --no-cache]';
 
@@ -28,7 +29,7 @@ export function withCacheFlags(spec: CommandSpec): CommandSpec {
 export function cacheFromArgs(args: ParsedArgs): LoadCacheOptions | undefined {
   const dir = stringFlag(args, 'cache-dir');
   if (args.flags.has('no-cache')) {
-    if (dir !== undefined) throw new Error('give --cache-dir or --no-cache, not both');
+    if (dir !== undefined) throw new UsageError('give --cache-dir or --no-cache, not both');
     return undefined;
   }
   return { store: new NodeCacheStore(join(dir ?? defaultCacheDir(), 'weights')) };

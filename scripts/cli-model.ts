@@ -13,6 +13,7 @@ import { LlamaModel } from '../models/llama-model.ts';
 import { hubBase } from '../models/retrieval/hub.ts';
 import { cacheFromArgs } from './cli-cache.ts';
 import { numberFlag, stringFlag, type ParsedArgs } from './cli-args.ts';
+import { UsageError } from './cli-errors.ts';
 
 /** The model flags every command that loads a model accepts (the cache flags come from withCacheFlags). */
 export const MODEL_FLAGS = { switches: ['f32'], valued: ['model', 'backend', 'precision', 'max-context'] } as const;
@@ -34,9 +35,9 @@ export function modelSource(model: string, hub: string | undefined = process.env
  */
 export async function loadModelFromArgs(args: ParsedArgs): Promise<LlamaModel> {
   const model = stringFlag(args, 'model');
-  if (!model) throw new Error('--model is required');
+  if (!model) throw new UsageError('--model is required');
   const backend = (stringFlag(args, 'backend') ?? 'webgpu') as Backend;
-  if (backend !== 'cpu' && backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${backend}`);
+  if (backend !== 'cpu' && backend !== 'webgpu') throw new UsageError(`--backend must be cpu or webgpu, got ${backend}`);
   const precision = (stringFlag(args, 'precision') ?? 'auto') as Precision;
   return LlamaModel.load(modelSource(model, stringFlag(args, 'hub') ?? process.env.FINEMED_HUB), {
     backend,

@@ -11,19 +11,23 @@
  * Writes <out>/log.jsonl (one line per item and mode, appended and fsynced as each answer is done:
  * rerunning the same command resumes), <out>/summary.json and <out>/summary.md. Progress on stderr
  * (a bar with ETA on a terminal, else one line per answer). stdout: the Markdown table, or with
- * --json the summary object as the last line. A failure prints {"error", "code", "message"}, exit 1.
+ * --json the summary object as the last line. A failure prints {"error": {"name", "code", "message"}}
+ * and exits 1 for an engine or input error, 2 for a malformed command line (code "usage"); the
+ * convention of every CLI, in scripts/cli-errors.ts.
  *
  *   npm run --silent eval -- extract < lines.jsonl
  *
  * reads {"output": "...", "options": {"A": "...", ...}} lines and prints {"letter": "B"} (or null)
- * for each; a bad line prints {"error", "code", "line", "message"} in its place (exit 1 at the end).
+ * for each; a bad line prints {"error": {"name", "code", "message"}, "line": N} in its place
+ * (exit 1 at the end).
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { askModelOf } from '../models/ask/in-process.ts';
 import { resolveAskSettings } from '../models/ask/settings.ts';
-import { AbortError, EngineError } from '../models/errors.ts';
+import { AbortError } from '../models/errors.ts';
+import { McqFormatError } from '../models/eval/errors.ts';
 import { extractLetter } from '../models/eval/extract.ts';
 import { parseMcqJsonl, selectItems } from '../models/eval/items.ts';
 import type { EvalMode } from '../models/eval/log.ts';
@@ -33,6 +37,7 @@ import { modesOf, runEval, type EvalModes, type EvalProgress } from '../models/e
 import { optionalNumberFlag, parseCommandArgs, stringFlag, type CommandSpec, type ParsedArgs } from './cli-args.ts';
 import { ASK_SETTING_FLAGS, openRetrieverFromArgs, settingsFromArgs } from './cli-ask.ts';
 import { CACHE_USAGE, withCacheFlags } from './cli-cache.ts';
+import { cliErrorJson, runCli, UsageError } from './cli-errors.ts';
 import { loadModelFromArgs, MODEL_FLAGS } from './cli-model.ts';
 
 const RUN_USAGE = `usage: npm run --silent eval -- run --model <dir|url|repo> [--hub URL] --data <jsonl> [--index <dir> [--embedder <dir|repo>] [--search voy|exact] | --corpus <jsonl>]
@@ -65,16 +70,16 @@ type RunOutput = EvalSummary & {
 async function runCommand(args: ParsedArgs): Promise<RunOutput> {
   const data = stringFlag(args, 'data');
   const outDir = stringFlag(args, 'out');
-  if (!data) throw new Error('--data is required');
-  if (!outDir) throw new Error('--out is required');
-  if (!stringFlag(args, 'model')) throw new Error('--model is required');
+  if (!data) throw new UsageError('--data is required');
+  if (!outDir) throw new UsageError('--out is required');
+  if (!stringFlag(args, 'model')) throw new UsageError('--model is required');
   const mode = (stringFlag(args, 'ttt') ?? 'both') as EvalModes;
-  if (!['off', 'on', 'both'].includes(mode)) throw new Error(`--ttt must be off, on or both, got "${mode}"`);
+  if (!['off', 'on', 'both'].includes(mode)) throw new UsageError(`--ttt must be off, on or both, got "${mode}"`);
   const onBadLine = stringFlag(args, 'on-bad-line') ?? 'stop';
-  if (onBadLine !== 'stop' && onBadLine !== 'skip') throw new Error(`--on-bad-line must be stop or skip, got "${onBadLine}"`);
+  if (onBadLine !== 'stop' && onBadLine !== 'skip') throw new UsageError(`--on-bad-line must be stop or skip, got "${onBadLine}"`);
   const sample = optionalNumberFlag(args, 'sample');
   const seed = optionalNumberFlag(args, 'seed');
-  if (seed !== undefined && sample === undefined) throw new Error('--seed seeds --sample; give --sample N too (the decoding seed is --decode-seed)');
+  if (seed !== undefined && sample === undefined) throw new UsageError('--seed seeds --sample; give --sample N too (the decoding seed is --decode-seed)');
   const limit = optionalNumberFlag(args, 'limit');
   const { overrides, preset } = settingsFromArgs(args, 'decode-seed');
   resolveAskSettings(overrides, preset); // a bad value is refused before anything loads
@@ -85,7 +90,7 @@ async function runCommand(args: ParsedArgs): Promise<RunOutput> {
   const items = selectItems(parsed.items, { limit, sample, seed });
   const opened = await openRetrieverFromArgs(args);
   if (modes.includes('on') && !opened) {
-    throw new Error('--ttt on/both needs --index <dir> (embedding index) or --corpus <jsonl> (BM25) to retrieve the training trace from');
+    throw new UsageError('--ttt on/both needs --index <dir> (embedding index) or --corpus <jsonl> (BM25) to retrieve the training trace from');
   }
 
   await mkdir(outDir, { recursive: true });
@@ -184,7 +189,7 @@ async function extractCommand(): Promise<number> {
     const reason = checkExtractLine(raw);
     if (typeof reason === 'string') {
       bad++;
-      process.stdout.write(JSON.stringify({ error: 'McqFormatError', code: 'invalid-input', line: n, message: `Line ${n}: ${reason}.` }) + '\n');
+      process.stdout.write(JSON.stringify({ ...cliErrorJson(new McqFormatError(`Line ${n}: ${reason}.`, [{ line: n, reason }])), line: n }) + '\n');
       continue;
     }
     process.stdout.write(JSON.stringify({ letter: extractLetter(reason.output, reason.options) }) + '\n');
@@ -209,28 +214,13 @@ function checkExtractLine(raw: string): { output: string; options: Record<string
 }
 
 async function main(): Promise<number> {
-  let args: ParsedArgs;
-  try {
-    args = parseCommandArgs(process.argv.slice(2), COMMANDS);
-  } catch (e) {
-    const usage = { run: RUN_USAGE, extract: EXTRACT_USAGE }[process.argv[2] ?? ''] ?? USAGE;
-    console.error(`${(e as Error).message}\n${usage}`);
-    return 2;
-  }
-  try {
-    if (args.positional.length > 0) throw new Error(`unexpected argument "${args.positional[0]}"`);
-    if (args.command === 'extract') return await extractCommand();
-    const out = await runCommand(args);
-    if (args.flags.has('json')) process.stdout.write(JSON.stringify(out) + '\n');
-    else process.stdout.write(evalMarkdown(out));
-    return 0;
-  } catch (e) {
-    const err = e instanceof EngineError ? { error: e.name, code: e.code, message: e.message } : { error: 'Error', code: 'usage', message: (e as Error).message };
-    process.stdout.write(JSON.stringify(err) + '\n');
-    console.error(`error: ${err.message}`);
-    return 1;
-  }
+  const args = parseCommandArgs(process.argv.slice(2), COMMANDS);
+  if (args.positional.length > 0) throw new UsageError(`unexpected argument "${args.positional[0]}"`);
+  if (args.command === 'extract') return await extractCommand();
+  const out = await runCommand(args);
+  if (args.flags.has('json')) process.stdout.write(JSON.stringify(out) + '\n');
+  else process.stdout.write(evalMarkdown(out));
+  return 0;
 }
 
-// Dawn keeps the event loop alive; exit explicitly once output is flushed.
-main().then((code) => process.exit(code));
+void runCli(main, () => ({ run: RUN_USAGE, extract: EXTRACT_USAGE })[process.argv[2] ?? ''] ?? USAGE);

@@ -13,18 +13,19 @@
  * `query` needs no --embedder and reads a hub embedder from the cache folder with no request.
  * An interrupted build resumes from its last checkpoint. One hub base (--hub, else FINEMED_HUB,
  * else huggingface.co) serves the embedder and FineMed-DPO. Progress goes to stderr; the last
- * stdout line is one JSON object.
+ * stdout line is one JSON object. A failure prints {"error": {"name", "code", "message"}} and exits
+ * 1 for an engine or input error, 2 for a malformed command line (code "usage"); the convention
+ * of every CLI, in scripts/cli-errors.ts.
  */
 import { createReadStream } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { serializeError } from '../models/errors.ts';
+import { NotFoundError } from '../models/errors.ts';
 import { buildIndex } from '../models/retrieval/build.ts';
 import { DEFAULT_EMBEDDER } from '../models/retrieval/catalog.ts';
 import { hashCorpus } from '../models/retrieval/corpus-hash.ts';
 import { describeSource } from '../models/retrieval/embedder-source.ts';
 import type { Embedder } from '../models/retrieval/embedder-types.ts';
-import { CorpusFormatError } from '../models/retrieval/errors.ts';
 import { estimateBuild } from '../models/retrieval/estimate.ts';
 import { loadFineMedDpo } from '../models/retrieval/finemed-loader.ts';
 import { chooseIndexKind, type IndexChoice } from '../models/retrieval/index-kind.ts';
@@ -37,6 +38,7 @@ import { indexStatus, loadIndex, readManifest } from '../models/retrieval/persis
 import type { CorpusRecord } from '../models/retrieval/record.ts';
 import { Retriever, type RetrieveResult } from '../models/retrieval/retriever.ts';
 import { loadVoyNode } from '../models/retrieval/voy-node.ts';
+import { runCli, UsageError } from './cli-errors.ts';
 
 const USAGE = `usage:
   index build <corpus.jsonl | finemed-dpo> --out <dir> [--embedder <dir|repo> (default ${DEFAULT_EMBEDDER})]
@@ -48,30 +50,39 @@ const USAGE = `usage:
   index info <dir> [--corpus <jsonl>] [--embedder <dir|repo>]
   index estimate <corpus.jsonl | finemed-dpo | N> [--embedder <dir|repo>] [--measure] [--hub URL] [--cache-dir DIR]`;
 
-const { values: opt, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    embedder: { type: 'string' },
-    out: { type: 'string' },
-    dtype: { type: 'string', default: 'fp32' },
-    vectors: { type: 'string', default: 'f32' },
-    'on-bad-line': { type: 'string', default: 'skip' },
-    batch: { type: 'string', default: '16' },
-    limit: { type: 'string' },
-    checkpoint: { type: 'string' },
-    'no-resume': { type: 'boolean', default: false },
-    'no-remote': { type: 'boolean', default: false },
-    k: { type: 'string', short: 'k', default: '5' },
-    index: { type: 'string', default: 'auto' },
-    retriever: { type: 'string', default: 'embedding' },
-    corpus: { type: 'string' },
-    hub: { type: 'string' },
-    revision: { type: 'string' },
-    'cache-dir': { type: 'string' },
-    measure: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
+const OPTIONS = {
+  embedder: { type: 'string' },
+  out: { type: 'string' },
+  dtype: { type: 'string', default: 'fp32' },
+  vectors: { type: 'string', default: 'f32' },
+  'on-bad-line': { type: 'string', default: 'skip' },
+  batch: { type: 'string', default: '16' },
+  limit: { type: 'string' },
+  checkpoint: { type: 'string' },
+  'no-resume': { type: 'boolean', default: false },
+  'no-remote': { type: 'boolean', default: false },
+  k: { type: 'string', short: 'k', default: '5' },
+  index: { type: 'string', default: 'auto' },
+  retriever: { type: 'string', default: 'embedding' },
+  corpus: { type: 'string' },
+  hub: { type: 'string' },
+  revision: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  measure: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** The command line; node:util's complaints (an unknown option, a missing value) are usage errors. */
+function parseCommandLine() {
+  try {
+    return parseArgs({ allowPositionals: true, options: OPTIONS });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+let opt: ReturnType<typeof parseCommandLine>['values'];
+let positionals: string[] = [];
 
 const log = (msg: string): void => void process.stderr.write(msg + '\n');
 const now = (): number => performance.now();
@@ -79,7 +90,7 @@ const ms = (t: number): number => Math.round(t * 10) / 10;
 const hub = (): string | undefined => opt.hub ?? process.env.FINEMED_HUB;
 
 function fail(message: string): never {
-  throw new CorpusFormatError(`${message}\n${USAGE}`);
+  throw new UsageError(message);
 }
 
 function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
@@ -200,7 +211,7 @@ async function query(): Promise<object> {
   const store = new NodeDirStore(dir);
   const t0 = now();
   const manifest = await readManifest(store);
-  if (!manifest) fail(`${dir} holds no index (no manifest.json).`);
+  if (!manifest) throw new NotFoundError(`${dir} holds no index (no manifest.json).`);
   const corpusHash = opt.corpus ? await hashCorpus((await readCorpus(opt.corpus)).records) : undefined;
   let result: RetrieveResult;
   let timings: Record<string, number>;
@@ -278,21 +289,18 @@ async function estimate(): Promise<object> {
   return estimateBuild({ model: embedder.info.model, device: embedder.device, texts, measuredTextsPerSecond: rate });
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
+  ({ values: opt, positionals } = parseCommandLine());
   const cmd = positionals[0];
-  if (opt.help || !cmd) {
+  if (opt.help) {
     log(USAGE);
-    process.exitCode = opt.help ? 0 : 2;
-    return;
+    return 0;
   }
+  if (!cmd) fail('a command is needed: build, query, info or estimate.');
   const run = { build, query, info, estimate }[cmd];
-  if (!run) fail(`unknown command "${cmd}".`);
+  if (!run) fail(`unknown command "${cmd}"; expected build, query, info or estimate.`);
   process.stdout.write(JSON.stringify(await run()) + '\n');
+  return 0;
 }
 
-main().catch((e: unknown) => {
-  const err = serializeError(e);
-  log(`error (${err.code}): ${err.message}`);
-  process.stdout.write(JSON.stringify({ error: err }) + '\n');
-  process.exitCode = 1;
-});
+void runCli(main, () => USAGE);

@@ -16,6 +16,7 @@ import { askCompare, askQuestion } from '../models/ask/pipeline.ts';
 import type { AskEvent } from '../models/ask/types.ts';
 import type { LlamaModel } from '../models/llama-model.ts';
 import { stringFlag, type CommandSpec, type ParsedArgs } from './cli-args.ts';
+import { UsageError } from './cli-errors.ts';
 import { openIndexRetriever, settingsFromArgs } from './cli-ask.ts';
 
 export const ASK_USAGE = `usage: npm run --silent llm -- ask --model <dir|url> --index <dir> [--embedder <dir|repo>] --question "..."
@@ -43,14 +44,14 @@ function logEvent(e: AskEvent, prefix = ''): void {
 
 export async function askCommand(args: ParsedArgs, loadModel: (args: ParsedArgs) => Promise<LlamaModel>): Promise<unknown> {
   const question = stringFlag(args, 'question');
-  if (!question) throw new Error('--question is required');
+  if (!question) throw new UsageError('--question is required');
   const mode = stringFlag(args, 'ttt') ?? 'on';
-  if (!['on', 'off', 'compare'].includes(mode)) throw new Error(`--ttt must be on, off or compare, got "${mode}"`);
+  if (!['on', 'off', 'compare'].includes(mode)) throw new UsageError(`--ttt must be on, off or compare, got "${mode}"`);
   const search = (stringFlag(args, 'search') ?? 'exact') as 'voy' | 'exact';
-  if (search !== 'voy' && search !== 'exact') throw new Error(`--search must be voy or exact, got "${search}"`);
+  if (search !== 'voy' && search !== 'exact') throw new UsageError(`--search must be voy or exact, got "${search}"`);
   const { overrides, preset } = settingsFromArgs(args);
   const indexDir = stringFlag(args, 'index');
-  if (mode !== 'off' && !indexDir) throw new Error('--index is required for --ttt on/compare');
+  if (mode !== 'off' && !indexDir) throw new UsageError('--index is required for --ttt on/compare');
 
   const opened = indexDir ? await openIndexRetriever(indexDir, stringFlag(args, 'embedder'), search) : null;
   const llm = await loadModel(args);

@@ -15,12 +15,13 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { PROJECTIONS, type Projection } from '../models/config.ts';
-import { NotFoundError } from '../models/errors.ts';
+import { InvalidInputError, NotFoundError } from '../models/errors.ts';
 import type { LlamaModel } from '../models/llama-model.ts';
 import { inspectLora, loadLora, saveLora, zeroB, type LoraWeights } from '../models/lora/adapter.ts';
 import { resolveTttConfig, TTT_DEFAULTS, type TttConfig } from '../models/ttt/config.ts';
 import { validateTrainingSequence } from '../models/ttt/validate.ts';
 import { idList, optionalNumberFlag, stringFlag, stringList, type CommandSpec, type ParsedArgs } from './cli-args.ts';
+import { UsageError } from './cli-errors.ts';
 
 export const TTT_USAGE = `usage: npm run --silent llm -- ttt --model <dir|url> --ids 1,2,3 --mask 0,0,1
   [--lora-init point.safetensors [--zero-b] | --seed S] [--rank R] [--alpha A] [--targets q,k,v,o,gate,up,down]
@@ -53,10 +54,10 @@ export function parseTargets(text: string): Projection[] {
   for (const name of stringList(text)) {
     if (name === 'all') { out.push(...PROJECTIONS); continue; }
     const p = SHORT_TARGETS[name] ?? (PROJECTIONS.includes(name as Projection) ? (name as Projection) : undefined);
-    if (!p) throw new Error(`--targets: unknown projection "${name}"; use some of ${Object.keys(SHORT_TARGETS).join(', ')} (or their *_proj names, or "all")`);
+    if (!p) throw new UsageError(`--targets: unknown projection "${name}"; use some of ${Object.keys(SHORT_TARGETS).join(', ')} (or their *_proj names, or "all")`);
     out.push(p);
   }
-  if (out.length === 0) throw new Error('--targets is empty');
+  if (out.length === 0) throw new UsageError('--targets is empty');
   return [...new Set(out)];
 }
 
@@ -65,14 +66,14 @@ function maxGradNorm(args: ParsedArgs): number | null {
   const v = stringFlag(args, 'max-grad-norm');
   if (v === undefined || v === 'none' || v === 'off') return null;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--max-grad-norm must be a positive number or "none", got "${v}"`);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--max-grad-norm must be a positive number or "none", got "${v}"`);
   return n === 0 ? null : n;
 }
 
 /** A mask flag: 0/1 per id (other values reach the trainer's validation, which names them). */
 function maskList(args: ParsedArgs): number[] {
   const v = stringFlag(args, 'mask');
-  if (v === undefined) throw new Error('--mask is required (0/1 per id; 1 marks a token to predict)');
+  if (v === undefined) throw new UsageError('--mask is required (0/1 per id; 1 marks a token to predict)');
   return idList(v, 'mask');
 }
 
@@ -90,7 +91,7 @@ async function writeOutput(flag: string, path: string, bytes: Uint8Array): Promi
   try {
     await writeFile(path, bytes);
   } catch (e) {
-    throw new Error(`--${flag}: cannot write ${path}: ${(e as Error).message}`);
+    throw new InvalidInputError(`--${flag}: cannot write ${path}: ${(e as Error).message}`);
   }
 }
 
@@ -102,14 +103,14 @@ export async function tttCommand(args: ParsedArgs, loadModel: (args: ParsedArgs)
   const t0 = performance.now();
   // Everything that needs no model is parsed first, so usage errors come before a slow load.
   const idsFlag = stringFlag(args, 'ids');
-  if (idsFlag === undefined) throw new Error('--ids is required (comma-separated token ids)');
+  if (idsFlag === undefined) throw new UsageError('--ids is required (comma-separated token ids)');
   const ids = idList(idsFlag, 'ids');
   const mask = maskList(args);
   // The checks that need no model (lengths, 0/1 mask, some token to predict) before a slow load;
   // vocabulary and context are checked by the trainer once the model is known.
   validateTrainingSequence(ids, mask, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
   const initPath = stringFlag(args, 'lora-init');
-  if (initPath !== undefined && args.flags.has('seed')) throw new Error('give --lora-init or --seed, not both (--seed initialises A when there is no --lora-init)');
+  if (initPath !== undefined && args.flags.has('seed')) throw new UsageError('give --lora-init or --seed, not both (--seed initialises A when there is no --lora-init)');
   const initBytes = initPath !== undefined ? await readLoraFile(initPath) : null;
   const info = initBytes ? inspectLora(initBytes, initPath) : null;
   if (info && info.rank === null) throw new NotFoundError(`--lora-init: ${initPath} holds no LoRA tensors (expected PEFT names such as model.layers.0.self_attn.q_proj.weight.lora_A).`);

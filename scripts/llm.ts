@@ -11,15 +11,16 @@
  *
  * The last stdout line is one JSON object: generate prints {"ids", "text", "last_logits", "timings"},
  * ttt prints {"loss_at_start", "losses", "final_loss", "tokens_trained", "timings"}, ask prints the TTT
- * pipeline's record (scripts/llm-ask.ts); a failure prints
- * {"error", "code", "message"} and exits 1 (2 for a malformed command line).
+ * pipeline's record (scripts/llm-ask.ts). A failure prints {"error": {"name", "code", "message"}}
+ * and exits 1 for an engine or input error, 2 for a malformed command line (code "usage");
+ * the convention of every CLI, in scripts/cli-errors.ts.
  */
 import type { Sampling } from '../models/api.ts';
-import { EngineError } from '../models/errors.ts';
 import type { LlamaModel } from '../models/llama-model.ts';
 import { idList, numberFlag, parseCommandArgs, stringFlag, type CommandSpec, type ParsedArgs } from './cli-args.ts';
 import { tttCommand, TTT_SPEC, TTT_USAGE } from './llm-ttt.ts';
 import { CACHE_USAGE, withCacheFlags } from './cli-cache.ts';
+import { runCli, UsageError } from './cli-errors.ts';
 import { loadModelFromArgs } from './cli-model.ts';
 import { askCommand, ASK_SPEC, ASK_USAGE } from './llm-ask.ts';
 
@@ -54,7 +55,7 @@ async function generateCommand(args: ParsedArgs): Promise<unknown> {
   try {
     const idsFlag = stringFlag(args, 'ids');
     const prompt = stringFlag(args, 'prompt');
-    if ((idsFlag === undefined) === (prompt === undefined)) throw new Error('give exactly one of --ids or --prompt');
+    if ((idsFlag === undefined) === (prompt === undefined)) throw new UsageError('give exactly one of --ids or --prompt');
     const ids = idsFlag !== undefined ? idList(idsFlag, 'ids') : model.encodePrompt(prompt!, { chat: args.flags.has('chat'), system: stringFlag(args, 'system') });
     const sampling: Sampling = args.flags.has('temperature') && !args.flags.has('greedy')
       ? { kind: 'sample', temperature: numberFlag(args, 'temperature'), topP: numberFlag(args, 'top-p', 1), seed: numberFlag(args, 'seed', 0) }
@@ -81,35 +82,22 @@ async function generateCommand(args: ParsedArgs): Promise<unknown> {
   }
 }
 
-async function main(): Promise<number> {
-  let args: ParsedArgs;
-  try {
-    args = parseCommandArgs(process.argv.slice(2), COMMANDS);
-  } catch (e) {
-    const command = process.argv[2];
-    const usage = { ttt: `${TTT_USAGE}\n  ${CACHE_USAGE}`, generate: GENERATE_USAGE, ask: ASK_USAGE }[command ?? ''] ?? USAGE;
-    console.error(`${(e as Error).message}\n${usage}`);
-    return 2;
-  }
-  try {
-    let out: unknown;
-    if (args.command === 'generate') out = await generateCommand(args);
-    else if (args.command === 'ttt') out = await tttCommand(args, loadModel);
-    else if (args.command === 'ask') out = await askCommand(args, loadModel);
-    else {
-      console.error(USAGE);
-      return 2;
-    }
-    if (loadedFrom && typeof out === 'object' && out !== null) out = { ...out, loaded_from: loadedFrom };
-    process.stdout.write(JSON.stringify(out) + '\n');
-    return 0;
-  } catch (e) {
-    const err = e instanceof EngineError ? { error: e.name, code: e.code, message: e.message } : { error: 'Error', code: 'usage', message: (e as Error).message };
-    process.stdout.write(JSON.stringify(err) + '\n');
-    console.error(`error: ${err.message}`);
-    return 1;
-  }
+/** The usage of the command named on the command line, else of all of them. */
+function usageOfCommand(): string {
+  const command = process.argv[2];
+  return { ttt: `${TTT_USAGE}\n  ${CACHE_USAGE}`, generate: GENERATE_USAGE, ask: ASK_USAGE }[command ?? ''] ?? USAGE;
 }
 
-// Dawn keeps the event loop alive; exit explicitly once output is flushed.
-main().then((code) => process.exit(code));
+async function main(): Promise<number> {
+  const args = parseCommandArgs(process.argv.slice(2), COMMANDS);
+  let out: unknown;
+  if (args.command === 'generate') out = await generateCommand(args);
+  else if (args.command === 'ttt') out = await tttCommand(args, loadModel);
+  else if (args.command === 'ask') out = await askCommand(args, loadModel);
+  else throw new UsageError(`unknown command "${args.command}"`);
+  if (loadedFrom && typeof out === 'object' && out !== null) out = { ...out, loaded_from: loadedFrom };
+  process.stdout.write(JSON.stringify(out) + '\n');
+  return 0;
+}
+
+void runCli(main, usageOfCommand);

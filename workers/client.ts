@@ -1,18 +1,18 @@
 /**
  * Main-thread side of the LLM worker: turns the request/event protocol of ./protocol.ts into
  * promises. Each call posts one request with a fresh id and settles when the worker answers that
- * id; rejections are typed EngineErrors. If the worker itself fails (script error, unreadable
- * message) every pending call is rejected and the next call starts a fresh worker, so nothing
- * ever waits forever on a dead worker.
+ * id; rejections are typed EngineErrors of their own class. If the worker itself fails (script
+ * error, unreadable message) every pending call is rejected and the next call starts a fresh
+ * worker, so nothing ever waits forever on a dead worker (./worker-client.ts, shared with
+ * RetrievalClient).
  *
  * Test-time training: attachAdapter, ttt (with per-step progress), lossAndGrads, getAdapter,
  * resetAdapter. Adapter and gradient bytes cross the thread boundary as transferred ArrayBuffers.
  */
 import type { LoadProgress } from '../models/api.ts';
-import { AbortError, EngineError, deserializeError } from '../models/errors.ts';
 import { createLlmWorker } from './create-llm-worker.ts';
+import { WorkerClient, type RequestBody } from './worker-client.ts';
 import {
-  NO_REQUEST,
   type AdapterInfo,
   type AttachAdapterBody,
   type CachedModelInfo,
@@ -42,17 +42,8 @@ export type TttStepCallback = (step: Omit<TttStepMessage, 'type' | 'id'>) => voi
 
 type RequestType = Exclude<WorkerRequest['type'], 'cancel'>;
 /** Requests that cancel() aborts: the long ones (loss-and-grads only while still queued). */
-const CANCELLABLE: ReadonlySet<WorkerRequest['type']> = new Set<WorkerRequest['type']>(['load', 'generate', 'ttt', 'loss-and-grads']);
-type RequestBody<T extends WorkerRequest['type']> = Omit<Extract<WorkerRequest, { type: T }>, 'id'>;
-
-interface Pending {
-  type: WorkerRequest['type'];
-  resolve: (result: unknown) => void;
-  reject: (error: EngineError) => void;
-  onProgress?: ProgressCallback;
-  onToken?: TokenCallback;
-  onStep?: TttStepCallback;
-}
+const CANCELLABLE: ReadonlySet<string> = new Set<WorkerRequest['type']>(['load', 'generate', 'ttt', 'loss-and-grads']);
+type RequestFields<T extends RequestType> = Omit<Extract<WorkerRequest, { type: T }>, 'id' | 'type'>;
 
 interface Handlers {
   onProgress?: ProgressCallback;
@@ -62,22 +53,20 @@ interface Handlers {
   transfer?: Transferable[];
 }
 
-export class LlmClient {
-  private worker: Worker | null = null;
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-
+export class LlmClient extends WorkerClient<WorkerRequest, WorkerEvent> {
   /** @param createWorker makes the worker; tests inject their own (a fake, or a counting wrapper). */
-  constructor(private readonly createWorker: WorkerFactory = createLlmWorker) {}
+  constructor(createWorker: WorkerFactory = createLlmWorker) {
+    super(createWorker, 'model worker');
+  }
 
   /** Loads a model, replacing (and disposing) any loaded one. */
   load(source: ModelSourceSpec, options: WorkerLoadOptions, onProgress?: ProgressCallback): Promise<ModelInfo> {
-    return this.request('load', { type: 'load', source: prepareSource(source), options }, { onProgress });
+    return this.request('load', { source: prepareSource(source), options }, { onProgress });
   }
 
   /** Generates from a text prompt or from token ids, streaming tokens to `onToken`. */
   generate(req: GenerateRequestBody, onToken?: TokenCallback): Promise<WorkerGenerateResult> {
-    return this.request('generate', { type: 'generate', ...req }, { onToken });
+    return this.request('generate', req, { onToken });
   }
 
   /**
@@ -88,7 +77,7 @@ export class LlmClient {
    *   await client.attachAdapter({ config: { rank: 4, alpha: 8 }, loraInit: bytes, zeroB: true });
    */
   attachAdapter(req: AttachAdapterBody = {}): Promise<AdapterInfo> {
-    return this.request('attach-adapter', { type: 'attach-adapter', ...req }, { transfer: req.loraInit ? [req.loraInit] : [] });
+    return this.request('attach-adapter', req, { transfer: req.loraInit ? [req.loraInit] : [] });
   }
 
   /**
@@ -98,57 +87,53 @@ export class LlmClient {
    *   const r = await client.ttt({ trace, options: { steps: 3 } }, (s) => console.log(s.step, s.loss));
    */
   ttt(req: TttRequestBody, onStep?: TttStepCallback): Promise<TttResult> {
-    return this.request('ttt', { type: 'ttt', ...req }, { onStep });
+    return this.request('ttt', req, { onStep });
   }
 
   /** Loss and LoRA gradients (safetensors bytes, '.grad' names) at the current adapter. */
   lossAndGrads(req: LossAndGradsBody): Promise<LossAndGradsResult> {
-    return this.request('loss-and-grads', { type: 'loss-and-grads', ...req }, {});
+    return this.request('loss-and-grads', req, {});
   }
 
   /** The current adapter as PEFT safetensors bytes (decode with models/lora/adapter.ts loadLora). */
   getAdapter(): Promise<ArrayBuffer> {
-    return this.request('get-adapter', { type: 'get-adapter' }, {});
+    return this.request('get-adapter', {}, {});
   }
 
   /** B = 0, A as attached, optimizer cleared: generation is the base model's again. */
   async resetAdapter(): Promise<void> {
-    await this.request('reset-adapter', { type: 'reset-adapter' }, {});
+    await this.request('reset-adapter', {}, {});
   }
 
   /** A fresh adapter of this shape, reusing (and resetting) an attached one of the same shape. */
   ensureAdapter(config: WorkerTttConfig): Promise<ResultByType['ensure-adapter']> {
-    return this.request('ensure-adapter', { type: 'ensure-adapter', config }, {});
+    return this.request('ensure-adapter', { config }, {});
   }
 
   /** Removes the adapter and frees its memory. */
   async detachAdapter(): Promise<void> {
-    await this.request('detach-adapter', { type: 'detach-adapter' }, {});
+    await this.request('detach-adapter', {}, {});
   }
 
   /** The answer prompt for a question (system prompt fitted to the context; see models/ask/prompt-plan.ts). */
   preparePrompt(question: string, request: PromptRequest): Promise<PreparedPrompt> {
-    return this.request('prepare-prompt', { type: 'prepare-prompt', question, request }, {});
+    return this.request('prepare-prompt', { question, request }, {});
   }
 
   /** Aborts every load, generation and TTT run in flight; each then settles as the engine reports
    *  the abort (an `aborted` EngineError, or a generate result with stopReason 'aborted'). */
   cancel(): void {
-    for (const [targetId, p] of this.pending) {
-      if (!CANCELLABLE.has(p.type)) continue;
-      // The acknowledgement carries nothing the caller needs.
-      this.request('cancel', { type: 'cancel', targetId }, {}).catch(() => undefined);
-    }
+    for (const [id, type] of this.pendingRequests()) if (CANCELLABLE.has(type)) this.cancelRequest(id);
   }
 
   /** Disposes the loaded model (frees its GPU memory); the worker stays up. */
   async unload(): Promise<void> {
-    await this.request('unload', { type: 'unload' }, {});
+    await this.request('unload', {}, {});
   }
 
   /** The loaded model, or null. */
   info(): Promise<ModelInfo | null> {
-    return this.request('info', { type: 'info' }, {});
+    return this.request('info', {}, {});
   }
 
   /**
@@ -156,7 +141,7 @@ export class LlmClient {
    * @example for (const e of await client.listCachedModels()) console.log(e.repo ?? e.source, e.bytes, e.complete);
    */
   listCachedModels(): Promise<CachedModelInfo[]> {
-    return this.request('list-cached-models', { type: 'list-cached-models' }, {});
+    return this.request('list-cached-models', {}, {});
   }
 
   /**
@@ -164,97 +149,23 @@ export class LlmClient {
    * @example const { freedBytes } = await client.deleteCachedModel(info.cacheKey!);
    */
   deleteCachedModel(key: string): Promise<{ deleted: boolean; freedBytes: number }> {
-    return this.request('delete-cached-model', { type: 'delete-cached-model', key }, {});
+    return this.request('delete-cached-model', { key }, {});
   }
 
   /** True while a load, a generation or a TTT run is in flight. */
   get busy(): boolean {
-    for (const p of this.pending.values()) if (CANCELLABLE.has(p.type)) return true;
+    for (const [, type] of this.pendingRequests()) if (CANCELLABLE.has(type)) return true;
     return false;
   }
 
-  /** Kills the worker (and the model in it); pending calls reject with an `aborted` error. */
-  terminate(): void {
-    this.fail(new AbortError('The model worker was stopped.'));
-  }
-
-  private request<T extends RequestType | 'cancel'>(
-    _type: T,
-    body: RequestBody<T>,
-    handlers: Handlers,
-  ): Promise<T extends RequestType ? ResultByType[T] : ResultByType['cancel']> {
-    const worker = this.ensureWorker();
-    const id = this.nextId++;
-    const { transfer = [], ...callbacks } = handlers;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { type: body.type, resolve: resolve as (r: unknown) => void, reject, ...callbacks });
-      try {
-        worker.postMessage({ ...body, id } as WorkerRequest, transfer);
-      } catch (e) {
-        // DataCloneError and the like: the request never left this thread.
-        this.pending.delete(id);
-        reject(new EngineError('invalid-input', `Could not send the ${body.type} request to the model worker: ${e instanceof Error ? e.message : String(e)}`));
-      }
-    });
-  }
-
-  private ensureWorker(): Worker {
-    if (this.worker) return this.worker;
-    const worker = this.createWorker();
-    worker.addEventListener('message', (ev: MessageEvent<WorkerEvent>) => this.onEvent(ev.data));
-    worker.addEventListener('error', (ev: Event) => {
-      // Duck-typed: ErrorEvent is not a global in Node, where tests run this with fake workers.
-      const message = (ev as { message?: unknown }).message;
-      const detail = typeof message === 'string' && message ? message : 'it failed to start or crashed (see the browser console)';
-      this.fail(new EngineError('internal', `The model worker stopped working: ${detail}.`));
-    });
-    worker.addEventListener('messageerror', () => {
-      this.fail(new EngineError('internal', 'A message from the model worker could not be read.'));
-    });
-    this.worker = worker;
-    return worker;
-  }
-
-  private onEvent(event: WorkerEvent): void {
-    if (event.type === 'error' && event.id === NO_REQUEST) {
-      // Not tied to a request: the worker's state is unknown, so nobody should keep waiting.
-      this.rejectAll(deserializeError(event.error));
-      return;
-    }
-    const p = this.pending.get(event.id);
-    if (!p) return; // a late event for a call that already settled
-    switch (event.type) {
-      case 'progress':
-        p.onProgress?.(event.progress);
-        break;
-      case 'token':
-        p.onToken?.({ tokenId: event.tokenId, text: event.text, textSoFar: event.textSoFar });
-        break;
-      case 'ttt-step':
-        p.onStep?.({ step: event.step, steps: event.steps, loss: event.loss, ms: event.ms });
-        break;
-      case 'result':
-        this.pending.delete(event.id);
-        p.resolve(event.result);
-        break;
-      case 'error':
-        this.pending.delete(event.id);
-        p.reject(deserializeError(event.error));
-        break;
-    }
-  }
-
-  /** Terminates the worker and rejects everything pending; the next call starts a new worker. */
-  private fail(error: EngineError): void {
-    this.worker?.terminate();
-    this.worker = null;
-    this.rejectAll(error);
-  }
-
-  private rejectAll(error: EngineError): void {
-    const all = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of all) p.reject(error);
+  private request<T extends RequestType>(type: T, fields: RequestFields<T>, handlers: Handlers): Promise<ResultByType[T]> {
+    const { transfer = [], onProgress, onToken, onStep } = handlers;
+    const onEvent = (event: WorkerEvent): void => {
+      if (event.type === 'progress') onProgress?.(event.progress);
+      else if (event.type === 'token') onToken?.({ tokenId: event.tokenId, text: event.text, textSoFar: event.textSoFar });
+      else if (event.type === 'ttt-step') onStep?.({ step: event.step, steps: event.steps, loss: event.loss, ms: event.ms });
+    };
+    return this.send<ResultByType[T]>({ ...fields, type } as RequestBody<WorkerRequest>, onEvent, transfer).promise;
   }
 }
 

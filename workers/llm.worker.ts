@@ -3,7 +3,8 @@
  * Requests run one at a time in arrival order (a load must not race a generate on the same GPU
  * device); `cancel` is handled immediately and aborts its target through an AbortController,
  * whether the target is running or still queued. Every request ends with one `result` or one
- * typed `error` event: nothing is left to hang or to surface as an unhandled rejection.
+ * typed `error` event: nothing is left to hang or to surface as an unhandled rejection (the
+ * queue, cancel and error plumbing is ./worker-host.ts, shared with the retrieval worker).
  *
  * Test-time training: `attach-adapter` puts a LoRA adapter on the loaded model, `ttt` trains it
  * (a `ttt-step` event per step; `cancel` aborts between steps, the model stays usable and keeps
@@ -17,11 +18,11 @@ import { BlobModelSource } from '../models/io/blob-source.ts';
 import type { ModelSource } from '../models/io/source.ts';
 import type { LoadProgress } from '../models/api.ts';
 import { PROJECTIONS, type Projection } from '../models/config.ts';
-import { AbortError, EngineError, GpuUnavailableError, InvalidInputError, TokenizerError, WeightsMismatchError, serializeError, throwIfAborted } from '../models/errors.ts';
+import { AbortError, GpuUnavailableError, InvalidInputError, TokenizerError, WeightsMismatchError, throwIfAborted } from '../models/errors.ts';
 import { inspectLora, isBZero, loadLora, loraPairs, projectionShape, saveLora, zeroB, type LoraWeights } from '../models/lora/adapter.ts';
 import { resolveTttConfig, TTT_DEFAULTS, type TttConfig } from '../models/ttt/config.ts';
+import { safeJson, serveRequests, type Emit } from './worker-host.ts';
 import {
-  NO_REQUEST,
   type AdapterInfo,
   type AttachAdapterRequest,
   type GenerateRequest,
@@ -46,61 +47,21 @@ const scope = self as unknown as DedicatedWorkerGlobalScope;
 
 let model: LlamaModel | null = null;
 let info: Omit<ModelInfo, 'memory'> | null = null;
-const controllers = new Map<number, AbortController>();
-let queue: Promise<void> = Promise.resolve();
 
 /** Progress events are throttled so a 16 GB download does not flood the main thread. */
 const PROGRESS_INTERVAL_MS = 50;
 
-/** `transfer`: ArrayBuffers handed over to the main thread (detached here) instead of copied. */
-function post(event: WorkerEvent, transfer: Transferable[] = []): void {
-  scope.postMessage(event, transfer);
-}
+type Served = Exclude<WorkerRequest, { type: 'cancel' }>;
+type EmitEvent = Emit<WorkerEvent>;
 
-scope.addEventListener('message', (ev: MessageEvent<unknown>) => {
-  const req = ev.data as WorkerRequest;
-  if (typeof req !== 'object' || req === null || typeof req.id !== 'number' || typeof req.type !== 'string') {
-    post({ type: 'error', id: NO_REQUEST, error: serializeError(new InvalidInputError(`Malformed request: ${safeJson(ev.data)}`)) });
-    return;
-  }
-  if (req.type === 'cancel') {
-    const target = controllers.get(req.targetId);
-    target?.abort();
-    post({ type: 'result', id: req.id, result: { cancelled: target !== undefined } });
-    return;
-  }
-  const controller = new AbortController();
-  controllers.set(req.id, controller);
-  // The chain itself never rejects: each step reports its own outcome.
-  queue = queue.then(async () => {
-    try {
-      const result = await serve(req, controller.signal);
-      post({ type: 'result', id: req.id, result }, transferables(result));
-    } catch (e) {
-      post({ type: 'error', id: req.id, error: serializeError(e) });
-    } finally {
-      controllers.delete(req.id);
-    }
-  });
-});
+serveRequests<WorkerRequest, WorkerEvent>({ label: 'model worker', handle: serve, transfer: transferables });
 
-scope.addEventListener('messageerror', () => {
-  post({ type: 'error', id: NO_REQUEST, error: serializeError(new EngineError('internal', 'The model worker received a message it could not read.')) });
-});
-
-// Last line of defence: anything that escapes is still reported, never silently lost.
-scope.addEventListener('unhandledrejection', (ev: PromiseRejectionEvent) => {
-  ev.preventDefault();
-  post({ type: 'error', id: NO_REQUEST, error: serializeError(ev.reason) });
-});
-
-async function serve(req: Exclude<WorkerRequest, { type: 'cancel' }>, signal: AbortSignal): Promise<ResultByType[keyof ResultByType]> {
-  throwIfAborted(signal); // cancelled while queued
+async function serve(req: Served, signal: AbortSignal, emit: EmitEvent): Promise<ResultByType[keyof ResultByType]> {
   switch (req.type) {
     case 'load':
-      return load(req, signal);
+      return load(req, signal, emit);
     case 'generate':
-      return generate(req, signal);
+      return generate(req, signal, emit);
     case 'unload':
       disposeModel();
       return null;
@@ -113,7 +74,7 @@ async function serve(req: Exclude<WorkerRequest, { type: 'cancel' }>, signal: Ab
     case 'attach-adapter':
       return attachAdapter(req);
     case 'ttt':
-      return ttt(req, signal);
+      return ttt(req, signal, emit);
     case 'loss-and-grads':
       return lossAndGrads(req);
     case 'get-adapter':
@@ -133,10 +94,10 @@ async function serve(req: Exclude<WorkerRequest, { type: 'cancel' }>, signal: Ab
   }
 }
 
-async function load(req: LoadRequest, signal: AbortSignal): Promise<ModelInfo> {
+async function load(req: LoadRequest, signal: AbortSignal, emit: EmitEvent): Promise<ModelInfo> {
   let last: LoadProgress = { phase: 'config', loadedBytes: 0, totalBytes: 0 };
   // A dropped connection or a 5xx is retried inside the source: say so, where the load stands.
-  const source = openSource(req.source, (r) => post({ type: 'progress', id: req.id, progress: { ...last, retry: { attempt: r.attempt, tries: r.tries, delayMs: r.delayMs, reason: r.reason } } }));
+  const source = openSource(req.source, (r) => emit({ type: 'progress', progress: { ...last, retry: { attempt: r.attempt, tries: r.tries, delayMs: r.delayMs, reason: r.reason } } }));
   const { cache: cacheMode, ...options } = req.options;
   const cache = await loadCacheOptions(cacheMode);
   // A corrupt cached copy must fail while the loaded model still works: check it before disposing.
@@ -152,7 +113,7 @@ async function load(req: LoadRequest, signal: AbortSignal): Promise<ModelInfo> {
     last = progress;
     if (!phaseEnd && now - lastPost < PROGRESS_INTERVAL_MS) return;
     lastPost = now;
-    post({ type: 'progress', id: req.id, progress });
+    emit({ type: 'progress', progress });
   };
   const loaded = await LlamaModel.load(source, { ...options, gpu, signal, onProgress, cache });
   if (signal.aborted) {
@@ -178,7 +139,7 @@ async function load(req: LoadRequest, signal: AbortSignal): Promise<ModelInfo> {
   return { ...info, memory: loaded.memory() };
 }
 
-async function generate(req: GenerateRequest, signal: AbortSignal): Promise<WorkerGenerateResult> {
+async function generate(req: GenerateRequest, signal: AbortSignal, emit: EmitEvent): Promise<WorkerGenerateResult> {
   const m = requireModel();
   const { includeLogits, ...options } = req.options;
   let ids: number[];
@@ -195,7 +156,7 @@ async function generate(req: GenerateRequest, signal: AbortSignal): Promise<Work
     onToken: (tokenId: number, textSoFar: string) => {
       const text = textSoFar.startsWith(previous) ? textSoFar.slice(previous.length) : textSoFar.slice(commonPrefix(previous, textSoFar));
       previous = textSoFar;
-      post({ type: 'token', id: req.id, tokenId, text, textSoFar });
+      emit({ type: 'token', tokenId, text, textSoFar });
     },
   });
   const { lastLogits, ...rest } = result;
@@ -294,14 +255,14 @@ function tttOptions(options: unknown): TttOptions {
   return out;
 }
 
-async function ttt(req: TttRequest, signal: AbortSignal): Promise<TttResult> {
+async function ttt(req: TttRequest, signal: AbortSignal, emit: EmitEvent): Promise<TttResult> {
   const m = requireModel();
   const options = tttOptions(req.options);
   const { ids, mask, sequence } = trainingInput(m, req);
   const r = await m.train(
     ids,
     mask,
-    (s) => post({ type: 'ttt-step', id: req.id, step: s.step, steps: s.steps, loss: s.loss, ms: s.ms }),
+    (s) => emit({ type: 'ttt-step', step: s.step, steps: s.steps, loss: s.loss, ms: s.ms }),
     { ...options, signal },
   );
   // A cancel that landed after the last step still cancels: the caller asked to stop.
@@ -374,12 +335,4 @@ function commonPrefix(a: string, b: string): number {
   let i = 0;
   while (i < a.length && i < b.length && a[i] === b[i]) i++;
   return i;
-}
-
-function safeJson(v: unknown): string {
-  try {
-    return JSON.stringify(v)?.slice(0, 200) ?? String(v);
-  } catch {
-    return String(v);
-  }
 }

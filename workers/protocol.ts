@@ -225,4 +225,5 @@ export type ErrorMessage = { type: 'error'; id: number; error: SerializedError }
 
 export type WorkerEvent = ProgressMessage | TokenMessage | TttStepMessage | ResultMessage | ErrorMessage;
 
-export const NO_REQUEST = -1;
+// One constant for both protocols (./wire.ts).
+export { NO_REQUEST } from './wire.ts';

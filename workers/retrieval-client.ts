@@ -1,8 +1,9 @@
 /**
  * Main-thread side of the retrieval worker: promises over workers/retrieval-protocol.ts. Each call
  * posts one request with a fresh id and settles when the worker answers that id; rejections are
- * typed EngineErrors. A worker that dies rejects everything pending, and the next call starts a
- * fresh one (the embedder and open index must then be set up again).
+ * typed EngineErrors of their own class (StaleIndexError, CorpusFormatError, ...). A worker that
+ * dies rejects everything pending, and the next call starts a fresh one (the embedder and open
+ * index must then be set up again). The lifecycle is ./worker-client.ts, shared with LlmClient.
  *
  * @example
  *   const retrieval = new RetrievalClient();
@@ -14,10 +15,9 @@
  *   const r = await retrieval.retrieve('Crushing chest pain while shovelling snow?', 5); // r.retriever: 'lexical' while building
  *   await opening;                                                                      // then 'embedding'
  */
-import { AbortError, EngineError, deserializeError } from '../models/errors.ts';
 import { createRetrievalWorker } from './create-retrieval-worker.ts';
+import { WorkerClient, type RequestBody } from './worker-client.ts';
 import {
-  NO_REQUEST,
   type BuildEstimate,
   type EmbedderCacheSpec,
   type EmbedderCacheState,
@@ -62,27 +62,19 @@ function pageHub<T extends { hub?: string; remoteHost?: string }>(spec: T): T {
 export type RetrievalProgressCallback = (p: RetrievalProgress) => void;
 export type RetrievalStatusListener = (s: RetrievalStatus) => void;
 
-type Type = RetrievalRequest['type'];
-type Body<T extends Type> = Omit<Extract<RetrievalRequest, { type: T }>, 'id'>;
-
-interface Pending {
-  type: Type;
-  resolve: (result: unknown) => void;
-  reject: (error: EngineError) => void;
-  onProgress?: RetrievalProgressCallback;
-}
+type Type = Exclude<RetrievalRequest['type'], 'cancel'>;
+type Fields<T extends Type> = Omit<Extract<RetrievalRequest, { type: T }>, 'id' | 'type'>;
 
 /** A call in flight; `cancel()` aborts it in the worker (it then rejects with an `aborted` error). */
 export type Cancellable<T> = Promise<T> & { cancel(): void };
 
-export class RetrievalClient {
-  private worker: Worker | null = null;
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
+export class RetrievalClient extends WorkerClient<RetrievalRequest, RetrievalEvent> {
   private readonly statusListeners = new Set<RetrievalStatusListener>();
 
   /** @param createWorker makes the worker; tests may inject their own. */
-  constructor(private readonly createWorker: () => Worker = createRetrievalWorker) {}
+  constructor(createWorker: () => Worker = createRetrievalWorker) {
+    super(createWorker, 'retrieval worker');
+  }
 
   /**
    * Loads the embedder (replacing the loaded one; its embedding index closes, the active corpus
@@ -157,72 +149,16 @@ export class RetrievalClient {
     return this.request('delete-index', { key });
   }
 
-  /** Stops the worker; pending calls reject with an `aborted` error. */
-  terminate(): void {
-    this.fail(new AbortError('The retrieval worker was stopped.'));
+  /** Status events (unasked; readiness changed) go to the onStatus listeners. */
+  protected override onUnrequested(event: RetrievalEvent): void {
+    if (event.type === 'status') for (const l of this.statusListeners) l(event.status);
   }
 
-  private request<T extends Exclude<Type, 'cancel'>>(
-    type: T,
-    fields: Omit<Body<T>, 'type'>,
-    onProgress?: RetrievalProgressCallback,
-  ): Cancellable<RetrievalResultByType[T]> {
-    const worker = this.ensureWorker();
-    const id = this.nextId++;
-    const promise = new Promise<RetrievalResultByType[T]>((resolve, reject) => {
-      this.pending.set(id, { type, resolve: resolve as (r: unknown) => void, reject, onProgress });
-      try {
-        worker.postMessage({ ...fields, type, id } as RetrievalRequest);
-      } catch (e) {
-        this.pending.delete(id);
-        reject(new EngineError('invalid-input', `Could not send the ${type} request to the retrieval worker: ${e instanceof Error ? e.message : String(e)}`));
-      }
+  private request<T extends Type>(type: T, fields: Fields<T>, onProgress?: RetrievalProgressCallback): Cancellable<RetrievalResultByType[T]> {
+    const onEvent = onProgress && ((event: RetrievalEvent) => {
+      if (event.type === 'progress') onProgress(event.progress);
     });
-    return Object.assign(promise, {
-      cancel: () => {
-        if (this.pending.has(id)) this.worker?.postMessage({ type: 'cancel', id: this.nextId++, targetId: id } satisfies RetrievalRequest);
-      },
-    });
-  }
-
-  private ensureWorker(): Worker {
-    if (this.worker) return this.worker;
-    const worker = this.createWorker();
-    worker.addEventListener('message', (ev: MessageEvent<RetrievalEvent>) => this.onEvent(ev.data));
-    worker.addEventListener('error', (ev: Event) => {
-      const message = (ev as { message?: unknown }).message;
-      this.fail(new EngineError('internal', `The retrieval worker stopped working: ${typeof message === 'string' && message ? message : 'it failed to start or crashed'}.`));
-    });
-    worker.addEventListener('messageerror', () => this.fail(new EngineError('internal', 'A message from the retrieval worker could not be read.')));
-    this.worker = worker;
-    return worker;
-  }
-
-  private onEvent(event: RetrievalEvent): void {
-    if (event.type === 'status') {
-      for (const l of this.statusListeners) l(event.status);
-      return;
-    }
-    if (event.type === 'error' && event.id === NO_REQUEST) {
-      this.fail(deserializeError(event.error));
-      return;
-    }
-    const p = this.pending.get(event.id);
-    if (!p) return; // cancel acknowledgements and late events
-    if (event.type === 'progress') {
-      p.onProgress?.(event.progress);
-      return;
-    }
-    this.pending.delete(event.id);
-    if (event.type === 'result') p.resolve(event.result);
-    else p.reject(deserializeError(event.error));
-  }
-
-  private fail(error: EngineError): void {
-    this.worker?.terminate();
-    this.worker = null;
-    const pending = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of pending) p.reject(error);
+    const { id, promise } = this.send<RetrievalResultByType[T]>({ ...fields, type } as RequestBody<RetrievalRequest>, onEvent);
+    return Object.assign(promise, { cancel: () => this.cancelRequest(id) });
   }
 }

@@ -86,4 +86,5 @@ export type RetrievalEvent =
   /** Unasked: readiness changed. `id` is NO_REQUEST. */
   | { type: 'status'; id: number; status: RetrievalStatus };
 
-export const NO_REQUEST = -1;
+// One constant for both protocols (./wire.ts).
+export { NO_REQUEST } from './wire.ts';

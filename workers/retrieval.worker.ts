@@ -2,12 +2,13 @@
  * The retrieval worker: a RetrievalSession (models/retrieval/session.ts: the bge embedder on
  * transformers.js, WebGPU else WASM; BM25 over the active corpus; the vector index, voy-search
  * WASM or the exact scan) with its indexes and corpora in OPFS (IndexedDB where OPFS is missing).
- * Serves workers/retrieval-protocol.ts: long requests run one at a time in arrival order;
- * retrieve / status / check-embedder / cancel are answered at once; every request ends with one
- * `result` or one typed `error`; readiness changes are posted as `status` events.
+ * Serves workers/retrieval-protocol.ts through ./worker-host.ts (the queue, cancel and error
+ * plumbing shared with the model worker): long requests run one at a time in arrival order;
+ * retrieve / status / check-embedder / cancel (and an estimate without a measurement) are answered
+ * at once; every request ends with one `result` or one typed `error`; readiness changes are posted
+ * as `status` events.
  */
 import voyWasmUrl from 'voy-search/voy_search_bg.wasm?url';
-import { InvalidInputError, serializeError, throwIfAborted } from '../models/errors.ts';
 import { deleteEmbedderCache, embedderCacheState } from '../models/retrieval/embedder-cache.ts';
 import { createEmbedder } from '../models/retrieval/embedder.ts';
 import type { EmbedderSource } from '../models/retrieval/embedder-source.ts';
@@ -22,6 +23,7 @@ import { configureTransformers } from '../models/retrieval/transformers-env.ts';
 import { UrlStore } from '../models/retrieval/url-store.ts';
 import { loadVoy } from '../models/retrieval/voy-wasm.ts';
 import { ORT_WASM_PATHS } from './ort-wasm-paths.ts';
+import { serveRequests, type Emit } from './worker-host.ts';
 import {
   IMMEDIATE_REQUESTS,
   NO_REQUEST,
@@ -33,15 +35,9 @@ import {
 } from './retrieval-protocol.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
-const controllers = new Map<number, AbortController>();
 const memoryStores = new Map<string, MemoryStore>();
-let queue: Promise<void> = Promise.resolve();
 
 const PROGRESS_INTERVAL_MS = 50;
-
-function post(event: RetrievalEvent, transfer: Transferable[] = []): void {
-  scope.postMessage(event, transfer);
-}
 
 /** onnxruntime-web resolves wasmPaths against its own module URL: make them absolute first. */
 function absolute(paths: { mjs: string; wasm: string }): { mjs: string; wasm: string } {
@@ -90,48 +86,22 @@ const env: SessionEnv = {
   baseUrl: scope.location.href,
 };
 
+type Served = Exclude<RetrievalRequest, { type: 'cancel' }>;
+
 const session = new RetrievalSession(env);
-session.onStatus((status) => post({ type: 'status', id: NO_REQUEST, status }));
-
-scope.addEventListener('message', (ev: MessageEvent<unknown>) => {
-  const req = ev.data as RetrievalRequest;
-  if (typeof req !== 'object' || req === null || typeof req.id !== 'number' || typeof req.type !== 'string') {
-    post({ type: 'error', id: NO_REQUEST, error: serializeError(new InvalidInputError('Malformed request to the retrieval worker.')) });
-    return;
-  }
-  if (req.type === 'cancel') {
-    const target = controllers.get(req.targetId);
-    target?.abort();
-    post({ type: 'result', id: req.id, result: { cancelled: target !== undefined } });
-    return;
-  }
-  const controller = new AbortController();
-  controllers.set(req.id, controller);
-  const run = async (): Promise<void> => {
-    try {
-      const result = await serve(req, controller.signal, throttled(req.id));
-      const transfer = req.type === 'embed' ? [(result as RetrievalResultByType['embed']).vectors.buffer as ArrayBuffer] : [];
-      post({ type: 'result', id: req.id, result }, transfer);
-    } catch (e) {
-      post({ type: 'error', id: req.id, error: serializeError(e) });
-    } finally {
-      controllers.delete(req.id);
-    }
-  };
+const host = serveRequests<RetrievalRequest, RetrievalEvent>({
+  label: 'retrieval worker',
+  handle: (req, signal, emit) => serve(req, signal, throttled(emit)),
   // An estimate without a measurement reads state only: it need not wait behind a build.
-  if (IMMEDIATE_REQUESTS.includes(req.type) || (req.type === 'estimate' && !req.measure)) void run();
-  else queue = queue.then(run);
+  immediate: (req) => IMMEDIATE_REQUESTS.includes(req.type) || (req.type === 'estimate' && !req.measure),
+  transfer: (result, req) => (req.type === 'embed' ? [(result as RetrievalResultByType['embed']).vectors.buffer as ArrayBuffer] : []),
 });
-
-scope.addEventListener('unhandledrejection', (ev: PromiseRejectionEvent) => {
-  ev.preventDefault();
-  post({ type: 'error', id: NO_REQUEST, error: serializeError(ev.reason) });
-});
+session.onStatus((status) => host.post({ type: 'status', id: NO_REQUEST, status }));
 
 type Progress = (p: RetrievalProgress) => void;
 
 /** At most one progress event per interval, but always the first and the last of a phase. */
-function throttled(id: number): Progress {
+function throttled(emit: Emit<RetrievalEvent>): Progress {
   let last = 0;
   let phase = '';
   return (p) => {
@@ -139,7 +109,7 @@ function throttled(id: number): Progress {
     if (p.phase === phase && p.done < p.total && now - last < PROGRESS_INTERVAL_MS) return;
     last = now;
     phase = p.phase;
-    post({ type: 'progress', id, progress: p });
+    emit({ type: 'progress', progress: p });
   };
 }
 
@@ -147,12 +117,7 @@ function cacheQuery(spec: EmbedderCacheSpec) {
   return { model: spec.model ?? DEFAULT_EMBEDDER, dtype: spec.dtype, revision: spec.revision, hub: hubOf(spec), localModelPath: spec.localModelPath };
 }
 
-async function serve(
-  req: Exclude<RetrievalRequest, { type: 'cancel' }>,
-  signal: AbortSignal,
-  progress: Progress,
-): Promise<RetrievalResultByType[keyof RetrievalResultByType]> {
-  throwIfAborted(signal);
+async function serve(req: Served, signal: AbortSignal, progress: Progress): Promise<RetrievalResultByType[keyof RetrievalResultByType]> {
   switch (req.type) {
     case 'init-embedder':
       return session.initEmbedder(req.embedder, signal, progress);

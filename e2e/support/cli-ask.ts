@@ -51,7 +51,8 @@ export async function cliAsk(input: CliAskInput): Promise<AskRecord> {
   ];
   const { stdout } = await run('npx', args, { cwd: ROOT, maxBuffer: 64 * 2 ** 20 });
   const last = stdout.trim().split('\n').at(-1)!;
-  const out = JSON.parse(last) as AskRecord | { error: string; message: string };
-  if ('error' in out) throw new Error(`llm ask failed: ${out.message}`);
+  // A failure is {"error": {"name", "code", "message"}} (scripts/cli-errors.ts); the exit code already threw above.
+  const out = JSON.parse(last) as AskRecord | { error: { name: string; code: string; message: string } };
+  if ('error' in out) throw new Error(`llm ask failed (${out.error.code}): ${out.error.message}`);
   return out;
 }

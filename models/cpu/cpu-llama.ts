@@ -2,9 +2,11 @@ import type { LlamaConfig } from '../config.ts';
 import type { WeightFormat } from '../api.ts';
 import { InvalidInputError, throwIfAborted } from '../errors.ts';
 import { cpuTensor, type CpuTensorReader } from '../cache/cpu-io.ts';
+import type { LoraWeights } from '../lora/adapter.ts';
 import { ropeInvFreq, ropeTables } from '../rope.ts';
 import { layerWeightNames, lmHeadName } from '../weights-plan.ts';
-import { addInPlace, attention, matmul, rmsnorm, rope, swiglu } from './ops.ts';
+import { LayerWorkspace, layerForward } from './layer.ts';
+import { embedding, matmul, rmsnorm } from './ops.ts';
 
 export interface CpuLayer {
   inputNorm: Float32Array; // (C)
@@ -25,24 +27,40 @@ export interface TensorReader {
   readTensor(name: string, signal?: AbortSignal): Promise<Float32Array>;
 }
 
+/** What the LoRA paths need from a CpuLlama (its frozen weights, config and context). */
+export interface CpuBase {
+  readonly config: LlamaConfig;
+  readonly weights: CpuWeights;
+  readonly maxContext: number;
+}
+
 /**
  * The CPU reference Llama: plain TypeScript, f32, with a KV cache. The oracle the WebGPU path is
  * tested against, and a slow fallback for tiny models. With `weights: 'q4'` the projections are
  * quantized and dequantized exactly as the GPU stores them, so it is also the 4-bit oracle.
+ * With a LoRA adapter (see withLora) the adapter is read live: training it in place changes the
+ * next forward; projections whose B is exactly zero skip the LoRA term, so an untrained or reset
+ * adapter gives logits bit-identical to the base model's.
  */
-export class CpuLlama {
+export class CpuLlama implements CpuBase {
   readonly config: LlamaConfig;
   readonly weights: CpuWeights;
   readonly maxContext: number;
+  /** The attached adapter, or null for the base model. */
+  readonly lora: LoraWeights | null;
   private readonly kCache: Float32Array[]; // per layer (S, KV, D)
   private readonly vCache: Float32Array[];
   private readonly invFreq: Float64Array;
   private pos = 0;
 
-  constructor(config: LlamaConfig, weights: CpuWeights, maxContext: number) {
+  constructor(config: LlamaConfig, weights: CpuWeights, maxContext: number, lora: LoraWeights | null = null) {
+    if (lora && lora.layers.length !== config.numLayers) {
+      throw new InvalidInputError(`The adapter has ${lora.layers.length} layers; the model has ${config.numLayers}.`);
+    }
     this.config = config;
     this.weights = weights;
     this.maxContext = maxContext;
+    this.lora = lora;
     const kvSize = maxContext * config.numKvHeads * config.headDim;
     this.kCache = weights.layers.map(() => new Float32Array(kvSize));
     this.vCache = weights.layers.map(() => new Float32Array(kvSize));
@@ -98,7 +116,7 @@ export class CpuLlama {
    */
   forward(ids: number[], opts: { allLogits?: boolean } = {}): Float32Array {
     const cfg = this.config;
-    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = cfg;
+    const { hiddenSize: C, vocabSize: V } = cfg;
     const T = ids.length;
     if (T === 0) throw new InvalidInputError('forward: no tokens.');
     if (this.pos + T > this.maxContext) {
@@ -108,41 +126,35 @@ export class CpuLlama {
       if (!Number.isInteger(id) || id < 0 || id >= V) throw new InvalidInputError(`Token id ${id} is outside the vocabulary (0..${V - 1}).`);
     }
     const start = this.pos;
-    const w = this.weights;
+    const w = this.weights, lora = this.lora;
     const x = new Float32Array(T * C); // (T, C) residual stream
-    for (let t = 0; t < T; t++) x.set(w.embed.subarray(ids[t] * C, (ids[t] + 1) * C), t * C);
+    embedding(x, w.embed, ids, C);
     const { cos, sin } = ropeTables(this.invFreq, start, T);
-    const xn = new Float32Array(T * C);
-    const q = new Float32Array(T * H * D), k = new Float32Array(T * KV * D), v = new Float32Array(T * KV * D);
-    const att = new Float32Array(T * H * D), proj = new Float32Array(T * C);
-    const gate = new Float32Array(T * F), up = new Float32Array(T * F), act = new Float32Array(T * F);
+    const ws = new LayerWorkspace(cfg, T, { training: false, rank: lora?.config.rank ?? 0, targets: lora?.config.targets ?? [] });
+    const ctx = { cfg, cos, sin, scale: lora?.scale ?? 0 };
     for (let l = 0; l < cfg.numLayers; l++) {
-      const L = w.layers[l];
-      rmsnorm(xn, x, L.inputNorm, T, C, cfg.rmsNormEps);
-      matmul(q, xn, L.q, T, C, H * D);
-      matmul(k, xn, L.k, T, C, KV * D);
-      matmul(v, xn, L.v, T, C, KV * D);
-      rope(q, cos, sin, T, H, D);
-      rope(k, cos, sin, T, KV, D);
-      this.kCache[l].set(k, start * KV * D);
-      this.vCache[l].set(v, start * KV * D);
-      attention(att, q, this.kCache[l], this.vCache[l], T, start, H, KV, D);
-      matmul(proj, att, L.o, T, H * D, C);
-      addInPlace(x, proj);
-      rmsnorm(xn, x, L.postNorm, T, C, cfg.rmsNormEps);
-      matmul(gate, xn, L.gate, T, C, F);
-      matmul(up, xn, L.up, T, C, F);
-      swiglu(act, gate, up);
-      matmul(proj, act, L.down, T, F, C);
-      addInPlace(x, proj);
+      layerForward(ctx, ws, w.layers[l], lora?.layers[l], x, start, T, this.kCache[l], this.vCache[l], false);
     }
     this.pos += T;
     const rows = opts.allLogits ? T : 1;
     const first = T - rows;
-    const hidden = new Float32Array(rows * C);
+    const hidden = new Float32Array(rows * C); // (rows, C)
     rmsnorm(hidden, x.subarray(first * C), w.norm, rows, C, cfg.rmsNormEps);
-    const logits = new Float32Array(rows * V);
+    const logits = new Float32Array(rows * V); // (rows, V)
     matmul(logits, hidden, w.lmHead, rows, C, V);
     return logits;
   }
+}
+
+/**
+ * The model `base` with a LoRA adapter attached, for generation: it shares the frozen weights and
+ * runs its own KV cache (`base` is not modified). InvalidInputError when the adapter's layer count
+ * is not the model's.
+ * @example
+ *   const model = withLora(cpu, lora);
+ *   const logits = model.forward(promptIds); // (V) of the last token
+ *   const next = model.forward([argmax(logits)]);
+ */
+export function withLora(base: CpuBase, lora: LoraWeights): CpuLlama {
+  return new CpuLlama(base.config, base.weights, base.maxContext, lora);
 }

@@ -17,10 +17,10 @@ import { InvalidInputError, throwIfAborted } from '../errors.ts';
 import { loraPairs, loraParams, zeroB, zeroLora, type LoraWeights } from '../lora/adapter.ts';
 import { Adam, type AdamOptions, type AdamStepInfo } from '../optim/adam.ts';
 import { ropeInvFreq, ropeTables } from '../rope.ts';
-import { withLora, type CpuBase, type CpuLoraLlama } from './cpu-lora-llama.ts';
-import { LayerWorkspace, layerBackward, layerForward, type LayerContext } from './lora-layer.ts';
+import { withLora, type CpuBase, type CpuLlama } from './cpu-llama.ts';
+import { LayerWorkspace, layerBackward, layerForward, type LayerContext } from './layer.ts';
 import { crossEntropyForwardBackward, matmulBackwardInput, rmsnormBackward } from './ops-backward.ts';
-import { matmul, rmsnorm } from './ops.ts';
+import { embedding, matmul, rmsnorm } from './ops.ts';
 
 export interface TrainOptions extends AdamOptions {
   /** Adam steps; 0 only measures the loss. */
@@ -89,7 +89,7 @@ export class CpuTrainer {
   }
 
   /** The adapted model for generation (reads the live adapter). */
-  generator(): CpuLoraLlama {
+  generator(): CpuLlama {
     return withLora(this.base, this.lora);
   }
 
@@ -177,7 +177,7 @@ export class CpuTrainer {
     // Forward, keeping only each layer's input (gradient checkpointing).
     const xs: Float32Array[] = [];
     const x = new Float32Array(T * C); // (T, C)
-    for (let t = 0; t < T; t++) x.set(w.embed.subarray(ids[t] * C, (ids[t] + 1) * C), t * C);
+    embedding(x, w.embed, ids, C);
     for (let l = 0; l < NL; l++) {
       if (grads) xs.push(x.slice());
       layerForward(ctx, ws, w.layers[l], lora.layers[l], x, 0, T, ws.k, ws.v, false);

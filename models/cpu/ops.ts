@@ -99,3 +99,11 @@ export function swiglu(out: Float32Array, gate: Float32Array, up: Float32Array):
 export function addInPlace(x: Float32Array, y: Float32Array): void {
   for (let i = 0; i < x.length; i++) x[i] += y[i];
 }
+
+/**
+ * Embedding lookup: out (T, C) row t = table row ids[t]. table (V, C).
+ * @example const x = new Float32Array(ids.length * C); embedding(x, weights.embed, ids, C);
+ */
+export function embedding(out: Float32Array, table: Float32Array, ids: ArrayLike<number>, C: number): void {
+  for (let t = 0; t < ids.length; t++) out.set(table.subarray(ids[t] * C, (ids[t] + 1) * C), t * C);
+}

@@ -2,7 +2,7 @@
  * Typed errors of the evaluation harness. Both are 'invalid-input' EngineErrors (the user's file
  * is at fault), so they serialise across a worker boundary like every other engine error.
  */
-import { EngineError } from '../errors.ts';
+import { EngineError, registerErrorClasses } from '../errors.ts';
 import type { BadLine } from '../retrieval/errors.ts';
 
 export type { BadLine };
@@ -22,3 +22,5 @@ export class EvalLogError extends EngineError {
     super('invalid-input', message);
   }
 }
+
+registerErrorClasses({ McqFormatError, EvalLogError });

@@ -11,8 +11,11 @@ export interface GpuContext {
 }
 
 /**
- * Requests an adapter and a device with the adapter's own limits (the defaults allow only
- * 128 MiB per storage binding, far too little for an 8B model's lm_head).
+ * Requests an adapter and a device with the adapter's own values of the limits the engine relies
+ * on: buffer and storage-binding size (the WebGPU defaults, 256 MiB and 128 MiB, are below an 8B
+ * model's 263 MB 4-bit embedding and lm_head), storage buffers per stage, and workgroup memory,
+ * size and count. What even those limits cannot hold is reported before any download by
+ * checkPlan (models/memory-plan.ts), naming the buffer and the limit.
  * @example
  *   const ctx = await acquireGpu(navigator.gpu, { f16: true });
  */

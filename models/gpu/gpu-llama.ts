@@ -9,12 +9,12 @@ import { GpuAllocator, usageOf } from './allocator.ts';
 import { allLogitsBytes, defaultMaxBatch, forwardActivationBuffers, kvCacheBytes, loraScratchBytes, packUniform, uniformKey } from './buffer-sizes.ts';
 import type { GpuContext } from './device.ts';
 import { type GpuMatrix, WeightUploader } from './gpu-weights.ts';
+import { LayerEncoder } from './gpu-layer.ts';
 import type { GpuLora, LoraSlot } from './gpu-lora.ts';
 import { grid1D, PipelineCache } from './pipelines.ts';
-import { GEMM_TOKENS_M, gemmGrid, gemmParams, gemmWgsl, pickGemmTile } from './wgsl/gemm.ts';
-import { attnScoresWgsl, attnValuesWgsl, ropeWgsl, softmaxWgsl, toCacheWgsl } from './wgsl/attention.ts';
+import { gemmGrid, gemmParams, gemmWgsl, pickGemmTile } from './wgsl/gemm.ts';
 import type { ShaderOptions } from './wgsl/common.ts';
-import { addWgsl, embedWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
+import { embedWgsl, rmsnormWgsl } from './wgsl/elementwise.ts';
 import { matmulTiledWgsl, matvecWgsl } from './wgsl/matmul.ts';
 
 export interface GpuLayer {
@@ -39,12 +39,23 @@ export interface Step {
   grid: (T: number, P: number) => [number, number, number];
 }
 
-/** Activation buffers, sized for `maxBatch` tokens. */
+/** Activation buffers, sized for B = maxBatch tokens (a chunk of T <= B uses the first T rows). */
 interface Activations {
-  ids: GPUBuffer; run: GPUBuffer;
-  x: GPUBuffer; xn: GPUBuffer; q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; att: GPUBuffer; proj: GPUBuffer;
-  gate: GPUBuffer; up: GPUBuffer; scores: GPUBuffer; hidden: GPUBuffer;
-  logits: GPUBuffer; readback: GPUBuffer;
+  ids: GPUBuffer; // (B) u32 token ids
+  run: GPUBuffer; // Run uniform: T, start, P = start + T
+  x: GPUBuffer; // (B, C) residual stream: each layer's input and output
+  xn: GPUBuffer; // (B, C) RMSNorm output (both norms of a layer; the final norm of all rows)
+  q: GPUBuffer; // (B, H*D)
+  k: GPUBuffer; // (B, KV*D) before RoPE
+  v: GPUBuffer; // (B, KV*D)
+  att: GPUBuffer; // (B, H*D)
+  proj: GPUBuffer; // (B, C) residual after attention (x1 of the layer)
+  gate: GPUBuffer; // (B, F), SwiGLU in place
+  up: GPUBuffer; // (B, F)
+  scores: GPUBuffer; // (H, T, P) f32 scores of a chunk, room for (H, B, S = maxContext)
+  hidden: GPUBuffer; // (1, C) final norm of the last row
+  logits: GPUBuffer; // (V) f32 logits of the last row
+  readback: GPUBuffer;
 }
 
 export interface GpuLoadOptions {
@@ -222,8 +233,8 @@ export class GpuLlama {
     const up = { ...this.shader, transA: false, transB: true, a: 'f32', b: 'f32', c: 'T', tile: pickGemmTile(maxT, s.outDim) } as const;
     const pDown = await this.pipelines.get('lora xa', gemmWgsl(down));
     const pUp = await this.pipelines.get('lora y', gemmWgsl(up));
-    const gDown = this.uniform('lora xa params', gemmParams({ M: 0, N: r, K: s.inDim, tokens: GEMM_TOKENS_M }));
-    const gUp = this.uniform('lora y params', gemmParams({ M: 0, N: s.outDim, K: r, alpha: lora.scale, beta: 1, tokens: GEMM_TOKENS_M }));
+    const gDown = this.uniform('lora xa params', gemmParams({ M: 'T', N: r, K: s.inDim })); // xa (T, r) = x A^T
+    const gUp = this.uniform('lora y params', gemmParams({ M: 'T', N: s.outDim, K: r, alpha: lora.scale, beta: 1 })); // y (T, N) += s xa B^T
     const gated = o.gated ?? true;
     const on = (grid: (T: number) => [number, number, number]) => (T: number): [number, number, number] => (!gated || this.loraEnabled ? grid(T) : [0, 0, 0]);
     return [
@@ -250,85 +261,47 @@ export class GpuLlama {
     await this.buildSteps();
   }
 
-  /** Steps for y = x W^T: the matvec kernel when one row, the tiled kernel otherwise. */
-  private async matmulSteps(label: string, x: GPUBuffer | GPUBufferBinding, W: GpuMatrix, y: GPUBuffer, opts: MatmulStepOptions = {}): Promise<{ tiled: Step; vec: Step }> {
+  /**
+   * @internal Steps of y (T, N) = x (T, K) W^T for W (N, K): the tiled kernel and the matvec one,
+   * of which encode runs the matvec for one row (or `single`) and the tiled kernel otherwise.
+   */
+  async matmul(label: string, x: GPUBuffer | GPUBufferBinding, W: GpuMatrix, y: GPUBuffer, opts: MatmulStepOptions = {}): Promise<Step[]> {
     const o = { ...this.shader, weights: W.kind, out: opts.out ?? 'T' } as const;
     const params = this.uniform(`${label} params`, [W.N, W.K, Math.ceil(W.K / 32), opts.single ? 1 : 0]);
     const wb = W.kind === 'q4' ? [W.qw, W.sc] : [W.w, null];
     const tiledP = await this.pipelines.get(`matmul ${W.kind}`, matmulTiledWgsl(o));
     const vecP = await this.pipelines.get(`matvec ${W.kind}`, matvecWgsl(o));
     const buffers = [opts.run ?? this.act.run, params, x, wb[0], wb[1], y];
-    return {
-      tiled: { label, pipeline: tiledP, bind: this.bind(tiledP, buffers), grid: (T) => [Math.ceil(W.N / 64), Math.ceil(T / 32), 1] },
-      vec: { label, pipeline: vecP, bind: this.bind(vecP, buffers), grid: () => grid1D(W.N, 8) },
-    };
-  }
-
-  /** A matmul step that picks matvec for one row at encode time. */
-  /** @internal Steps of y = x W^T (+ the LoRA term of `opts.lora`, gated by loraEnabled). */
-  async matmul(label: string, x: GPUBuffer | GPUBufferBinding, W: GpuMatrix, y: GPUBuffer, opts: MatmulStepOptions & { lora?: LoraSlot } = {}): Promise<Step[]> {
-    const { tiled, vec } = await this.matmulSteps(label, x, W, y, opts);
-    const single = opts.single ?? false;
-    const steps: Step[] = [{ ...tiled, grid: (T, P) => (single || T === 1 ? [0, 0, 0] : tiled.grid(T, P)) },
-      { ...vec, grid: (T, P) => (single || T === 1 ? vec.grid(T, P) : [0, 0, 0]) }];
-    if (opts.lora) steps.push(...await this.loraSteps(label, x as GPUBuffer, opts.lora, y));
-    return steps;
+    const vec = (T: number) => opts.single || T === 1;
+    return [
+      { label, pipeline: tiledP, bind: this.bind(tiledP, buffers), grid: (T) => (vec(T) ? [0, 0, 0] : [Math.ceil(W.N / 64), Math.ceil(T / 32), 1]) },
+      { label, pipeline: vecP, bind: this.bind(vecP, buffers), grid: (T) => (vec(T) ? grid1D(W.N, 8) : [0, 0, 0]) },
+    ];
   }
 
   private async buildSteps(): Promise<void> {
-    const c = this.config;
-    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D } = c;
-    const s = this.shader, A = this.act;
-    const P = this.pipelines;
-    const norm = await P.get('rmsnorm', rmsnormWgsl(s));
-    const swiglu = await P.get('swiglu', swigluWgsl(s));
-    const add = await P.get('add', addWgsl(s));
-    const ropeQ = await P.get('rope', ropeWgsl({ ...s, mode: 'inplace' }));
-    const ropeK = await P.get('rope to cache', ropeWgsl({ ...s, mode: 'to-cache' }));
-    const toCache = await P.get('to cache', toCacheWgsl(s));
-    const scores = await P.get('attn scores', attnScoresWgsl(s));
-    const softmax = await P.get('softmax', softmaxWgsl(s));
-    const values = await P.get('attn values', attnValuesWgsl(s));
-    const embed = await P.get(`embed ${this.embed.kind}`, embedWgsl({ ...s, weights: this.embed.kind }));
-
-    const normP = this.uniform('norm params', [C, 0, c.rmsNormEps, 0], [2]);
+    const c = this.config, C = c.hiddenSize, A = this.act;
+    const layer = await LayerEncoder.create(this);
+    const norm = layer.pipelines.norm;
     const normLastP = this.uniform('norm last params', [C, 1, c.rmsNormEps, 0], [2]);
-    const wC = this.uniform('width C', [C]);
-    const wF = this.uniform('width F', [F]);
-    const wKV = this.uniform('width KV*D', [KV * D]);
-    const ropeQP = this.uniform('rope q', [H, D]);
-    const ropeKP = this.uniform('rope k', [KV, D]);
-    const attP = this.uniform('attention', [H, KV, D, 1 / Math.sqrt(D)], [3]);
-
     const E = this.embed;
-    const embBuffers = E.kind === 'q4' ? [A.run, this.uniform('embed', [C]), A.ids, E.qw, E.sc, A.x] : [A.run, this.uniform('embed', [C]), A.ids, E.w, null, A.x];
-    const steps: Step[] = [{ label: 'embed', pipeline: embed, bind: this.bind(embed, embBuffers), grid: (T) => grid1D(T * C, 256) }];
-    const rows = (T: number): [number, number, number] => [T, 1, 1];
+    const embed = await this.pipelines.get(`embed ${E.kind}`, embedWgsl({ ...this.shader, weights: E.kind }));
+    const embedP = this.uniform('embed', [C]);
+    const embBuffers = E.kind === 'q4' ? [A.run, embedP, A.ids, E.qw, E.sc, A.x] : [A.run, embedP, A.ids, E.w, null, A.x];
+    const steps: Step[] = [{ label: 'embed', pipeline: embed, bind: this.bind(embed, embBuffers), grid: (T) => grid1D(T * C, 256) }]; // x (T, C)
     for (let l = 0; l < c.numLayers; l++) {
       const L = this.layers[l];
-      steps.push({ label: `L${l} norm1`, pipeline: norm, bind: this.bind(norm, [A.run, normP, A.x, L.inputNorm, A.xn]), grid: rows });
-      steps.push(...await this.matmul(`L${l} q`, A.xn, L.q, A.q, { lora: this.lora?.slot(l, 'q_proj') }));
-      steps.push(...await this.matmul(`L${l} k`, A.xn, L.k, A.k, { lora: this.lora?.slot(l, 'k_proj') }));
-      steps.push(...await this.matmul(`L${l} v`, A.xn, L.v, A.v, { lora: this.lora?.slot(l, 'v_proj') }));
-      steps.push({ label: `L${l} rope q`, pipeline: ropeQ, bind: this.bind(ropeQ, [A.run, ropeQP, this.ropeCos, this.ropeSin, A.q]), grid: (T) => grid1D(T * H * D / 2, 256) });
-      steps.push({ label: `L${l} rope k`, pipeline: ropeK, bind: this.bind(ropeK, [A.run, ropeKP, this.ropeCos, this.ropeSin, A.k, L.kCache]), grid: (T) => grid1D(T * KV * D / 2, 256) });
-      steps.push({ label: `L${l} v cache`, pipeline: toCache, bind: this.bind(toCache, [A.run, wKV, A.v, L.vCache]), grid: (T) => grid1D(T * KV * D, 256) });
-      steps.push({ label: `L${l} scores`, pipeline: scores, bind: this.bind(scores, [A.run, attP, A.q, L.kCache, A.scores]), grid: (T, Pk) => [Math.ceil(Pk / 64), T, H] });
-      steps.push({ label: `L${l} softmax`, pipeline: softmax, bind: this.bind(softmax, [A.run, A.scores]), grid: (T) => [T, H, 1] });
-      steps.push({ label: `L${l} attn values`, pipeline: values, bind: this.bind(values, [A.run, attP, A.scores, L.vCache, A.att]), grid: (T) => grid1D(T * H * D, 64) });
-      steps.push(...await this.matmul(`L${l} o`, A.att, L.o, A.proj, { lora: this.lora?.slot(l, 'o_proj') }));
-      steps.push({ label: `L${l} residual1`, pipeline: add, bind: this.bind(add, [A.run, wC, A.x, A.proj]), grid: (T) => grid1D(T * C, 256) });
-      steps.push({ label: `L${l} norm2`, pipeline: norm, bind: this.bind(norm, [A.run, normP, A.x, L.postNorm, A.xn]), grid: rows });
-      steps.push(...await this.matmul(`L${l} gate`, A.xn, L.gate, A.gate, { lora: this.lora?.slot(l, 'gate_proj') }));
-      steps.push(...await this.matmul(`L${l} up`, A.xn, L.up, A.up, { lora: this.lora?.slot(l, 'up_proj') }));
-      steps.push({ label: `L${l} swiglu`, pipeline: swiglu, bind: this.bind(swiglu, [A.run, wF, A.gate, A.up]), grid: (T) => grid1D(T * F, 256) });
-      steps.push(...await this.matmul(`L${l} down`, A.gate, L.down, A.proj, { lora: this.lora?.slot(l, 'down_proj') }));
-      steps.push({ label: `L${l} residual2`, pipeline: add, bind: this.bind(add, [A.run, wC, A.x, A.proj]), grid: (T) => grid1D(T * C, 256) });
+      // In place on x; the residual after attention lives in proj, SwiGLU runs in place on gate.
+      const buffers = {
+        xIn: A.x, xn1: A.xn, q: A.q, k: A.k, v: A.v, kCache: L.kCache, vCache: L.vCache, scores: A.scores, att: A.att,
+        x1: A.proj, xn2: A.xn, gate: A.gate, up: A.up, act: A.gate, xOut: A.x,
+      };
+      steps.push(...await layer.steps(l, L, buffers, { run: A.run, gated: true, maxTokens: this.maxBatch }));
     }
     this.body = steps;
     this.tailLast = [
-      { label: 'final norm', pipeline: norm, bind: this.bind(norm, [A.run, normLastP, A.x, this.norm, A.hidden]), grid: () => [1, 1, 1] },
-      ...await this.matmul('lm_head', A.hidden, this.lmHead, A.logits, { single: true, out: 'f32' }),
+      { label: 'final norm', pipeline: norm, bind: this.bind(norm, [A.run, normLastP, A.x, this.norm, A.hidden]), grid: () => [1, 1, 1] }, // hidden (1, C)
+      ...await this.matmul('lm_head', A.hidden, this.lmHead, A.logits, { single: true, out: 'f32' }), // logits (V)
     ];
   }
 

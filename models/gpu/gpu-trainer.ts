@@ -6,15 +6,15 @@ import { validateTrainingSequence } from '../ttt/validate.ts';
 import type { GpuLayer, GpuLlama, Step } from './gpu-llama.ts';
 import { usageOf } from './allocator.ts';
 import { lossHeadChunks, trainerBuffers, trainerMaxTokens } from './buffer-sizes.ts';
+import { LayerEncoder, type LayerBuffers } from './gpu-layer.ts';
 import { GpuLora, type LoraSlot } from './gpu-lora.ts';
 import type { GpuMatrix } from './gpu-weights.ts';
 import { grid1D } from './pipelines.ts';
 import { adamUpdateWgsl, ADAM_PARAMS_BYTES, gradNormFinalWgsl, gradNormGroups, gradNormPartialWgsl, packAdamParams } from './wgsl/adam.ts';
-import { attnScoresWgsl, attnValuesWgsl, ropeWgsl, softmaxWgsl, toCacheWgsl } from './wgsl/attention.ts';
 import { attnBackwardDkWgsl, attnBackwardDqWgsl, attnBackwardDvWgsl, attnBackwardScoresWgsl, rmsnormBackwardWgsl, ropeBackwardWgsl, swigluBackwardWgsl } from './wgsl/backward.ts';
 import { crossEntropyWgsl, IGNORE_TARGET, lossMeanWgsl } from './wgsl/cross-entropy.ts';
-import { addWgsl, embedWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
-import { GEMM_TOKENS_K, GEMM_TOKENS_M, gemmGrid, gemmParams, gemmWgsl, pickGemmTile, type GemmOptions } from './wgsl/gemm.ts';
+import { embedWgsl } from './wgsl/elementwise.ts';
+import { gemmDim, gemmGrid, gemmParams, gemmWgsl, pickGemmTile, type GemmOptions, type GemmShape } from './wgsl/gemm.ts';
 import { matmulBackwardInputGrid, matmulBackwardInputWgsl } from './wgsl/matmul-backward.ts';
 
 export interface GpuTrainOptions extends AdamOptions {
@@ -31,12 +31,23 @@ export interface GpuTrainResult {
   timings: { totalMs: number; stepMs: number[] };
 }
 
-/** Buffers of one layer's recompute (T tokens) and of its backward pass; gradients are f32. */
+/** Buffers of one layer's recompute (T tokens, start 0) and of its backward pass; gradients are f32. */
 interface Work {
-  xn1: GPUBuffer; q: GPUBuffer; k: GPUBuffer; kr: GPUBuffer; v: GPUBuffer; probs: GPUBuffer; att: GPUBuffer;
-  x1: GPUBuffer; xn2: GPUBuffer; gate: GPUBuffer; up: GPUBuffer; act: GPUBuffer;
-  dx: GPUBuffer; dxn: GPUBuffer; dq: GPUBuffer; dk: GPUBuffer; dv: GPUBuffer; datt: GPUBuffer; dact: GPUBuffer; dup: GPUBuffer; dxa: GPUBuffer;
-  xa: Map<Projection, GPUBuffer>; // (T, r) saved per target for dB
+  xn1: GPUBuffer; // (T, C) input norm output
+  q: GPUBuffer; // (T, H*D) after RoPE
+  k: GPUBuffer; // (T, KV*D) before RoPE
+  kr: GPUBuffer; // (T, KV, D) after RoPE: the layer's key cache
+  v: GPUBuffer; // (T, KV*D)
+  probs: GPUBuffer; // (H, T, T) f32 softmax; the backward turns it into dS in place
+  att: GPUBuffer; // (T, H*D)
+  x1: GPUBuffer; // (T, C) residual after attention
+  xn2: GPUBuffer; // (T, C) post-attention norm output
+  gate: GPUBuffer; up: GPUBuffer; act: GPUBuffer; // (T, F); act = silu(gate) * up
+  dx: GPUBuffer; dxn: GPUBuffer; // (T, C)
+  dq: GPUBuffer; dk: GPUBuffer; dv: GPUBuffer; datt: GPUBuffer; // (T, H*D) (T, KV*D) x2 (T, H*D)
+  dact: GPUBuffer; dup: GPUBuffer; // (T, F); dact is also d gate
+  dxa: GPUBuffer; // (T, r) d (x A^T), shared by the targets in turn
+  xa: Map<Projection, GPUBuffer>; // (T, r) x A^T saved per target for dB
 }
 
 /**
@@ -161,18 +172,14 @@ export class GpuTrainer {
     return { label, pipeline: p, bind: this.m.bind(p, buffers), grid: (T) => grid(T) };
   }
 
-  private async gemm(label: string, o: Omit<GemmOptions, 'f16' | 'tile'>, maxM: number, maxN: number, params: Parameters<typeof gemmParams>[0], a: GPUBuffer | GPUBufferBinding, b: GPUBuffer | GPUBufferBinding, c: GPUBuffer | GPUBufferBinding): Promise<Step> {
-    const tile = pickGemmTile(maxM, maxN);
+  /**
+   * A LoRA-training gemm c = alpha op(a) op(b) (+ beta c) of `shape`; a 'T' dimension is the run's
+   * T, sized for this.maxTokens when the tile is picked and for the encoded T in the grid.
+   */
+  private async gemm(label: string, o: Omit<GemmOptions, 'f16' | 'tile'>, shape: GemmShape, a: GPUBuffer | GPUBufferBinding, b: GPUBuffer | GPUBufferBinding, c: GPUBuffer | GPUBufferBinding): Promise<Step> {
+    const tile = pickGemmTile(gemmDim(shape.M, this.maxTokens), gemmDim(shape.N, this.maxTokens));
     const p = await this.pipe(label, gemmWgsl({ ...o, f16: this.m.shader.f16, tile }));
-    const M = (params.tokens ?? 0) & GEMM_TOKENS_M ? -1 : params.M, N = params.N;
-    return this.step(label, p, [this.run, this.m.uniform(label, gemmParams(params)), a, b, c], (T) => gemmGrid(tile, M < 0 ? T : M, N));
-  }
-
-  /** y = x W^T (+ LoRA, saving xa) for training: the frozen matmul, then xa = x A^T, y += s xa B^T. */
-  private async projForward(label: string, x: GPUBuffer, W: GpuMatrix, y: GPUBuffer, s: LoraSlot | undefined, xa: GPUBuffer | undefined): Promise<Step[]> {
-    const steps = await this.m.matmul(label, x, W, y, { run: this.run });
-    if (!s || !xa) return steps;
-    return [...steps, ...await this.m.loraSteps(label, x, s, y, { run: this.run, xa, maxTokens: this.maxTokens, gated: false })];
+    return this.step(label, p, [this.run, this.m.uniform(label, gemmParams(shape)), a, b, c], (T) => gemmGrid(tile, gemmDim(shape.M, T), gemmDim(shape.N, T)));
   }
 
   /** dx (=|+=) dy W of a frozen matrix, reading packed 4-bit weights directly; `run` gives T. */
@@ -183,33 +190,35 @@ export class GpuTrainer {
     return this.step(`${label} dx`, mb, [run, mm, dy, wb[0], wb[1], dx], (T) => matmulBackwardInputGrid(T, W.K));
   }
 
-  /** dx (=|+=) dy W for a frozen projection, then the LoRA backward: dB, dxa, dA and dx += dxa A. */
+  /**
+   * Backward of y = x W^T + s (x A^T) B^T for a frozen W (N, K) and a target's A (r, K), B (N, r):
+   * dx (T, K) (=|+=) dy (T, N) W, then the LoRA terms with xa (T, r) = x A^T from the forward.
+   */
   private async projBackward(label: string, dy: GPUBuffer, W: GpuMatrix, dx: GPUBuffer, accumulate: boolean, x: GPUBuffer, s: LoraSlot | undefined, xa: GPUBuffer | undefined): Promise<Step[]> {
     const steps = [await this.inputGradStep(label, this.run, dy, W, dx, accumulate)];
     if (!s || !xa) return steps;
-    const Tm = this.maxTokens, r = this.lora.config.rank, sc = this.lora.scale;
-    const { params: P, } = this.lora;
-    const G = this.lora.trainingBuffers().grads;
+    const r = this.lora.config.rank, scale = this.lora.scale, N = s.outDim, K = s.inDim;
+    const params = this.lora.params, grads = this.lora.trainingBuffers().grads;
+    const A = this.lora.binding(params, s, 'A'), B = this.lora.binding(params, s, 'B');
+    const dA = this.lora.binding(grads, s, 'A'), dB = this.lora.binding(grads, s, 'B');
     const dxa = this.w.dxa;
-    steps.push(await this.gemm(`${label} dB`, { transA: true, transB: false, a: 'f32', b: 'f32', c: 'f32' }, s.outDim, r, { M: s.outDim, N: r, K: 0, alpha: sc, beta: 1, tokens: GEMM_TOKENS_K }, dy, xa, this.lora.binding(G, s, 'B')));
-    steps.push(await this.gemm(`${label} dxa`, { transA: false, transB: false, a: 'f32', b: 'f32', c: 'f32' }, Tm, r, { M: 0, N: r, K: s.outDim, alpha: sc, tokens: GEMM_TOKENS_M }, dy, this.lora.binding(P, s, 'B'), dxa));
-    steps.push(await this.gemm(`${label} dA`, { transA: true, transB: false, a: 'f32', b: 'T', c: 'f32' }, r, s.inDim, { M: r, N: s.inDim, K: 0, beta: 1, tokens: GEMM_TOKENS_K }, dxa, x, this.lora.binding(G, s, 'A')));
-    steps.push(await this.gemm(`${label} dx lora`, { transA: false, transB: false, a: 'f32', b: 'f32', c: 'f32' }, Tm, s.inDim, { M: 0, N: s.inDim, K: r, beta: 1, tokens: GEMM_TOKENS_M }, dxa, this.lora.binding(P, s, 'A'), dx));
+    const f32 = { a: 'f32', b: 'f32', c: 'f32' } as const;
+    // dB (N, r) += s dy^T (N, T) xa (T, r)
+    steps.push(await this.gemm(`${label} dB`, { ...f32, transA: true, transB: false }, { M: N, N: r, K: 'T', alpha: scale, beta: 1 }, dy, xa, dB));
+    // dxa (T, r) = s dy (T, N) B (N, r)
+    steps.push(await this.gemm(`${label} dxa`, { ...f32, transA: false, transB: false }, { M: 'T', N: r, K: N, alpha: scale }, dy, B, dxa));
+    // dA (r, K) += dxa^T (r, T) x (T, K); x is an activation (f16 with shader-f16)
+    steps.push(await this.gemm(`${label} dA`, { ...f32, b: 'T', transA: true, transB: false }, { M: r, N: K, K: 'T', beta: 1 }, dxa, x, dA));
+    // dx (T, K) += dxa (T, r) A (r, K)
+    steps.push(await this.gemm(`${label} dx lora`, { ...f32, transA: false, transB: false }, { M: 'T', N: K, K: r, beta: 1 }, dxa, A, dx));
     return steps;
   }
 
   private async build(): Promise<void> {
     const m = this.m, c = m.config, sh = m.shader, w = this.w;
-    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
-    const norm = await this.pipe('rmsnorm', rmsnormWgsl(sh));
-    const add = await this.pipe('add', addWgsl(sh));
-    const swiglu = await this.pipe('swiglu', swigluWgsl(sh));
-    const ropeQ = await this.pipe('rope', ropeWgsl({ ...sh, mode: 'inplace' }));
-    const ropeK = await this.pipe('rope to cache', ropeWgsl({ ...sh, mode: 'to-cache' }));
-    const copy = await this.pipe('to cache', toCacheWgsl(sh));
-    const scores = await this.pipe('attn scores', attnScoresWgsl(sh));
-    const softmax = await this.pipe('softmax', softmaxWgsl(sh));
-    const values = await this.pipe('attn values', attnValuesWgsl(sh));
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D } = c;
+    const layer = await LayerEncoder.create(m);
+    const norm = layer.pipelines.norm;
     const bo = { ...sh, grad: 'f32' as const };
     const normB = await this.pipe('rmsnorm bwd', rmsnormBackwardWgsl(bo));
     const ropeB = await this.pipe('rope bwd', ropeBackwardWgsl(bo));
@@ -219,10 +228,8 @@ export class GpuTrainer {
     const dkP = await this.pipe('attn dk', attnBackwardDkWgsl(bo));
     const swigluB = await this.pipe('swiglu bwd', swigluBackwardWgsl(bo));
 
-    const normP = m.uniform('norm params', [C, 0, c.rmsNormEps, 0], [2]);
-    const wC = m.uniform('width C', [C]), wF = m.uniform('width F', [F]);
-    const ropeQP = m.uniform('rope q', [H, D]), ropeKP = m.uniform('rope k', [KV, D]);
-    const attP = m.uniform('attention', [H, KV, D, 1 / Math.sqrt(D)], [3]);
+    // The backward binds the forward's uniforms (same layouts).
+    const { norm: normP, widthF: wF, ropeQ: ropeQP, ropeK: ropeKP, attention: attP } = layer.uniforms;
     const rows = (T: number): [number, number, number] => [T, 1, 1];
     const E = m.embed;
     const embed = await this.pipe(`embed ${E.kind}`, embedWgsl({ ...sh, weights: E.kind }));
@@ -235,47 +242,32 @@ export class GpuTrainer {
       const xin = this.xs[l], xout = this.xs[l + 1];
       const slot = (p: Projection) => this.lora.slot(l, p);
       const xa = (p: Projection) => w.xa.get(p);
-      // Forward of layer l from position 0 (also its recompute in the backward pass).
-      const f: Step[] = [];
-      f.push(this.step(`L${l} norm1`, norm, [this.run, normP, xin, L.inputNorm, w.xn1], rows));
-      f.push(...await this.projForward(`L${l} q`, w.xn1, L.q, w.q, slot('q_proj'), xa('q_proj')));
-      f.push(...await this.projForward(`L${l} k`, w.xn1, L.k, w.k, slot('k_proj'), xa('k_proj')));
-      f.push(...await this.projForward(`L${l} v`, w.xn1, L.v, w.v, slot('v_proj'), xa('v_proj')));
-      f.push(this.step(`L${l} rope q`, ropeQ, [this.run, ropeQP, m.ropeCos, m.ropeSin, w.q], (T) => grid1D(T * H * D / 2, 256)));
-      f.push(this.step(`L${l} rope k`, ropeK, [this.run, ropeKP, m.ropeCos, m.ropeSin, w.k, w.kr], (T) => grid1D(T * KV * D / 2, 256)));
-      f.push(this.step(`L${l} scores`, scores, [this.run, attP, w.q, w.kr, w.probs], (T) => [Math.ceil(T / 64), T, H]));
-      f.push(this.step(`L${l} softmax`, softmax, [this.run, w.probs], (T) => [T, H, 1]));
-      f.push(this.step(`L${l} values`, values, [this.run, attP, w.probs, w.v, w.att], (T) => grid1D(T * H * D, 64)));
-      f.push(...await this.projForward(`L${l} o`, w.att, L.o, w.x1, slot('o_proj'), xa('o_proj')));
-      f.push(this.step(`L${l} residual1`, add, [this.run, wC, w.x1, xin], (T) => grid1D(T * C, 256)));
-      f.push(this.step(`L${l} norm2`, norm, [this.run, normP, w.x1, L.postNorm, w.xn2], rows));
-      f.push(...await this.projForward(`L${l} gate`, w.xn2, L.gate, w.gate, slot('gate_proj'), xa('gate_proj')));
-      f.push(...await this.projForward(`L${l} up`, w.xn2, L.up, w.up, slot('up_proj'), xa('up_proj')));
-      // The backward needs the pre-activation gate: SwiGLU runs on a copy.
-      f.push(this.step(`L${l} copy gate`, copy, [this.run, wF, w.gate, w.act], (T) => grid1D(T * F, 256)));
-      f.push(this.step(`L${l} swiglu`, swiglu, [this.run, wF, w.act, w.up], (T) => grid1D(T * F, 256)));
-      f.push(...await this.projForward(`L${l} down`, w.act, L.down, xout, slot('down_proj'), xa('down_proj')));
-      f.push(this.step(`L${l} residual2`, add, [this.run, wC, xout, w.x1], (T) => grid1D(T * C, 256)));
-      this.layerFwd.push(f);
+      // Forward of layer l from position 0 (also its recompute in the backward pass): the keys
+      // rotate into kr, the values are read in place, and SwiGLU runs on a copy of the gate.
+      const buffers: LayerBuffers = {
+        xIn: xin, xn1: w.xn1, q: w.q, k: w.k, v: w.v, kCache: w.kr, vCache: w.v, scores: w.probs, att: w.att,
+        x1: w.x1, xn2: w.xn2, gate: w.gate, up: w.up, act: w.act, xOut: xout,
+      };
+      this.layerFwd.push(await layer.steps(l, L, buffers, { run: this.run, gated: false, maxTokens: this.maxTokens, xa }));
 
       // Backward of layer l; on entry w.dx = dL/d(layer output), on exit dL/d(layer input).
       const b: Step[] = [];
-      b.push(...await this.projBackward(`L${l} down`, w.dx, L.down, w.dact, false, w.act, slot('down_proj'), xa('down_proj')));
-      b.push(this.step(`L${l} swiglu bwd`, swigluB, [this.run, wF, w.dact, w.gate, w.up, w.dup], (T) => grid1D(T * F, 256)));
+      b.push(...await this.projBackward(`L${l} down`, w.dx, L.down, w.dact, false, w.act, slot('down_proj'), xa('down_proj'))); // dact (T, F)
+      b.push(this.step(`L${l} swiglu bwd`, swigluB, [this.run, wF, w.dact, w.gate, w.up, w.dup], (T) => grid1D(T * F, 256))); // dact <- d gate, dup (T, F)
       b.push(...await this.projBackward(`L${l} gate`, w.dact, L.gate, w.dxn, false, w.xn2, slot('gate_proj'), xa('gate_proj')));
-      b.push(...await this.projBackward(`L${l} up`, w.dup, L.up, w.dxn, true, w.xn2, slot('up_proj'), xa('up_proj')));
-      b.push(this.step(`L${l} norm2 bwd`, normB, [this.run, normP, w.x1, L.postNorm, w.dxn, w.dx], rows));
-      b.push(...await this.projBackward(`L${l} o`, w.dx, L.o, w.datt, false, w.att, slot('o_proj'), xa('o_proj')));
-      b.push(this.step(`L${l} attn dv`, dvP, [this.run, attP, w.probs, w.datt, w.dv], (T) => grid1D(T * KV * D, 64)));
-      b.push(this.step(`L${l} attn ds`, dsP, [this.run, attP, w.probs, w.datt, w.v, w.att], (T) => [T, H, 1]));
-      b.push(this.step(`L${l} attn dq`, dqP, [this.run, attP, w.probs, w.kr, w.dq], (T) => grid1D(T * H * D, 64)));
-      b.push(this.step(`L${l} attn dk`, dkP, [this.run, attP, w.probs, w.q, w.dk], (T) => grid1D(T * KV * D, 64)));
+      b.push(...await this.projBackward(`L${l} up`, w.dup, L.up, w.dxn, true, w.xn2, slot('up_proj'), xa('up_proj'))); // dxn (T, C)
+      b.push(this.step(`L${l} norm2 bwd`, normB, [this.run, normP, w.x1, L.postNorm, w.dxn, w.dx], rows)); // dx (T, C) += d x1
+      b.push(...await this.projBackward(`L${l} o`, w.dx, L.o, w.datt, false, w.att, slot('o_proj'), xa('o_proj'))); // datt (T, H*D)
+      b.push(this.step(`L${l} attn dv`, dvP, [this.run, attP, w.probs, w.datt, w.dv], (T) => grid1D(T * KV * D, 64))); // dv (T, KV*D)
+      b.push(this.step(`L${l} attn ds`, dsP, [this.run, attP, w.probs, w.datt, w.v, w.att], (T) => [T, H, 1])); // probs -> dS (H, T, T)
+      b.push(this.step(`L${l} attn dq`, dqP, [this.run, attP, w.probs, w.kr, w.dq], (T) => grid1D(T * H * D, 64))); // dq (T, H*D)
+      b.push(this.step(`L${l} attn dk`, dkP, [this.run, attP, w.probs, w.q, w.dk], (T) => grid1D(T * KV * D, 64))); // dk (T, KV*D)
       b.push(this.step(`L${l} rope q bwd`, ropeB, [this.run, ropeQP, m.ropeCos, m.ropeSin, w.dq], (T) => grid1D(T * H * D / 2, 256)));
       b.push(this.step(`L${l} rope k bwd`, ropeB, [this.run, ropeKP, m.ropeCos, m.ropeSin, w.dk], (T) => grid1D(T * KV * D / 2, 256)));
       b.push(...await this.projBackward(`L${l} q`, w.dq, L.q, w.dxn, false, w.xn1, slot('q_proj'), xa('q_proj')));
       b.push(...await this.projBackward(`L${l} k`, w.dk, L.k, w.dxn, true, w.xn1, slot('k_proj'), xa('k_proj')));
-      b.push(...await this.projBackward(`L${l} v`, w.dv, L.v, w.dxn, true, w.xn1, slot('v_proj'), xa('v_proj')));
-      b.push(this.step(`L${l} norm1 bwd`, normB, [this.run, normP, xin, L.inputNorm, w.dxn, w.dx], rows));
+      b.push(...await this.projBackward(`L${l} v`, w.dv, L.v, w.dxn, true, w.xn1, slot('v_proj'), xa('v_proj'))); // dxn (T, C)
+      b.push(this.step(`L${l} norm1 bwd`, normB, [this.run, normP, xin, L.inputNorm, w.dxn, w.dx], rows)); // dx (T, C) += d x
       this.layerBwd.push(b);
     }
 

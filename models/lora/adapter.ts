@@ -9,6 +9,7 @@ import { InvalidInputError, WeightsFormatError, WeightsMismatchError } from '../
 import { toFloat32 } from '../safetensors/dtype.ts';
 import { parseSafetensorsHeader } from '../safetensors/header.ts';
 import { encodeSafetensors, type TensorToWrite, type WritableDtype } from '../safetensors/writer.ts';
+import { seededRandom } from '../random.ts';
 
 export interface LoraConfig {
   rank: number;
@@ -79,18 +80,6 @@ export function zeroLora(config: LlamaConfig, loraCfg: LoraConfig): LoraWeights 
   return { config: { ...loraCfg, targets }, scale: loraCfg.alpha / r, layers };
 }
 
-/** mulberry32: small seeded PRNG, uniform in [0, 1); same as the tests' helper. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Fresh adapters: A uniform in +-1/sqrt(in) from `seed` (one PRNG stream over layers, then targets
  * in PROJECTIONS order, row-major), B = 0, so the adapted model equals the base model exactly.
@@ -99,7 +88,7 @@ function mulberry32(seed: number): () => number {
  */
 export function initLora(config: LlamaConfig, loraCfg: LoraConfig, seed: number): LoraWeights {
   const lora = zeroLora(config, loraCfg);
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   for (const layer of lora.layers) {
     for (const p of lora.config.targets) {
       const pair = layer[p]!;

@@ -2,7 +2,7 @@
  * Typed errors of the retrieval side. Each subclasses EngineError with the closest existing code,
  * so the worker serialises them like every other engine error and the UI reacts by code.
  */
-import { EngineError } from '../errors.ts';
+import { EngineError, registerErrorClasses } from '../errors.ts';
 
 /** One rejected line of a JSONL corpus. `line` is 1-based, as an editor shows it. */
 export interface BadLine {
@@ -37,3 +37,5 @@ export class StaleIndexError extends EngineError {
     this.reasons = reasons;
   }
 }
+
+registerErrorClasses({ CorpusFormatError, DimensionsError, IndexFormatError, StaleIndexError });

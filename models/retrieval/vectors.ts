@@ -3,6 +3,7 @@
  * operations the index needs on them.
  */
 import { f16BitsToF32, f32ToF16Bits } from '../safetensors/dtype.ts';
+import { seededRandom } from '../random.ts';
 
 /**
  * Squared Euclidean distance between `q` and row `row` of `data`.
@@ -62,24 +63,12 @@ export function roundToF16(data: Float32Array): Float32Array {
   return data;
 }
 
-/** mulberry32: a small seeded PRNG, so tests and benchmarks see the same vectors every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * `count` seeded random unit vectors of `dims` (Gaussian entries, normalised: uniform on the sphere).
  * @example const v = seededUnitVectors(2000, 384, 42); // Float32Array(2000 * 384)
  */
 export function seededUnitVectors(count: number, dims: number, seed: number): Float32Array {
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const out = new Float32Array(count * dims);
   for (let i = 0; i < out.length; i += 2) {
     // Box-Muller: two Gaussians from two uniforms; 1 - u avoids log(0).

@@ -4,13 +4,13 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { seededRandom as mulberry32 } from '../../models/sampling.ts';
+import { seededRandom as mulberry32 } from '../../models/random.ts';
 import { expectedTensors, parseLlamaConfig } from '../../models/config.ts';
 import { bf16BitsToF32, f32ToBf16Bits } from '../../models/safetensors/dtype.ts';
 import { encodeSafetensors, type TensorToWrite } from '../../models/safetensors/writer.ts';
 
-/** mulberry32: tiny seeded PRNG, uniform in [0, 1) (the engine's sampler uses the same one). */
-export { seededRandom as mulberry32 } from '../../models/sampling.ts';
+/** mulberry32: the project's one seeded PRNG (models/random.ts), uniform in [0, 1). */
+export { seededRandom as mulberry32 } from '../../models/random.ts';
 
 /** FNV-1a: per-tensor seeds, so a tensor's values do not depend on which other tensors exist. */
 function hash32(s: string): number {

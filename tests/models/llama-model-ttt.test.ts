@@ -2,8 +2,8 @@ import { promptFormat } from '../../models/prompt-format.ts';
 import { describe, expect, it } from 'vitest';
 import { NodeDirSource } from '../../models/io/node-source.ts';
 import { LlamaModel } from '../../models/llama-model.ts';
-import { nodeGpu } from '../../models/gpu/node-gpu.ts';
 import { resolveTttConfig, TTT_DEFAULTS } from '../../models/ttt/config.ts';
+import { expectNoGpuErrors, watchedGpu } from '../helpers/gpu.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../helpers/shared.ts';
 
 warnIfNoShared('LlamaModel TTT round trip on stories260K');
@@ -20,6 +20,7 @@ describe('TTT config', () => {
 });
 
 describe.skipIf(!HAS_SHARED)('LlamaModel TTT: trace -> train -> adapted answer -> reset', () => {
+  expectNoGpuErrors();
   const trace = {
     question: 'Once upon a time, what did Lily find in the park?',
     reasoning: 'Lily went to the park with her mom. She saw a big red ball under a tree.',
@@ -27,7 +28,7 @@ describe.skipIf(!HAS_SHARED)('LlamaModel TTT: trace -> train -> adapted answer -
   };
   for (const backend of ['cpu', 'webgpu'] as const) {
     it(`${backend}: the loss falls, generation changes while adapted, and reset gives the base answer back`, async () => {
-      const model = await LlamaModel.load(new NodeDirSource(sharedPath('golden/stories260K-hf/f32')), { backend, gpu: backend === 'webgpu' ? nodeGpu() : undefined, weights: 'f32', precision: 'f32' });
+      const model = await LlamaModel.load(new NodeDirSource(sharedPath('golden/stories260K-hf/f32')), { backend, gpu: backend === 'webgpu' ? await watchedGpu() : undefined, weights: 'f32', precision: 'f32' });
       const prompt = model.encodePrompt('Once upon a time');
       const before = await model.generate(prompt, { maxNewTokens: 24 });
       await model.attachAdapter({ seed: 3, maxTokens: 256 });

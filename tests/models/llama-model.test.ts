@@ -4,13 +4,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeDirSource } from '../../models/io/node-source.ts';
 import { LlamaModel } from '../../models/llama-model.ts';
-import { nodeGpu } from '../../models/gpu/node-gpu.ts';
 import { writeRandomLlama } from '../helpers/random-model.ts';
+import { expectNoGpuErrors, watchedGpu } from '../helpers/gpu.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../helpers/shared.ts';
 
 warnIfNoShared('LlamaModel text generation on stories260K');
 
 describe('LlamaModel generation (random model, no tokenizer)', () => {
+  expectNoGpuErrors();
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'gen-'));
@@ -21,7 +22,7 @@ describe('LlamaModel generation (random model, no tokenizer)', () => {
   it('CPU and WebGPU give the same greedy and seeded-sampled tokens; progress reaches ready', async () => {
     const phases: string[] = [];
     const cpu = await LlamaModel.load(new NodeDirSource(dir), { backend: 'cpu', weights: 'f32', maxContext: 64 });
-    const gpu = await LlamaModel.load(new NodeDirSource(dir), { backend: 'webgpu', gpu: nodeGpu(), weights: 'f32', precision: 'f32', maxContext: 64, onProgress: (p) => phases.push(p.phase) });
+    const gpu = await LlamaModel.load(new NodeDirSource(dir), { backend: 'webgpu', gpu: await watchedGpu(), weights: 'f32', precision: 'f32', maxContext: 64, onProgress: (p) => phases.push(p.phase) });
     expect(phases[0]).toBe('config');
     expect(phases.at(-1)).toBe('ready');
     for (const sampling of [{ kind: 'greedy' } as const, { kind: 'sample', temperature: 0.8, topP: 0.9, seed: 42 } as const]) {
@@ -60,9 +61,10 @@ describe('LlamaModel generation (random model, no tokenizer)', () => {
 });
 
 describe.skipIf(!HAS_SHARED)('LlamaModel on stories260K (text)', () => {
+  expectNoGpuErrors();
   it('greedy text from "Once upon a time" reads "..., there was a little girl named Lily." (f32 and q4)', async () => {
     for (const weights of ['f32', 'q4'] as const) {
-      const m = await LlamaModel.load(new NodeDirSource(sharedPath('golden/stories260K-hf/f32')), { backend: 'webgpu', gpu: nodeGpu(), weights });
+      const m = await LlamaModel.load(new NodeDirSource(sharedPath('golden/stories260K-hf/f32')), { backend: 'webgpu', gpu: await watchedGpu(), weights });
       const r = await m.generate(m.encodePrompt('Once upon a time'), { maxNewTokens: 32 });
       expect(r.text.startsWith(', there was a little girl named Lily.'), `${weights}: ${r.text}`).toBe(true);
       m.dispose();

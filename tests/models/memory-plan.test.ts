@@ -20,7 +20,7 @@ import { NodeDirSource } from '../../models/io/node-source.ts';
 import { initLora } from '../../models/lora/adapter.ts';
 import { assertPlanFits, checkPlan, describePlan, planFromConfigJson, planMemory, type MemoryPlan, type MemoryPlanOptions } from '../../models/memory-plan.ts';
 import { q4Bytes } from '../../models/quant/q4.ts';
-import { gpuContext, gpuErrors } from '../helpers/gpu.ts';
+import { expectNoGpuErrors, gpuContext } from '../helpers/gpu.ts';
 import { writeRandomLlama, type RandomLlamaOptions } from '../helpers/random-model.ts';
 
 const MiB = 2 ** 20, GiB = 2 ** 30;
@@ -55,9 +55,9 @@ describe('memory plan equals the allocator on seeded random models (Dawn)', () =
       models.set(name, await openCheckpoint(new NodeDirSource(dir)));
     }
   });
+  expectNoGpuErrors();
   afterAll(async () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });
-    expect(gpuErrors).toEqual([]);
   });
 
   const cases: { precision: 'f16' | 'f32'; weights: 'q4' | 'f32' }[] = [

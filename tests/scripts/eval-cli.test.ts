@@ -37,7 +37,7 @@ async function evalCli(args: string[]): Promise<{ stdout: string; stderr: string
   }
 }
 
-const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!) as RunJson & { code?: string; message?: string };
+const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!) as RunJson & { error?: { name: string; code: string; message: string } };
 
 let tmp: string;
 let out: string;
@@ -134,13 +134,13 @@ describe.skipIf(!HAS_SHARED)('eval run (stories260K, CPU, 40 items, --ttt both)'
 
   it('usage errors and a bad data file are typed errors on stdout', async () => {
     const noCorpus = await evalCli(runArgs().filter((a, i, all) => a !== '--corpus' && all[i - 1] !== '--corpus'));
-    expect(noCorpus.code).toBe(1);
-    expect(lastJson(noCorpus.stdout).message).toMatch(/--ttt on\/both needs --index <dir> .* or --corpus <jsonl>/);
+    expect(noCorpus.code).toBe(2);
+    expect(lastJson(noCorpus.stdout).error).toMatchObject({ name: 'UsageError', code: 'usage', message: expect.stringMatching(/--ttt on\/both needs --index <dir> .* or --corpus <jsonl>/) });
     const bad = join(tmp, 'bad.jsonl');
     await writeFile(bad, '{"id": "x", "question": "Q?", "options": {"A": "a", "B": "b"}, "answer": "A"}\n{"id": "y"}\n');
     const r = await evalCli(['run', '--model', sharedPath('golden', 'stories260K-hf', 'f32'), '--data', bad, '--ttt', 'off', '--out', join(tmp, 'o2'), '--backend', 'cpu', '--f32', '--json']);
     expect(r.code).toBe(1);
-    expect(lastJson(r.stdout)).toMatchObject({ code: 'invalid-input', message: expect.stringMatching(/line 2: field "question"/) });
+    expect(lastJson(r.stdout)).toMatchObject({ error: { name: 'McqFormatError', code: 'invalid-input', message: expect.stringMatching(/line 2: field "question"/) } });
     expect(existsSync(join(tmp, 'o2'))).toBe(false); // refused before anything was written
   });
 });
@@ -162,7 +162,7 @@ describe('eval extract', () => {
     expect(lines).toHaveLength(4);
     expect(lines[0]).toEqual({ letter: 'C' });
     expect(lines[1]).toEqual({ letter: 'B' });
-    expect(lines[2]).toMatchObject({ code: 'invalid-input', line: 4, message: expect.stringMatching(/"output" must be a string/) });
+    expect(lines[2]).toMatchObject({ line: 4, error: { name: 'McqFormatError', code: 'invalid-input', message: expect.stringMatching(/^Line 4: .*"output" must be a string/) } });
     expect(lines[3]).toEqual({ letter: null });
     expect(code).toBe(1);
   });

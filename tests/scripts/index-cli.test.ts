@@ -166,3 +166,21 @@ describe.skipIf(!HAS_SHARED)('npm run index -- build / query / info', () => {
     expect(hit.json.results).toMatchObject([{ id: q2.id, score: expect.closeTo(1, 5) }]);
   });
 });
+
+describe('npm run index: command-line errors (no model needed)', { concurrent: true }, () => {
+  it('an unknown option, a bad value or no command: usage, exit 2, the JSON shape of every CLI, usage on stderr', async () => {
+    const unknown = await cli(['query', dir, 'Q?', '--bogus']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.json).toMatchObject({ error: { name: 'UsageError', code: 'usage', message: expect.stringMatching(/--bogus/) } });
+    expect(unknown.stderr).toMatch(/error \(usage\): .*--bogus[\s\S]*index build/);
+    const badK = await cli(['query', dir, 'Q?', '-k', '0']);
+    expect(badK).toMatchObject({ code: 2, json: { error: { code: 'usage', message: '--k must be a positive integer, got "0".' } } });
+    const none = await cli([]);
+    expect(none).toMatchObject({ code: 2, json: { error: { code: 'usage', message: expect.stringMatching(/a command is needed/) } } });
+  });
+
+  it('a folder without an index: not-found, exit 1', async () => {
+    const r = await cli(['query', dir, 'Q?', '--retriever', 'lexical']);
+    expect(r).toMatchObject({ code: 1, json: { error: { name: 'NotFoundError', code: 'not-found', message: expect.stringMatching(/holds no index/) } } });
+  });
+});

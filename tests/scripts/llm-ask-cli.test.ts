@@ -80,11 +80,11 @@ describe.skipIf(!HAS_SHARED)('llm ask', () => {
     expect(paper.settings).toMatchObject({ steps: 1, lr: 1e-5 });
     expect(paper.ttt!.losses).toHaveLength(1);
     const noIndex = await cli('scripts/llm.ts', ['ask', '--model', model(), '--question', 'Q?', '--backend', 'cpu', '--json']);
-    expect(noIndex.code).toBe(1);
-    expect(noIndex.json).toMatchObject({ code: 'usage', message: expect.stringMatching(/--index is required/) });
+    expect(noIndex.code).toBe(2);
+    expect(noIndex.json).toMatchObject({ error: { name: 'UsageError', code: 'usage', message: expect.stringMatching(/--index is required/) } });
     const badSystem = await cli('scripts/llm.ts', ['ask', ...common(), '--question', 'Q?', '--system', 'loud']);
-    expect(badSystem.json).toMatchObject({ message: expect.stringMatching(/--system must be one of o1, card, none, custom/) });
+    expect(badSystem).toMatchObject({ code: 2, json: { error: { code: 'usage', message: expect.stringMatching(/--system must be one of o1, card, none, custom/) } } });
     const empty = await cli('scripts/llm.ts', ['ask', ...common(), '--question', '   ', '--ttt', 'off']);
-    expect(empty.json).toMatchObject({ code: 'invalid-input', message: expect.stringMatching(/question is empty/) });
+    expect(empty).toMatchObject({ code: 1, json: { error: { code: 'invalid-input', message: expect.stringMatching(/question is empty/) } } });
   });
 });

@@ -77,7 +77,7 @@ describe('llm generate --cache-dir', () => {
 
   it('refuses --cache-dir together with --no-cache', async () => {
     const r = await run(process.execPath, ['--import', 'tsx', 'scripts/llm.ts', 'generate', '--model', '/nonexistent', '--ids', '1', '--backend', 'cpu', '--no-cache', '--cache-dir', tmp], { cwd: ROOT }).catch((e) => e);
-    expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)).message).toMatch(/--cache-dir or --no-cache/);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1))).toMatchObject({ error: { code: 'usage', message: expect.stringMatching(/--cache-dir or --no-cache/) } });
   });
 });

@@ -31,6 +31,6 @@ describe('npm run llm -- generate', () => {
   it('reports a typed error as JSON and exits 1 for a missing model folder', async () => {
     const { json, code } = await cli(['generate', '--model', '/nonexistent/model', '--ids', '1', '--backend', 'cpu', '--json']);
     expect(code).toBe(1);
-    expect(json.code).toBe('not-found');
+    expect(json).toMatchObject({ error: { name: 'NotFoundError', code: 'not-found', message: expect.stringContaining('/nonexistent/model') } });
   });
 });

@@ -131,13 +131,11 @@ describe.skipIf(!HAS_SHARED)('npm run llm -- ttt against the golden LoRA files',
     const { g, dir } = golden('tiny-llama31-random');
     const badIds = await cli(['--model', dir, '--ids', '1,5,99999', '--mask', '0,1,1', ...CPU, '--steps', '1', '--json']);
     expect(badIds.code).toBe(1);
-    expect(badIds.json).toMatchObject({ error: 'InvalidInputError', code: 'invalid-input' });
-    expect(badIds.json.message).toMatch(/99999.*outside the vocabulary/);
+    expect(badIds.json).toMatchObject({ error: { name: 'InvalidInputError', code: 'invalid-input', message: expect.stringMatching(/99999.*outside the vocabulary/) } });
     // stories260K's point (5 layers, 4 KV heads, FFN 172) on tiny-llama31 (3 layers, 2 KV heads, FFN 160).
     const other = await cli(['--model', dir, '--ids', g.ids.join(','), '--mask', g.loss_mask.join(','), '--lora-init', golden('stories260K').file('point'), ...CPU, '--json']);
     expect(other.code).toBe(1);
-    expect(other.json).toMatchObject({ code: 'weights-mismatch' });
-    expect(other.json.message).toMatch(/lora-stories260K-point\.safetensors: tensor "model\.layers\.\d+\..*lora_[AB]"/);
+    expect(other.json).toMatchObject({ error: { code: 'weights-mismatch', message: expect.stringMatching(/lora-stories260K-point\.safetensors: tensor "model\.layers\.\d+\..*lora_[AB]"/) } });
   });
 });
 
@@ -145,24 +143,23 @@ describe('npm run llm -- ttt: input errors (no model needed)', { concurrent: tru
   it('a mask with no active token: invalid-input, exit 1, before the model is loaded', async () => {
     const { json, code } = await cli(['--model', '/nonexistent/model', '--ids', '1,2,3', '--mask', '1,0,0', '--backend', 'cpu', '--json']);
     expect(code).toBe(1);
-    expect(json).toMatchObject({ error: 'InvalidInputError', code: 'invalid-input' });
-    expect(json.message).toMatch(/selects no token to predict/);
+    expect(json).toMatchObject({ error: { name: 'InvalidInputError', code: 'invalid-input', message: expect.stringMatching(/selects no token to predict/) } });
   });
 
   it('a missing --lora-init file: not-found naming the flag and the path', async () => {
     const { json, code } = await cli(['--model', '/nonexistent/model', '--ids', '1,2,3', '--mask', '0,1,1', '--lora-init', '/nonexistent/point.safetensors', '--backend', 'cpu', '--json']);
     expect(code).toBe(1);
-    expect(json.code).toBe('not-found');
-    expect(json.message).toBe('--lora-init: no adapter file at /nonexistent/point.safetensors.');
+    expect(json).toEqual({ error: { name: 'NotFoundError', code: 'not-found', message: '--lora-init: no adapter file at /nonexistent/point.safetensors.' } });
   });
 
-  it('an unknown target or a flag of another command: usage errors', async () => {
+  it('an unknown target or a flag of another command: usage errors, exit 2, the same JSON shape', async () => {
     const target = await cli(['--model', '/nonexistent/model', '--ids', '1,2', '--mask', '0,1', '--targets', 'q,foo', '--json']);
-    expect(target.code).toBe(1);
-    expect(target.json).toMatchObject({ code: 'usage' });
-    expect(target.json.message).toMatch(/unknown projection "foo"/);
+    expect(target.code).toBe(2);
+    expect(target.json).toMatchObject({ error: { name: 'UsageError', code: 'usage', message: expect.stringMatching(/unknown projection "foo"/) } });
+    expect(target.stderr).toMatch(/unknown projection "foo"[\s\S]*llm -- ttt/);
     const flag = await cli(['--model', '/nonexistent/model', '--max-new', '3']);
     expect(flag.code).toBe(2);
+    expect(flag.json).toEqual({ error: { name: 'UsageError', code: 'usage', message: 'unknown option --max-new' } });
     expect(flag.stderr).toMatch(/unknown option --max-new[\s\S]*llm -- ttt/);
   });
 });

@@ -7,29 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { EngineError } from '../../models/errors.ts';
 import { LlmClient } from '../../workers/client.ts';
 import type { TttResult, WorkerEvent, WorkerRequest } from '../../workers/protocol.ts';
-
-/** Just enough of Worker: posts are cloned with their transfer list (so buffers detach, as in a browser). */
-class FakeWorker extends EventTarget {
-  readonly sent: WorkerRequest[] = [];
-  readonly transfers: Transferable[][] = [];
-  postMessage(msg: WorkerRequest, transfer: Transferable[] = []): void {
-    this.transfers.push(transfer);
-    this.sent.push(structuredClone(msg, { transfer }));
-  }
-  terminate(): void {}
-  /** As the worker does: result buffers transferred into this thread. */
-  emit(event: WorkerEvent, transfer: Transferable[] = []): void {
-    this.dispatchEvent(new MessageEvent('message', { data: structuredClone(event, { transfer }) }));
-  }
-}
+import { withFakeWorkers } from '../helpers/fake-worker.ts';
 
 function setup() {
-  const workers: FakeWorker[] = [];
-  const client = new LlmClient(() => {
-    const w = new FakeWorker();
-    workers.push(w);
-    return w as unknown as Worker;
-  });
+  const { client, workers } = withFakeWorkers<WorkerRequest, WorkerEvent, LlmClient>((create) => new LlmClient(create));
   return { client, worker: () => workers[0]! };
 }
 

@@ -7,7 +7,7 @@ import { FLAT_INDEX, prelude, RUN_STRUCT, type ShaderOptions } from './common.ts
  * the same small per-kernel uniforms as the forward (Norm, Rope, Att, Width), so a trainer can
  * bind the forward's uniform buffers unchanged.
  *
- * Types: `T` = activation storage (what the forward wrote: x, q, k, v, att, gate, up), `G` =
+ * Types: `T` = activation storage (what the forward wrote: x, q, k, v, att, gate, up), `Grad` =
  * gradient storage, f32 by default even when T is f16: (softmax - onehot) / R is ~1e-8 for most
  * of a 128k vocabulary, below f16's smallest subnormal (6e-8), and f16 gradients would need loss
  * scaling. `grad: 'T'` halves gradient memory for callers that accept that. Math is f32.
@@ -19,7 +19,7 @@ export interface BackwardOptions extends ShaderOptions {
 }
 
 function head(o: BackwardOptions): string {
-  return `${prelude(o)}alias G = ${o.grad === 'T' ? 'T' : 'f32'};\n${RUN_STRUCT}`;
+  return `${prelude(o)}alias Grad = ${o.grad === 'T' ? 'T' : 'f32'};\n${RUN_STRUCT}`;
 }
 
 /** Same layout as the forward's Att uniform: [H, KV, D, scale = 1/sqrt(D) as f32]. */
@@ -34,7 +34,7 @@ struct Width { n: u32, p0: u32, p1: u32, p2: u32 }`;
  * for free): dx_c += inv w_c dy_c - inv^3 / C * x_c * sum_j(w_j dy_j x_j), inv = 1/sqrt(mean(x^2)+eps).
  * x (T, C) the norm's input, dy (T, C) d/d output, dx (T, C). One workgroup of 256 per row.
  * Bindings: 0 run (Run), 1 nrm (Norm [C, single = 0, eps f32, 0], the forward's buffer),
- * 2 x array<T>, 3 w array<f32> (C), 4 dy array<G>, 5 dx array<G> read_write.
+ * 2 x array<T>, 3 w array<f32> (C), 4 dy array<Grad>, 5 dx array<Grad> read_write.
  * Grid: [T, 1, 1].
  */
 export function rmsnormBackwardWgsl(o: BackwardOptions): string {
@@ -44,8 +44,8 @@ struct Norm { C: u32, single: u32, eps: f32, pad: u32 }
 @group(0) @binding(1) var<uniform> nrm: Norm;
 @group(0) @binding(2) var<storage, read> x: array<T>;
 @group(0) @binding(3) var<storage, read> w: array<f32>;
-@group(0) @binding(4) var<storage, read> dy: array<G>;
-@group(0) @binding(5) var<storage, read_write> dx: array<G>;
+@group(0) @binding(4) var<storage, read> dy: array<Grad>;
+@group(0) @binding(5) var<storage, read_write> dx: array<Grad>;
 var<workgroup> red: array<vec2f, 256>; // (sum x^2, sum w dy x)
 
 @compute @workgroup_size(256)
@@ -66,7 +66,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   let inv = inverseSqrt(red[0].x / f32(nrm.C) + nrm.eps);
   let k = inv * inv * inv * red[0].y / f32(nrm.C);
   for (var c = li; c < nrm.C; c += 256u) {
-    dx[o + c] = G(f32(dx[o + c]) + inv * w[c] * f32(dy[o + c]) - k * f32(x[o + c]));
+    dx[o + c] = Grad(f32(dx[o + c]) + inv * w[c] * f32(dy[o + c]) - k * f32(x[o + c]));
   }
 }
 `;
@@ -76,7 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
  * RoPE backward in place: the rotation is orthogonal, so the gradient rotates by -angle.
  * dx (T, nh, D) holds d/d(rotated) on entry and d/d(unrotated) on exit, positions start + t,
  * same cos/sin tables (maxContext, D/2) and Rope uniform [nh, D] as ropeWgsl.
- * Bindings: 0 run, 1 rp (Rope [nh, D, 0, 0]), 2 cos array<f32>, 3 sin array<f32>, 4 dx array<G> read_write.
+ * Bindings: 0 run, 1 rp (Rope [nh, D, 0, 0]), 2 cos array<f32>, 3 sin array<f32>, 4 dx array<Grad> read_write.
  * Grid: grid1D(T * nh * D / 2, 256).
  */
 export function ropeBackwardWgsl(o: BackwardOptions): string {
@@ -86,7 +86,7 @@ struct Rope { nh: u32, D: u32, p0: u32, p1: u32 }
 @group(0) @binding(1) var<uniform> rp: Rope;
 @group(0) @binding(2) var<storage, read> cosT: array<f32>;
 @group(0) @binding(3) var<storage, read> sinT: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<G>;
+@group(0) @binding(4) var<storage, read_write> dx: array<Grad>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -101,8 +101,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let o = (idx / half) * rp.D; // (t * nh + h) * D
   let g1 = f32(dx[o + i]);
   let g2 = f32(dx[o + i + half]);
-  dx[o + i] = G(g1 * c + g2 * s);
-  dx[o + i + half] = G(g2 * c - g1 * s);
+  dx[o + i] = Grad(g1 * c + g2 * s);
+  dx[o + i + half] = Grad(g2 * c - g1 * s);
 }
 `;
 }
@@ -111,9 +111,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  * Attention backward for training (start = 0, causal, GQA), from the probs the (re)computed
  * forward left in its scores buffer (H, T, T) f32 (rows padded with 0 past the diagonal, as
  * softmaxWgsl writes them). Four dispatches, in this order, all with Run.T = T, Run.start = 0:
- *   1. attnBackwardDvWgsl     dv (T, KV, D) = sum over the group's heads of P^T dout
- *   2. attnBackwardScoresWgsl probs -> dS IN PLACE: dS = P * (dout V^T - delta) * scale, with
- *      delta_{t,h} = rowsum(dP * P) = dout_{t,h} . out_{t,h} (out = the attention output, which
+ *   1. attnBackwardDvWgsl     dv (T, KV, D) = sum over the group's heads of probs^T dout
+ *   2. attnBackwardScoresWgsl probs -> dS IN PLACE: dS = probs * (dout V^T - delta) * scale, with
+ *      delta_{t,h} = rowsum(dprobs * probs) = dout_{t,h} . out_{t,h} (out = the attention output, which
  *      the trainer keeps for o_proj's LoRA backward anyway), so no second (H, T, T) buffer and
  *      no second pass over the keys
  *   3. attnBackwardDqWgsl     dq (T, H, D) = dS K  (scale already in dS)
@@ -123,13 +123,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  */
 
 /** Shared body of dv and dk: out[j, kvh, d] = sum_{h in group(kvh)} sum_{t >= j} M[h, t, j] src[t, h, d]. */
-function groupTransposeWgsl(o: BackwardOptions, srcType: 'T' | 'G'): string {
+function groupTransposeWgsl(o: BackwardOptions, srcType: 'T' | 'Grad'): string {
   return `${head(o)}${ATT_STRUCT}${FLAT_INDEX}
 @group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<uniform> at: Att;
 @group(0) @binding(2) var<storage, read> m: array<f32>;
 @group(0) @binding(3) var<storage, read> src: array<${srcType}>;
-@group(0) @binding(4) var<storage, read_write> dst: array<G>;
+@group(0) @binding(4) var<storage, read_write> dst: array<Grad>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -147,24 +147,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       acc += m[(h * run.T + t) * run.T + j] * f32(src[(t * at.H + h) * at.D + d]);
     }
   }
-  dst[idx] = G(acc);
+  dst[idx] = Grad(acc);
 }
 `;
 }
 
 /**
- * dv (T, KV, D) = sum_{h in group} P_h^T dout_h. Run before attnBackwardScoresWgsl overwrites P.
- * Bindings: 0 run, 1 at (Att), 2 probs array<f32> (H, T, T), 3 dout array<G> (T, H, D), 4 dv array<G> (T, KV, D).
+ * dv (T, KV, D) = sum_{h in group} probs_h^T dout_h. Run before attnBackwardScoresWgsl overwrites probs.
+ * Bindings: 0 run, 1 at (Att), 2 probs array<f32> (H, T, T), 3 dout array<Grad> (T, H, D), 4 dv array<Grad> (T, KV, D).
  * Grid: grid1D(T * KV * D, 64).
  */
 export function attnBackwardDvWgsl(o: BackwardOptions): string {
-  return groupTransposeWgsl(o, 'G');
+  return groupTransposeWgsl(o, 'Grad');
 }
 
 /**
- * probs (H, T, T) -> dS in place: dS[h,t,j] = P (dout_{t,h} . v_{j,kvh} - dout_{t,h} . out_{t,h}) * scale
+ * probs (H, T, T) -> dS in place: dS[h,t,j] = probs[h,t,j] (dout_{t,h} . v_{j,kvh} - dout_{t,h} . out_{t,h}) * scale
  * for j <= t (entries past the diagonal stay 0). One workgroup of 64 per (t, h).
- * Bindings: 0 run, 1 at (Att), 2 probs array<f32> read_write, 3 dout array<G> (T, H, D),
+ * Bindings: 0 run, 1 at (Att), 2 probs array<f32> read_write, 3 dout array<Grad> (T, H, D),
  * 4 v array<T> (T, KV, D), 5 out array<T> (T, H, D) the attention output.
  * Grid: [T, H, 1].
  */
@@ -173,7 +173,7 @@ export function attnBackwardScoresWgsl(o: BackwardOptions): string {
 @group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<uniform> at: Att;
 @group(0) @binding(2) var<storage, read_write> probs: array<f32>;
-@group(0) @binding(3) var<storage, read> dout: array<G>;
+@group(0) @binding(3) var<storage, read> dout: array<Grad>;
 @group(0) @binding(4) var<storage, read> v: array<T>;
 @group(0) @binding(5) var<storage, read> out: array<T>;
 var<workgroup> red: array<f32, 64>;
@@ -209,7 +209,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
 /**
  * dq (T, H, D) = dS K, after attnBackwardScoresWgsl.
  * Bindings: 0 run, 1 at (Att), 2 ds array<f32> (H, T, T), 3 k array<T> (T, KV, D) after RoPE,
- * 4 dq array<G> (T, H, D). Grid: grid1D(T * H * D, 64).
+ * 4 dq array<Grad> (T, H, D). Grid: grid1D(T * H * D, 64).
  */
 export function attnBackwardDqWgsl(o: BackwardOptions): string {
   return `${head(o)}${ATT_STRUCT}${FLAT_INDEX}
@@ -217,7 +217,7 @@ export function attnBackwardDqWgsl(o: BackwardOptions): string {
 @group(0) @binding(1) var<uniform> at: Att;
 @group(0) @binding(2) var<storage, read> ds: array<f32>;
 @group(0) @binding(3) var<storage, read> k: array<T>;
-@group(0) @binding(4) var<storage, read_write> dq: array<G>;
+@group(0) @binding(4) var<storage, read_write> dq: array<Grad>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -230,7 +230,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let po = (h * run.T + t) * run.T;
   var acc = 0.0;
   for (var j = 0u; j <= t; j++) { acc += ds[po + j] * f32(k[(j * at.KV + kvh) * at.D + d]); }
-  dq[idx] = G(acc);
+  dq[idx] = Grad(acc);
 }
 `;
 }
@@ -238,7 +238,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 /**
  * dk (T, KV, D) = sum_{h in group} dS_h^T Q_h, after attnBackwardScoresWgsl.
  * Bindings: 0 run, 1 at (Att), 2 ds array<f32> (H, T, T), 3 q array<T> (T, H, D) after RoPE,
- * 4 dk array<G> (T, KV, D). Grid: grid1D(T * KV * D, 64).
+ * 4 dk array<Grad> (T, KV, D). Grid: grid1D(T * KV * D, 64).
  */
 export function attnBackwardDkWgsl(o: BackwardOptions): string {
   return groupTransposeWgsl(o, 'T');
@@ -250,17 +250,17 @@ export function attnBackwardDkWgsl(o: BackwardOptions): string {
  * dgate is written IN PLACE over dout (dact is dead after this), dup is written (not accumulated).
  * gate and up are the pre-activation projections: the forward's in-place swigluWgsl destroys gate,
  * so the recompute must keep it (copy gate to act first and run swigluWgsl on act).
- * Bindings: 0 run, 1 wd (Width [F]), 2 dgate array<G> read_write (dout in, dgate out),
- * 3 gate array<T>, 4 up array<T>, 5 dup array<G> read_write. Grid: grid1D(T * F, 256).
+ * Bindings: 0 run, 1 wd (Width [F]), 2 dgate array<Grad> read_write (dout in, dgate out),
+ * 3 gate array<T>, 4 up array<T>, 5 dup array<Grad> read_write. Grid: grid1D(T * F, 256).
  */
 export function swigluBackwardWgsl(o: BackwardOptions): string {
   return `${head(o)}${WIDTH_STRUCT}${FLAT_INDEX}
 @group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<uniform> wd: Width;
-@group(0) @binding(2) var<storage, read_write> dgate: array<G>;
+@group(0) @binding(2) var<storage, read_write> dgate: array<Grad>;
 @group(0) @binding(3) var<storage, read> gate: array<T>;
 @group(0) @binding(4) var<storage, read> up: array<T>;
-@group(0) @binding(5) var<storage, read_write> dup: array<G>;
+@group(0) @binding(5) var<storage, read_write> dup: array<Grad>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -269,30 +269,30 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let dout = f32(dgate[i]);
   let g = f32(gate[i]);
   let sig = 1.0 / (1.0 + exp(-g));
-  dgate[i] = G(dout * f32(up[i]) * sig * (1.0 + g * (1.0 - sig)));
-  dup[i] = G(dout * g * sig);
+  dgate[i] = Grad(dout * f32(up[i]) * sig * (1.0 + g * (1.0 - sig)));
+  dup[i] = Grad(dout * g * sig);
 }
 `;
 }
 
 /**
- * dst += src over n = run.T * width gradient elements (G typed; addWgsl covers T-typed buffers).
+ * dst += src over n = run.T * width gradient elements (Grad typed; addWgsl covers T-typed buffers).
  * For summing the q/k/v (or gate/up) input gradients when a kernel cannot accumulate itself.
- * Bindings: 0 run, 1 wd (Width [width]), 2 dst array<G> read_write, 3 src array<G>.
+ * Bindings: 0 run, 1 wd (Width [width]), 2 dst array<Grad> read_write, 3 src array<Grad>.
  * Grid: grid1D(T * width, 256).
  */
 export function addIntoWgsl(o: BackwardOptions): string {
   return `${head(o)}${WIDTH_STRUCT}${FLAT_INDEX}
 @group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<uniform> wd: Width;
-@group(0) @binding(2) var<storage, read_write> dst: array<G>;
-@group(0) @binding(3) var<storage, read> src: array<G>;
+@group(0) @binding(2) var<storage, read_write> dst: array<Grad>;
+@group(0) @binding(3) var<storage, read> src: array<Grad>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let i = flatIndex(wid, nwg, li, 256u);
   if (i >= run.T * wd.n) { return; }
-  dst[i] = G(f32(dst[i]) + f32(src[i]));
+  dst[i] = Grad(f32(dst[i]) + f32(src[i]));
 }
 `;
 }

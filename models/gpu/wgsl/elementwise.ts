@@ -79,10 +79,10 @@ export function embedWgsl(o: ShaderOptions & { weights: 'f32' | 'q4' }): string 
 @group(0) @binding(4) var<storage, read> sc: array<u32>;
 ${Q4_SCALE}
 fn emb(id: u32, c: u32) -> f32 {
-  let G = (emb_p.C + 31u) / 32u;
+  let groups = (emb_p.C + 31u) / 32u; // Q4 groups of 32 per row
   let g = c / 32u;
-  let word = qw[(id * G + g) * 4u + (c % 32u) / 8u];
-  return (f32((word >> (4u * (c % 8u))) & 15u) - 8.0) * q4scale(id * G + g);
+  let word = qw[(id * groups + g) * 4u + (c % 32u) / 8u];
+  return (f32((word >> (4u * (c % 8u))) & 15u) - 8.0) * q4scale(id * groups + g);
 }`
     : `@group(0) @binding(3) var<storage, read> w: array<f32>;
 fn emb(id: u32, c: u32) -> f32 { return w[id * emb_p.C + c]; }`;

@@ -8,8 +8,9 @@ import { prelude, RUN_STRUCT, type ShaderOptions } from './common.ts';
  * Math and accumulation in f32 whatever the storage types; with beta == 0, C is never read.
  *
  * Bindings: 0 run (Run), 1 gm (Gemm, 32 bytes: see gemmParams), 2 a, 3 b, 4 c (read_write).
- * Dispatch: gemmGrid(tile, M, N) workgroups of 256 threads. With a GEMM_TOKENS_* bit the size is
- * run.T: size the grid from T at encode time (or from the largest T: idle tiles exit at once).
+ * Dispatch: gemmGrid(tile, M, N) workgroups of 256 threads. A dimension given as 'T' is run.T, read
+ * by the kernel, so one bind group serves any T: size the grid from T at encode time (gemmDim), or
+ * from the largest T (idle tiles exit at once).
  *
  * The LoRA cases (x (T, K), A (r, K), B (N, r), s = alpha / r), with pickGemmTile(M, N):
  *   xa (T, r)  = x A^T                 transB          M=T  N=r  K=K
@@ -35,10 +36,20 @@ export interface GemmTile {
   n: number;
 }
 
-/** Bits of Gemm.tok: the dimension is taken from run.T instead of the uniform (one bind group for any T). */
-export const GEMM_TOKENS_M = 1;
-export const GEMM_TOKENS_N = 2;
-export const GEMM_TOKENS_K = 4;
+/** A size of the product: a number, or 'T' for the run's token count (run.T, read at dispatch). */
+export type GemmDim = number | 'T';
+
+/** C (M, N) = alpha op(A) (M, K) op(B) (K, N) + beta C; alpha defaults to 1, beta to 0. */
+export interface GemmShape {
+  M: GemmDim;
+  N: GemmDim;
+  K: GemmDim;
+  alpha?: number;
+  beta?: number;
+}
+
+/** Bits of Gemm.fromT: which of M, N, K the kernel takes from run.T. */
+const FROM_T = { M: 1, N: 2, K: 4 } as const;
 
 const THREADS = 256;
 /** Workgroup memory budget for the two operand tiles (the WebGPU default limit is 16 KiB). */
@@ -72,11 +83,21 @@ export function gemmGrid(tile: GemmTile, M: number, N: number): [number, number,
   return [Math.ceil(N / tile.n), Math.ceil(M / tile.m), 1];
 }
 
-/** The 32-byte Gemm uniform: M, N, K, tok (GEMM_TOKENS_* bits), alpha, beta. */
-export function gemmParams(p: { M: number; N: number; K: number; alpha?: number; beta?: number; tokens?: number }): ArrayBuffer {
+/** The size `d` stands for at T tokens. @example gemmGrid(tile, gemmDim(shape.M, T), gemmDim(shape.N, T)) */
+export function gemmDim(d: GemmDim, T: number): number {
+  return d === 'T' ? T : d;
+}
+
+/**
+ * The 32-byte Gemm uniform: M, N, K (0 where 'T'), fromT (bits of the 'T' dimensions), alpha, beta.
+ * @example gemmParams({ M: 'T', N: r, K: inDim }) // xa (T, r) = x A^T for any T
+ */
+export function gemmParams(p: GemmShape): ArrayBuffer {
   const data = new ArrayBuffer(32);
   const u = new Uint32Array(data), f = new Float32Array(data);
-  u[0] = p.M; u[1] = p.N; u[2] = p.K; u[3] = p.tokens ?? 0;
+  const size = (d: GemmDim) => (d === 'T' ? 0 : d);
+  const fromT = (p.M === 'T' ? FROM_T.M : 0) | (p.N === 'T' ? FROM_T.N : 0) | (p.K === 'T' ? FROM_T.K : 0);
+  u[0] = size(p.M); u[1] = size(p.N); u[2] = size(p.K); u[3] = fromT;
   f[4] = p.alpha ?? 1; f[5] = p.beta ?? 0;
   return data;
 }
@@ -127,7 +148,7 @@ export function gemmWgsl(o: GemmOptions): string {
       if (n < N && k < K) { v = f32(b[k * N + n]); }`;
   const chunkTiles = Math.max(1, CHUNK / bk);
   return `${prelude(o)}${RUN_STRUCT}
-struct Gemm { M: u32, N: u32, K: u32, tok: u32, alpha: f32, beta: f32, p0: u32, p1: u32 }
+struct Gemm { M: u32, N: u32, K: u32, fromT: u32, alpha: f32, beta: f32, p0: u32, p1: u32 }
 alias TA = ${o.a};
 alias TB = ${o.b};
 alias TC = ${o.c};
@@ -142,9 +163,9 @@ var<workgroup> bt: array<f32, ${bk * SB}>; // [k][n]
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let M = select(gm.M, run.T, (gm.tok & 1u) != 0u);
-  let N = select(gm.N, run.T, (gm.tok & 2u) != 0u);
-  let K = select(gm.K, run.T, (gm.tok & 4u) != 0u);
+  let M = select(gm.M, run.T, (gm.fromT & ${FROM_T.M}u) != 0u);
+  let N = select(gm.N, run.T, (gm.fromT & ${FROM_T.N}u) != 0u);
+  let K = select(gm.K, run.T, (gm.fromT & ${FROM_T.K}u) != 0u);
   let n0 = wid.x * ${BN}u;
   let m0 = wid.y * ${BM}u;
   if (m0 >= M || n0 >= N) { return; } // grid sized for the largest T: whole idle tiles leave early

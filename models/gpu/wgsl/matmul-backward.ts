@@ -4,7 +4,7 @@ import { prelude, Q4_SCALE, RUN_STRUCT, type ShaderOptions } from './common.ts';
  * Input gradient of a frozen projection y = x W^T (the transposed matmul of the backward pass):
  *   dx (T, K) (+)= dy (T, N) @ W (N, K),  T = run.T,
  * with W as f32 or read directly from the packed Q4 buffers (models/quant/q4.ts), never dequantized
- * to memory. Same bindings and MM uniform ({N, K, G, unused}) as the forward matmul in ./matmul.ts,
+ * to memory. Same bindings and MM uniform ({N, K, groups, single = 0}) as the forward matmul in ./matmul.ts,
  * so a layer's forward params buffer and weight buffers serve both directions:
  *   0 run, 1 mm, 2 dy, 3 w | qweight, 4 scales (q4 only), 5 dx (read_write).
  * Dispatch: matmulBackwardInputGrid(T, K).
@@ -27,7 +27,6 @@ export function matmulBackwardInputGrid(T: number, K: number): [number, number, 
 }
 
 export function matmulBackwardInputWgsl(o: MatmulBackwardOptions): string {
-  const G = o.grad ?? 'T';
   // W tile: rows n0..n0+31, columns k0..k0+63. Out-of-range rows / groups load zeros; the padding
   // of a K that is not a multiple of 32 is zero in the Q4 data already (and never stored).
   const loadW = o.weights === 'q4'
@@ -38,10 +37,10 @@ export function matmulBackwardInputWgsl(o: MatmulBackwardOptions): string {
       let n = n0 + r;
       let g = k0 / 32u + h;
       let dst = r * 64u + h * 32u + wq * 8u;
-      if (n < mm.N && g < mm.G) {
+      if (n < mm.N && g < mm.groups) {
         // Both groups of a row are adjacent in qweight: 8 threads read 32 contiguous bytes.
-        let word = qw[(n * mm.G + g) * 4u + wq];
-        let s = q4scale(n * mm.G + g);
+        let word = qw[(n * mm.groups + g) * 4u + wq];
+        let s = q4scale(n * mm.groups + g);
         for (var i = 0u; i < 8u; i++) {
           ws[dst + i] = (f32((word >> (4u * i)) & 15u) - 8.0) * s;
         }
@@ -65,13 +64,13 @@ export function matmulBackwardInputWgsl(o: MatmulBackwardOptions): string {
 ${Q4_SCALE}`
     : `@group(0) @binding(3) var<storage, read> w: array<f32>;`;
   return `${prelude(o)}${RUN_STRUCT}
-struct MM { N: u32, K: u32, G: u32, single: u32 }
-alias GT = ${G};
+struct MM { N: u32, K: u32, groups: u32, single: u32 }
+alias Grad = ${o.grad ?? 'T'};
 @group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<uniform> mm: MM;
-@group(0) @binding(2) var<storage, read> dy: array<GT>;
+@group(0) @binding(2) var<storage, read> dy: array<Grad>;
 ${w}
-@group(0) @binding(5) var<storage, read_write> dx: array<GT>;
+@group(0) @binding(5) var<storage, read_write> dx: array<Grad>;
 var<workgroup> dys: array<array<f32, 33>, 32>; // [t][n], padded row: column reads spread over banks
 var<workgroup> ws: array<f32, 2048>;           // [n][k], 32 x 64
 
@@ -109,7 +108,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       }
     }
     workgroupBarrier();
-    // Blocked summation over N (up to 14336): join the total every 128 rows of W.
+    // Blocked summation over N (14336 for down_proj, the vocabulary for lm_head): join the total
+    // every 4 steps, 128 rows of W.
     if ((step & 3u) == 3u || step + 1u == steps) {
       for (var i = 0u; i < 8u; i++) { acc[i] += part[i]; part[i] = 0.0; }
     }
@@ -119,7 +119,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     for (var j = 0u; j < 4u; j++) {
       let k = k0 + lid.x + 16u * j;
       if (t < T && k < mm.K) {
-        ${o.accumulate ? 'dx[t * mm.K + k] = GT(f32(dx[t * mm.K + k]) + acc[r * 4u + j]);' : 'dx[t * mm.K + k] = GT(acc[r * 4u + j]);'}
+        ${o.accumulate ? 'dx[t * mm.K + k] = Grad(f32(dx[t * mm.K + k]) + acc[r * 4u + j]);' : 'dx[t * mm.K + k] = Grad(acc[r * 4u + j]);'}
       }
     }
   }

@@ -12,7 +12,7 @@ export interface MatmulOptions extends ShaderOptions {
 }
 
 const MM_STRUCT = /* wgsl */ `
-struct MM { N: u32, K: u32, G: u32, single: u32 }`;
+struct MM { N: u32, K: u32, groups: u32, single: u32 } // groups: Q4 groups of 32 per row of W`;
 
 function bindings(o: MatmulOptions): string {
   const w = o.weights === 'q4'
@@ -38,8 +38,8 @@ export function matmulTiledWgsl(o: MatmulOptions): string {
       let wq = li % 4u;
       let n = n0 + r;
       if (n < mm.N) {
-        let word = qw[(n * mm.G + g) * 4u + wq];
-        let s = q4scale(n * mm.G + g);
+        let word = qw[(n * mm.groups + g) * 4u + wq];
+        let s = q4scale(n * mm.groups + g);
         for (var i = 0u; i < 8u; i++) {
           ws[r][wq * 8u + i] = (f32((word >> (4u * i)) & 15u) - 8.0) * s;
         }
@@ -69,7 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let n0 = wid.x * 64u;
   let m0 = wid.y * 32u;
   var acc: array<f32, 8>;
-  for (var g = 0u; g < mm.G; g++) {
+  for (var g = 0u; g < mm.groups; g++) {
     let k0 = g * 32u;
     for (var i = 0u; i < 4u; i++) {
       let e = li + i * 256u;
@@ -113,9 +113,9 @@ export function matvecWgsl(o: MatmulOptions): string {
   // Full groups take a branch-free path (nibbles unpacked four at a time into vec4 dot products);
   // only the last, zero-padded group of a K that is not a multiple of 32 checks bounds.
   const body = o.weights === 'q4'
-    ? `for (var g = lane; g < mm.G; g += 32u) {
-      let s = q4scale(n * mm.G + g);
-      let base = (n * mm.G + g) * 4u;
+    ? `for (var g = lane; g < mm.groups; g += 32u) {
+      let s = q4scale(n * mm.groups + g);
+      let base = (n * mm.groups + g) * 4u;
       let k0 = g * 32u;
       var part = 0.0;
       if (k0 + 32u <= mm.K) {

@@ -18,11 +18,11 @@ import type { CacheStore } from '../../../models/cache/store.ts';
 import { WeightCache } from '../../../models/cache/weight-cache.ts';
 import { openCheckpoint } from '../../../models/checkpoint.ts';
 import { AbortError, CacheCorruptError, StorageQuotaError } from '../../../models/errors.ts';
-import { nodeGpu } from '../../../models/gpu/node-gpu.ts';
 import { NodeDirSource } from '../../../models/io/node-source.ts';
 import { LlamaModel } from '../../../models/llama-model.ts';
 import { writeRandomLlama, type RandomLlamaOptions } from '../../helpers/random-model.ts';
 import { CountingSource } from './counting-source.ts';
+import { expectNoGpuErrors, watchedGpu } from '../../helpers/gpu.ts';
 
 // K = 80 is not a multiple of 32 (padded groups) and N*G odd somewhere (padded scales).
 const SHAPE: RandomLlamaOptions = { seed: 5, hiddenSize: 64, intermediateSize: 80, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: 97 };
@@ -37,12 +37,15 @@ beforeAll(async () => {
 });
 afterAll(() => rm(tmp, { recursive: true, force: true }));
 
+// Every test in this file: no WebGPU validation error on the devices the loads acquire.
+expectNoGpuErrors();
+
 let storeCount = 0;
 const nodeStore = () => new NodeCacheStore(join(tmp, `cache-${++storeCount}`));
 
 async function load(backend: Backend, weights: WeightFormat, store: CacheStore | null, source = new CountingSource(new NodeDirSource(modelDir)), extra: { signal?: AbortSignal; onProgress?: (p: LoadProgress) => void; mode?: 'use' | 'refresh' | 'off'; precision?: Precision } = {}) {
   const model = await LlamaModel.load(source, {
-    backend, weights, maxContext: 32, precision: extra.precision ?? 'f32', ...(backend === 'webgpu' ? { gpu: nodeGpu() } : {}),
+    backend, weights, maxContext: 32, precision: extra.precision ?? 'f32', ...(backend === 'webgpu' ? { gpu: await watchedGpu() } : {}),
     signal: extra.signal, onProgress: extra.onProgress, ...(store ? { cache: { store, mode: extra.mode } } : {}),
   });
   return { model, source };

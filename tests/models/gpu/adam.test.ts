@@ -1,21 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Adam, type AdamOptions } from '../../../models/optim/adam.ts';
 import { grid1D } from '../../../models/gpu/pipelines.ts';
 import {
   ADAM_PARAMS_BYTES, adamUpdateWgsl, gradNormFinalWgsl, gradNormGroups, gradNormPartialWgsl, packAdamParams,
 } from '../../../models/gpu/wgsl/adam.ts';
-import { gpuContext, gpuErrors } from '../../helpers/gpu.ts';
+import { expectNoGpuErrors, gpuContext, relErr } from '../../helpers/gpu.ts';
 import { KernelHarness } from '../../helpers/kernel-harness.ts';
 import { mulberry32 } from '../../helpers/random-model.ts';
 
 const rand = mulberry32(7);
 const randn = (n: number, s = 1) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * s);
 
-function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let d = 0, r = 0;
-  for (let i = 0; i < ref.length; i++) { d += (got[i] - ref[i]) ** 2; r += ref[i] ** 2; }
-  return Math.sqrt(d / r);
-}
 
 const concat = (...a: Float32Array[]) => {
   const out = new Float32Array(a.reduce((s, x) => s + x.length, 0));
@@ -27,7 +22,7 @@ const concat = (...a: Float32Array[]) => {
 describe('GPU Adam vs models/optim/adam.ts (Dawn)', () => {
   let h: KernelHarness;
   beforeAll(async () => { h = new KernelHarness(await gpuContext(false)); });
-  afterAll(() => expect(gpuErrors).toEqual([]));
+  expectNoGpuErrors();
 
   const cases: [string, Omit<AdamOptions, 'lr'>][] = [
     ['no clipping, no decay', {}],

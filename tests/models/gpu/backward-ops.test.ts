@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { attention, rope } from '../../../models/cpu/ops.ts';
 import { attnScoresWgsl, attnValuesWgsl, softmaxWgsl } from '../../../models/gpu/wgsl/attention.ts';
 import { attentionBackward, rmsnormBackward, ropeBackward, swigluBackward } from '../../../models/cpu/ops-backward.ts';
@@ -9,7 +9,7 @@ import {
   addIntoWgsl, attnBackwardDkWgsl, attnBackwardDqWgsl, attnBackwardDvWgsl, attnBackwardScoresWgsl,
   rmsnormBackwardWgsl, ropeBackwardWgsl, swigluBackwardWgsl, type BackwardOptions,
 } from '../../../models/gpu/wgsl/backward.ts';
-import { gpuContext, gpuErrors, maxAbsDiff } from '../../helpers/gpu.ts';
+import { expectNoGpuErrors, gpuContext, maxAbsDiff, relErr } from '../../helpers/gpu.ts';
 import { KernelHarness } from '../../helpers/kernel-harness.ts';
 import { mulberry32 } from '../../helpers/random-model.ts';
 
@@ -22,11 +22,6 @@ const F32: BackwardOptions = { f16: false };
 const toF16 = (a: Float32Array) => Uint16Array.from(a, (v) => f16bits(v));
 const viaF16 = (a: Float32Array) => Float32Array.from(toF16(a), f16val);
 
-function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let d = 0, r = 0;
-  for (let i = 0; i < ref.length; i++) { d += (got[i] - ref[i]) ** 2; r += ref[i] ** 2; }
-  return Math.sqrt(d / r);
-}
 
 describe('backward WGSL kernels vs the CPU reference (Dawn)', () => {
   let h: KernelHarness;
@@ -35,7 +30,7 @@ describe('backward WGSL kernels vs the CPU reference (Dawn)', () => {
     h = new KernelHarness(await gpuContext(false));
     h16 = new KernelHarness(await gpuContext(true));
   });
-  afterAll(() => expect(gpuErrors).toEqual([]));
+  expectNoGpuErrors();
 
   it('rmsnorm backward accumulates into dx (f32)', async () => {
     const T = 5, C = 301, eps = 1e-5;

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { crossEntropyForwardBackward } from '../../../models/cpu/ops-backward.ts';
 import { crossEntropyWgsl, IGNORE_TARGET, lossMeanWgsl } from '../../../models/gpu/wgsl/cross-entropy.ts';
-import { gpuContext, gpuErrors, maxAbsDiff } from '../../helpers/gpu.ts';
+import { expectNoGpuErrors, gpuContext, maxAbsDiff } from '../../helpers/gpu.ts';
 import { KernelHarness } from '../../helpers/kernel-harness.ts';
 import { mulberry32 } from '../../helpers/random-model.ts';
 
@@ -36,7 +36,7 @@ function cpuReference(logits: Float32Array, targets: Uint32Array, V: number) {
 describe('cross-entropy forward+backward kernel vs crossEntropyForwardBackward (Dawn)', () => {
   let h: KernelHarness;
   beforeAll(async () => { h = new KernelHarness(await gpuContext(false)); });
-  afterAll(() => expect(gpuErrors).toEqual([]));
+  expectNoGpuErrors();
 
   it('odd V, large logits, an ignored row, rows in two chunks', async () => {
     const V = 1237, targets = new Uint32Array([5, IGNORE_TARGET, 1236, 0, 700]);

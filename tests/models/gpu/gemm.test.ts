@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loraBackward, loraForward } from '../../../models/cpu/lora-ops.ts';
 import { f16BitsToF32 as f16val, f32ToF16Bits as f16bits } from '../../../models/safetensors/dtype.ts';
 import {
-  GEMM_TOKENS_K, GEMM_TOKENS_M, gemmGrid, gemmParams, gemmWgsl, pickGemmTile, type GemmOptions, type GemmTile,
+  gemmDim, gemmGrid, gemmParams, gemmWgsl, pickGemmTile, type GemmOptions, type GemmShape, type GemmTile,
 } from '../../../models/gpu/wgsl/gemm.ts';
-import { gpuContext, gpuErrors } from '../../helpers/gpu.ts';
+import { expectNoGpuErrors, gpuContext, relErr } from '../../helpers/gpu.ts';
 import { KernelHarness } from '../../helpers/kernel-harness.ts';
 import { mulberry32 } from '../../helpers/random-model.ts';
 
@@ -12,13 +12,6 @@ import { mulberry32 } from '../../helpers/random-model.ts';
 // that are not multiples of any tile, plus one f16-activation case.
 const rand = mulberry32(777);
 const randn = (n: number, s = 1) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * s);
-
-/** norm(got - ref) / norm(ref), in f64. */
-function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let d = 0, r = 0;
-  for (let i = 0; i < ref.length; i++) { d += (got[i] - ref[i]) ** 2; r += ref[i] ** 2; }
-  return Math.sqrt(d / r);
-}
 
 /** C (M, N) = alpha op(A) op(B) + beta C in f64, same storage conventions as gemmWgsl. */
 function gemmRef(c: Float32Array, a: Float32Array, b: Float32Array, M: number, N: number, K: number,
@@ -36,15 +29,16 @@ function gemmRef(c: Float32Array, a: Float32Array, b: Float32Array, M: number, N
 class Gemm {
   constructor(readonly h: KernelHarness) {}
 
-  params(p: Parameters<typeof gemmParams>[0]): GPUBuffer {
+  params(p: GemmShape): GPUBuffer {
     const b = this.h.ctx.device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.h.ctx.device.queue.writeBuffer(b, 0, gemmParams(p));
     return b;
   }
 
-  async run(o: GemmOptions & { tile: GemmTile }, run: GPUBuffer, p: Parameters<typeof gemmParams>[0],
-    a: GPUBuffer, b: GPUBuffer, c: GPUBuffer, gridM = p.M): Promise<void> {
-    await this.h.run(gemmWgsl(o), [run, this.params(p), a, b, c], gemmGrid(o.tile, gridM, p.N));
+  /** `gridT`: the T the grid is sized for where a dimension is 'T'. */
+  async run(o: GemmOptions & { tile: GemmTile }, run: GPUBuffer, p: GemmShape,
+    a: GPUBuffer, b: GPUBuffer, c: GPUBuffer, gridT = 0): Promise<void> {
+    await this.h.run(gemmWgsl(o), [run, this.params(p), a, b, c], gemmGrid(o.tile, gemmDim(p.M, gridT), gemmDim(p.N, gridT)));
   }
 }
 
@@ -52,7 +46,7 @@ describe('gemm (LoRA products) vs the CPU reference (Dawn)', () => {
   let h: KernelHarness;
   let g: Gemm;
   beforeAll(async () => { h = new KernelHarness(await gpuContext(false)); g = new Gemm(h); });
-  afterAll(() => expect(gpuErrors).toEqual([]));
+  expectNoGpuErrors();
 
   it('picks tiles that follow the product shape', () => {
     expect(pickGemmTile(1024, 8)).toEqual({ m: 128, n: 8 });
@@ -83,7 +77,7 @@ describe('gemm (LoRA products) vs the CPU reference (Dawn)', () => {
   }
 
   it('beta = 0 never reads C (NaN there stays out), sizes from run.T', async () => {
-    // M and K both from run.T (= 23) though the uniform says 999: one bind group for every T.
+    // M and K both from run.T (= 23), not from the uniform (0 there): one bind group for every T.
     const T = 23, N = 9;
     const A = randn(T * T), B = randn(T * N);
     const ref = new Float32Array(T * N);
@@ -91,7 +85,7 @@ describe('gemm (LoRA products) vs the CPU reference (Dawn)', () => {
     const cb = h.storage(new Float32Array(40 * N).fill(NaN));
     const tile = pickGemmTile(64, N);
     await g.run({ f16: false, transA: false, transB: false, a: 'f32', b: 'f32', c: 'f32', tile }, h.uniform([T, 0, T, 0]),
-      { M: 999, N, K: 999, alpha: 2, beta: 0, tokens: GEMM_TOKENS_M | GEMM_TOKENS_K }, h.storage(A), h.storage(B), cb, 40);
+      { M: 'T', N, K: 'T', alpha: 2, beta: 0 }, h.storage(A), h.storage(B), cb, 40);
     const got = await h.readF32(cb, 40 * N);
     expect(relErr(got.subarray(0, T * N), ref)).toBeLessThan(1e-6);
     expect(got.subarray(T * N).every((v) => Number.isNaN(v))).toBe(true); // rows >= T untouched
@@ -121,19 +115,19 @@ describe('gemm (LoRA products) vs the CPU reference (Dawn)', () => {
       const xa = h.empty(T * r * 4), dxa = h.empty(T * r * 4);
       const y = h.storage(y0), dx = h.storage(dx0), dA = h.storage(dA0), dB = h.storage(dB0);
       const f = { f16: false, a: 'f32', b: 'f32', c: 'f32' } as const;
-      const tok = GEMM_TOKENS_M; // T from run, as in training
+      // M or K 'T': from run.T, as in training
       // xa (T, r) = x (T, K) A^T
-      await g.run({ ...f, transA: false, transB: true, tile: pickGemmTile(1024, r) }, run, { M: 0, N: r, K, tokens: tok }, xb, Ab, xa, T);
+      await g.run({ ...f, transA: false, transB: true, tile: pickGemmTile(1024, r) }, run, { M: 'T', N: r, K }, xb, Ab, xa, T);
       // y (T, N) += scale * xa B^T
-      await g.run({ ...f, transA: false, transB: true, tile: pickGemmTile(1024, N) }, run, { M: 0, N, K: r, alpha: scale, beta: 1, tokens: tok }, xa, Bb, y, T);
+      await g.run({ ...f, transA: false, transB: true, tile: pickGemmTile(1024, N) }, run, { M: 'T', N, K: r, alpha: scale, beta: 1 }, xa, Bb, y, T);
       // dB (N, r) += scale * dy^T xa   (reduction over T)
-      await g.run({ ...f, transA: true, transB: false, tile: pickGemmTile(N, r) }, run, { M: N, N: r, K: 0, alpha: scale, beta: 1, tokens: GEMM_TOKENS_K }, dyb, xa, dB);
+      await g.run({ ...f, transA: true, transB: false, tile: pickGemmTile(N, r) }, run, { M: N, N: r, K: 'T', alpha: scale, beta: 1 }, dyb, xa, dB);
       // dxa (T, r) = scale * dy B   (reduction over N)
-      await g.run({ ...f, transA: false, transB: false, tile: pickGemmTile(1024, r) }, run, { M: 0, N: r, K: N, alpha: scale, tokens: tok }, dyb, Bb, dxa, T);
+      await g.run({ ...f, transA: false, transB: false, tile: pickGemmTile(1024, r) }, run, { M: 'T', N: r, K: N, alpha: scale }, dyb, Bb, dxa, T);
       // dA (r, K) += dxa^T x   (reduction over T)
-      await g.run({ ...f, transA: true, transB: false, tile: pickGemmTile(r, K) }, run, { M: r, N: K, K: 0, beta: 1, tokens: GEMM_TOKENS_K }, dxa, xb, dA);
+      await g.run({ ...f, transA: true, transB: false, tile: pickGemmTile(r, K) }, run, { M: r, N: K, K: 'T', beta: 1 }, dxa, xb, dA);
       // dx (T, K) += dxa A
-      await g.run({ ...f, transA: false, transB: false, tile: pickGemmTile(1024, K) }, run, { M: 0, N: K, K: r, beta: 1, tokens: tok }, dxa, Ab, dx, T);
+      await g.run({ ...f, transA: false, transB: false, tile: pickGemmTile(1024, K) }, run, { M: 'T', N: K, K: r, beta: 1 }, dxa, Ab, dx, T);
 
       const errs = {
         xa: relErr(await h.readF32(xa, T * r), xaRef),

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { attention, matmul, rmsnorm, rope, swiglu } from '../../../models/cpu/ops.ts';
 import { grid1D } from '../../../models/gpu/pipelines.ts';
 import { f16BitsToF32 as f16val, f32ToF16Bits as f16bits } from '../../../models/safetensors/dtype.ts';
@@ -8,7 +8,7 @@ import { attnScoresWgsl, attnValuesWgsl, ropeWgsl, softmaxWgsl, toCacheWgsl } fr
 import { addWgsl, embedWgsl, rmsnormWgsl, swigluWgsl } from '../../../models/gpu/wgsl/elementwise.ts';
 import { matmulTiledWgsl, matvecWgsl } from '../../../models/gpu/wgsl/matmul.ts';
 import { quantizeQ4Wgsl } from '../../../models/gpu/wgsl/quantize.ts';
-import { gpuContext, gpuErrors, maxAbsDiff } from '../../helpers/gpu.ts';
+import { expectNoGpuErrors, gpuContext, maxAbsDiff } from '../../helpers/gpu.ts';
 import { KernelHarness } from '../../helpers/kernel-harness.ts';
 import { mulberry32 } from '../../helpers/random-model.ts';
 
@@ -21,7 +21,7 @@ const F32 = { f16: false };
 describe('WGSL kernels vs the CPU reference (Dawn)', () => {
   let h: KernelHarness;
   beforeAll(async () => { h = new KernelHarness(await gpuContext(false)); });
-  afterAll(() => expect(gpuErrors).toEqual([]));
+  expectNoGpuErrors();
 
   it('quantize_q4 packs exactly like quantizeQ4 (K not a multiple of 32, odd rows)', async () => {
     const N = 37, K = 172, G = Math.ceil(K / 32);

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { matmulBackwardInput } from '../../../models/cpu/ops-backward.ts';
 import { f16BitsToF32 as f16val, f32ToF16Bits as f16bits } from '../../../models/safetensors/dtype.ts';
 import { dequantizeQ4, quantizeQ4 } from '../../../models/quant/q4.ts';
 import { matmulBackwardInputGrid, matmulBackwardInputWgsl } from '../../../models/gpu/wgsl/matmul-backward.ts';
 import { matmulTiledWgsl } from '../../../models/gpu/wgsl/matmul.ts';
-import { gpuContext, gpuErrors } from '../../helpers/gpu.ts';
+import { expectNoGpuErrors, gpuContext, relErr } from '../../helpers/gpu.ts';
 import { KernelHarness } from '../../helpers/kernel-harness.ts';
 import { mulberry32 } from '../../helpers/random-model.ts';
 
@@ -14,17 +14,10 @@ import { mulberry32 } from '../../helpers/random-model.ts';
 const rand = mulberry32(4242);
 const randn = (n: number, s = 1) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * s);
 
-/** norm(got - ref) / norm(ref), in f64. */
-function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let d = 0, r = 0;
-  for (let i = 0; i < ref.length; i++) { d += (got[i] - ref[i]) ** 2; r += ref[i] ** 2; }
-  return Math.sqrt(d / r);
-}
-
 describe('matmulBackwardInput kernel vs the CPU reference (Dawn)', () => {
   let h: KernelHarness;
   beforeAll(async () => { h = new KernelHarness(await gpuContext(false)); });
-  afterAll(() => expect(gpuErrors).toEqual([]));
+  expectNoGpuErrors();
 
   // K=150: the last tile's second group is past G (5 groups); K=172: its last group is padded;
   // N=14337: a long reduction; T=70 and grid for 96 tokens: idle tiles from a larger dispatch.

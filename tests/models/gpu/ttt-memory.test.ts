@@ -5,15 +5,17 @@
  * 2-layer models of the real width and vocabulary (models/bench/ttt-memory.ts), scaled by layers.
  * Buffers are really created on the device (Dawn/lavapipe); the test skips if it refuses them.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CATEGORIES, FINEMED_LAYERS, formatTttMemory, measureTttMemory, scaleByLayers, TTT_MEMORY_DEFAULTS, TTT_OVERHEAD_BUDGET, type MemorySnapshot } from '../../../models/bench/ttt-memory.ts';
 import { GpuOutOfMemoryError } from '../../../models/errors.ts';
-import { gpuContext, gpuErrors } from '../../helpers/gpu.ts';
+import { finemedLayerConfig } from '../../../models/bench/synthetic-checkpoint.ts';
+import { planMemory } from '../../../models/memory-plan.ts';
+import { expectNoGpuErrors, gpuContext } from '../../helpers/gpu.ts';
 
 const MiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
 describe('TTT memory of FineMedLM-o1 (allocator accounting on 1 and 2 layers, scaled to 32)', () => {
-  afterAll(() => expect(gpuErrors).toEqual([]));
+  expectNoGpuErrors();
 
   it('1024 tokens, rank 8, all 7 targets, f16 activations: below the 4-bit weights + 1.5 GB', async (t) => {
     const ctx = await gpuContext(true);
@@ -56,7 +58,13 @@ describe('TTT memory of FineMedLM-o1 (allocator accounting on 1 and 2 layers, sc
     expect(two.byCategory.weights - one.byCategory.weights).toBe(218_103_808 * 9 / 16 + 2 * 4096 * 4);
     expect(two.byCategory.kvCache - one.byCategory.kvCache).toBe(2 * 1024 * 8 * 128 * 2);
     expect(two.byCategory.staging).toBe(0);
-    expect(total32).toBe(r.scaledTotal);
+    // The extrapolation from 1 and 2 real layers must equal the memory plan of all 32 layers,
+    // computed from the config alone (models/memory-plan.ts; no allocation), category by category.
+    const plan32 = planMemory(finemedLayerConfig(FINEMED_LAYERS, opts.vocab), { weights: 'q4', precision: 'f16', maxContext: opts.tokens, ttt: { ...opts.lora, maxTokens: opts.tokens } });
+    for (const c of CATEGORIES) expect(r.scaled[c], c).toBe(plan32.byCategory[c]);
+    expect(total32).toBe(plan32.total);
+    expect(r.scaledTotal).toBe(plan32.total);
+    expect(peak32).toBe(plan32.peak);
     expect(peak32).toBeLessThanOrEqual(total32); // everything is allocated up front: the peak is the live total
     // The requirement.
     expect(Math.max(total32, peak32)).toBeLessThan(bound);

@@ -1,18 +1,23 @@
 /**
  * The CPU trainer against the float64 PyTorch autograd reference in ../shared/golden (see its
- * README): loss and every LoRA gradient at a point, the 5-step Adam trajectory, and reset().
+ * README): loss and every LoRA gradient at a point, the 5-step Adam trajectory, and reset(). With
+ * 4-bit weights the CPU trainer is the 4-bit reference the GPU is held to; it is checked here to
+ * be exactly the f32 trainer on the dequantized weights, with the f32 golden only as a sanity bound.
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { openCheckpoint } from '../../../models/checkpoint.ts';
+import { openCheckpoint, type Checkpoint } from '../../../models/checkpoint.ts';
 import { PROJECTIONS } from '../../../models/config.ts';
 import { CpuLlama } from '../../../models/cpu/cpu-llama.ts';
 import { CpuTrainer } from '../../../models/cpu/cpu-trainer.ts';
 import { NodeDirSource } from '../../../models/io/node-source.ts';
 import { loadLora, loraPairs, loraTensorNames, zeroB, type LoraConfig, type LoraWeights } from '../../../models/lora/adapter.ts';
+import { dequantizeQ4, quantizeQ4 } from '../../../models/quant/q4.ts';
+import { concatAll, expectBelow, printMeasured, relErr, vectorAgreement } from '../../helpers/gpu.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../../helpers/shared.ts';
 
 warnIfNoShared('LoRA TTT golden tests (lora-*.json and safetensors)');
+printMeasured('lora golden');
 
 interface GoldenLora {
   rank: number; alpha: number; targets: string[]; ids: number[]; loss_mask: number[];
@@ -20,57 +25,79 @@ interface GoldenLora {
   adam: { lr: number; beta1: number; beta2: number; eps: number; weight_decay: number };
 }
 
-// q4: measured bounds for 4-bit base weights (groups of 32, embeddings included) vs f32 on the CPU,
-// over all gradients concatenated. Measured: stories260K rel 0.70 / cosine 0.82; tiny-llama31-random
-// rel 1.02 / cosine 0.45 (random weights of width 64: 4-bit noise is large against the signal).
+// Bounds: relative (gradients and A/B per tensor, by norm of the difference), measured on this CPU
+// path (stories260K / tiny-llama31-random), bound = ~10x the worst. The CPU path is plain f64/f32
+// JavaScript, so it holds tighter bounds than the GPU (tests/models/gpu/gpu-trainer-golden.test.ts).
+const F32 = {
+  loss: 1e-6, // measured 6.2e-8 / 1.3e-9
+  grad: 2e-5, // measured 1.6e-6 / 2.0e-6
+  trajLoss: 4e-6, // measured 3.6e-7 / 2.2e-7
+  finalAB: 8e-5, // measured 8.0e-6 / 2.6e-6
+};
+/**
+ * 4-bit vs the f32 golden: a sanity bound only (measured cosine 0.82 / 0.45, norm ratio 1.22 /
+ * 0.95: 4-bit noise is large on width-64 models); an all-zero (cosine NaN) or rescaled gradient fails.
+ */
+const Q4_SANITY = { cosine: 0.3, normRatio: [0.5, 2] as const };
+
 const MODELS = [
-  { name: 'stories260K', dir: 'golden/stories260K-hf/f32', q4: { rel: 0.8, cosine: 0.75 } },
-  { name: 'tiny-llama31-random', dir: 'golden/tiny-llama31-random', q4: { rel: 1.2, cosine: 0.35 } },
+  { name: 'stories260K', dir: 'golden/stories260K-hf/f32' },
+  { name: 'tiny-llama31-random', dir: 'golden/tiny-llama31-random' },
 ];
 
-const relErr = (a: ArrayLike<number>, ref: ArrayLike<number>) => {
-  let d = 0, n = 0;
-  for (let i = 0; i < ref.length; i++) { d += (a[i] - ref[i]) ** 2; n += ref[i] ** 2; }
-  return Math.sqrt(d) / Math.sqrt(n);
-};
+/** The checkpoint with every 2-D weight replaced by dequantizeQ4(quantizeQ4(w)), read as f32. */
+function dequantized(ck: Checkpoint): { readTensor(name: string): Promise<Float32Array> } {
+  return {
+    async readTensor(name) {
+      const w = await ck.readTensor(name);
+      const shape = ck.tensors.get(name)!.shape;
+      return shape.length === 2 ? dequantizeQ4(quantizeQ4(w, shape[0], shape[1])) : w;
+    },
+  };
+}
+
+const flat = (w: LoraWeights) => concatAll([...loraPairs(w)].flatMap(({ pair }) => [pair.A, pair.B]));
+
 for (const m of MODELS) {
-  describe.skipIf(!HAS_SHARED)(`LoRA golden ${m.name} (CPU, f32 weights)`, () => {
-    const report: string[] = [];
+  describe.skipIf(!HAS_SHARED)(`LoRA golden ${m.name} (CPU)`, () => {
     let g: GoldenLora;
+    let ck: Checkpoint;
     let cpu: CpuLlama;
     let loraCfg: LoraConfig;
     const file = (suffix: string) => new Uint8Array(readFileSync(sharedPath('golden', `lora-${m.name}-${suffix}.safetensors`)));
     const load = (suffix: string, opts = {}): LoraWeights => loadLora(file(suffix), cpu.config, loraCfg, { name: suffix, ...opts });
+    const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
 
     beforeAll(async () => {
       g = JSON.parse(readFileSync(sharedPath('golden', `lora-${m.name}.json`), 'utf8'));
-      const ck = await openCheckpoint(new NodeDirSource(sharedPath(m.dir)));
+      ck = await openCheckpoint(new NodeDirSource(sharedPath(m.dir)));
       cpu = await CpuLlama.load(ck.config, ck, { weights: 'f32', maxContext: 64 });
       loraCfg = { rank: g.rank, alpha: g.alpha, targets: [...PROJECTIONS] };
       expect(g.targets).toEqual([...PROJECTIONS]);
+      expect(g.ttt_losses_before_each_step).toHaveLength(5);
     });
 
-    it('loss at the point within 1e-4 and every gradient within 1e-3 (relative)', () => {
+    it('loss and every gradient at the point near the golden', () => {
       const point = load('point');
       const trainer = new CpuTrainer(cpu, point);
       const { loss, grads } = trainer.lossAndGrads(g.ids, g.loss_mask);
-      const lossErr = Math.abs(loss - g.loss_at_point) / Math.abs(g.loss_at_point);
-      expect(lossErr).toBeLessThan(1e-4);
+      expectBelow(`cpu ${m.name} loss at the point (rel)`, rel(loss, g.loss_at_point), F32.loss);
       const ref = load('grads', { suffix: '.grad' });
-      let worst = 0, worstName = '';
+      let worst = 0, worstName = '', n = 0;
       for (const { layer, target, pair } of loraPairs(grads)) {
         const r = ref.layers[layer][target]!;
         const names = loraTensorNames(layer, target, '.grad');
         for (const [name, a, b] of [[names.A, pair.A, r.A], [names.B, pair.B, r.B]] as const) {
           const e = relErr(a, b);
-          expect(e, name).toBeLessThan(1e-3);
-          if (e > worst) { worst = e; worstName = name; }
+          n++;
+          if (!(e <= worst)) { worst = e; worstName = name; }
         }
       }
-      report.push(`${m.name}: loss rel err ${lossErr.toExponential(2)}, worst grad rel err ${worst.toExponential(2)} (${worstName})`);
+      expect(n).toBe(2 * PROJECTIONS.length * cpu.config.numLayers);
+      expectBelow(`cpu ${m.name} worst gradient (rel, ${worstName})`, worst, F32.grad);
     });
 
-    it('5-step Adam trajectory: losses and final A/B within 1e-3 (relative)', async () => {
+    it('5-step Adam trajectory: losses and final A/B near the golden', async () => {
       const lora = load('point');
       zeroB(lora);
       const trainer = new CpuTrainer(cpu, lora);
@@ -80,8 +107,8 @@ for (const m of MODELS) {
       expect(steps).toEqual([1, 2, 3, 4, 5]);
       const want = [...g.ttt_losses_before_each_step, g.ttt_loss_after_last_step];
       const got = [...r.losses, r.finalLoss];
-      const lossErrs = got.map((x, i) => Math.abs(x - want[i]) / Math.abs(want[i]));
-      for (const e of lossErrs) expect(e).toBeLessThan(1e-3);
+      expect(got).toHaveLength(want.length);
+      expectBelow(`cpu ${m.name} trajectory worst loss (rel)`, Math.max(...got.map((x, i) => rel(x, want[i]))), F32.trajLoss);
       expect(r.lossAtStart).toBe(r.losses[0]);
       expect(r.tokensTrained).toBe(g.loss_mask.slice(1).filter((x) => x === 1).length);
       const fin = load('ttt-final');
@@ -90,8 +117,7 @@ for (const m of MODELS) {
         const f = fin.layers[layer][target]!;
         worst = Math.max(worst, relErr(pair.A, f.A), relErr(pair.B, f.B));
       }
-      expect(worst).toBeLessThan(1e-3);
-      report.push(`${m.name}: trajectory worst loss rel err ${Math.max(...lossErrs).toExponential(2)}, worst final A/B rel err ${worst.toExponential(2)}`);
+      expectBelow(`cpu ${m.name} final A/B worst (rel)`, worst, F32.finalAB);
     });
 
     it('reset(): logits and greedy tokens bit-identical to the base model', async () => {
@@ -133,37 +159,27 @@ for (const m of MODELS) {
       expect(r2.finalLoss).toBe(r1.finalLoss);
     });
 
-    it('4-bit base weights: loss decreases at every step; gradients near the f32 ones (measured)', async () => {
-      const ck = await openCheckpoint(new NodeDirSource(sharedPath(m.dir)));
+    it('4-bit weights: exactly the f32 trainer on the dequantized weights; loss falls; near the f32 golden (sanity)', async () => {
       const q4 = await CpuLlama.load(ck.config, ck, { weights: 'q4', maxContext: 64 });
-      const point = load('point');
-      const f32 = new CpuTrainer(cpu, point).lossAndGrads(g.ids, g.loss_mask);
-      const q = new CpuTrainer(q4, point).lossAndGrads(g.ids, g.loss_mask);
-      // Per tensor the tiny models' gradients move a lot (rows of 64 in 2 groups of 32); the global
-      // vector (all tensors concatenated) is the meaningful measure: relative diff and cosine.
-      let worst = 0, d2 = 0, r2 = 0, q2 = 0, dot = 0;
-      for (const { layer, target, pair } of loraPairs(q.grads)) {
-        const r = f32.grads.layers[layer][target]!;
-        worst = Math.max(worst, relErr(pair.A, r.A), relErr(pair.B, r.B));
-        for (const [x, y] of [[pair.A, r.A], [pair.B, r.B]]) {
-          for (let i = 0; i < x.length; i++) { d2 += (x[i] - y[i]) ** 2; r2 += y[i] ** 2; q2 += x[i] ** 2; dot += x[i] * y[i]; }
-        }
-      }
-      const globalRel = Math.sqrt(d2 / r2), cosine = dot / Math.sqrt(q2 * r2);
+      const deq = await CpuLlama.load(ck.config, dequantized(ck), { weights: 'f32', maxContext: 64 });
+      const q = new CpuTrainer(q4, load('point')).lossAndGrads(g.ids, g.loss_mask);
+      const d = new CpuTrainer(deq, load('point')).lossAndGrads(g.ids, g.loss_mask);
+      // The 4-bit reference the GPU is held to is the golden-checked f32 code on w = dequant(quant(w)).
+      expect(q.loss).toBe(d.loss);
+      expect(Array.from(flat(q.grads))).toEqual(Array.from(flat(d.grads)));
+      const golden = load('grads', { suffix: '.grad' });
+      const s = vectorAgreement(flat(q.grads), flat(golden));
+      console.log(`[lora golden q4 ${m.name}] all grads vs f32 golden: rel ${s.rel.toFixed(3)}, cosine ${s.cosine.toFixed(3)}, norm ratio ${s.normRatio.toFixed(3)}; loss ${q.loss.toFixed(4)} vs ${g.loss_at_point.toFixed(4)}`);
+      expect(s.cosine).toBeGreaterThan(Q4_SANITY.cosine);
+      expect(s.normRatio).toBeGreaterThan(Q4_SANITY.normRatio[0]);
+      expect(s.normRatio).toBeLessThan(Q4_SANITY.normRatio[1]);
       const lora = load('point');
       zeroB(lora);
       const a = g.adam;
       const r = await new CpuTrainer(q4, lora).train(g.ids, g.loss_mask, { steps: 5, lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps });
       const seq = [...r.losses, r.finalLoss];
+      expect(seq).toHaveLength(6);
       for (let i = 1; i < seq.length; i++) expect(seq[i]).toBeLessThan(seq[i - 1]);
-      const lossGap = Math.abs(q.loss - f32.loss) / f32.loss;
-      report.push(`${m.name}: q4 vs f32 at the point: loss rel diff ${lossGap.toExponential(2)}, all-grads rel diff ${globalRel.toExponential(2)}, cosine ${cosine.toFixed(4)}, worst single tensor ${worst.toExponential(2)}; q4 trajectory ${seq.map((x) => x.toFixed(4)).join(' > ')}`);
-      expect(globalRel).toBeLessThan(m.q4.rel);
-      expect(cosine).toBeGreaterThan(m.q4.cosine);
-    });
-
-    it('report', () => {
-      console.log(`\n[lora golden] ${report.join('\n[lora golden] ')}\n`);
     });
   });
 }

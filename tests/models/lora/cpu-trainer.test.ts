@@ -108,8 +108,11 @@ describe('full-model LoRA gradient vs central finite differences', () => {
     const b = trainer.lossAndGrads(ids, mask, allZeroOthers);
     expect(a.loss).toBeCloseTo(b.loss, 6);
     expect(a.grads.config.targets).toEqual(['v_proj', 'down_proj']);
+    expect([...loraPairs(a.grads)]).toHaveLength(2 * cpu.config.numLayers);
     for (const { layer, target, pair } of loraPairs(a.grads)) {
       const ref = b.grads.layers[layer][target]!;
+      expect(pair.A.length).toBe(ref.A.length);
+      expect(pair.B.length).toBe(ref.B.length);
       for (let i = 0; i < pair.A.length; i++) expect(pair.A[i]).toBeCloseTo(ref.A[i], 6);
       for (let i = 0; i < pair.B.length; i++) expect(pair.B[i]).toBeCloseTo(ref.B[i], 6);
     }

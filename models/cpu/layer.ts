@@ -1,9 +1,10 @@
 /**
- * One Llama decoder layer with LoRA on its projections, as a forward/backward pair over a
- * workspace of activation buffers. The forward runs the same ops in the same order as
- * CpuLlama.forward, so with no LoRA term it is bit-identical to it. The backward recomputes
- * nothing itself: the trainer calls `layerForward(..., save)` from the saved layer input first
- * (gradient checkpointing) and then `layerBackward` on the activations that left in the workspace.
+ * The CPU reference decoder layer, the only one: CpuLlama (plain or with an adapter) and the CPU
+ * trainer (forward and recompute) all run `layerForward`; `layerBackward` is its gradient. LoRA
+ * on the projections is optional: with none, or with B exactly zero, the layer is the base
+ * model's to the bit. The backward recomputes nothing itself: the trainer calls
+ * `layerForward(..., save)` from the saved layer input first (gradient checkpointing), then
+ * `layerBackward` on the activations that left in the workspace.
  */
 import type { LlamaConfig, Projection } from '../config.ts';
 import type { LoraPair } from '../lora/adapter.ts';
@@ -15,14 +16,17 @@ import { attentionBackward, matmulBackwardInput, rmsnormBackward, ropeBackward, 
 
 export type LayerLora = Partial<Record<Projection, LoraPair>>;
 
-/** Activations of one layer for T tokens, reused across layers and steps (allocated once per T). */
+/**
+ * Activations of one layer for T tokens, reused across layers (and steps, in training). Without
+ * `training` the buffers only the backward needs (probs, x1, gradients) are empty.
+ */
 export class LayerWorkspace {
   readonly T: number;
   readonly xn1: Float32Array; // (T, C) input norm output
   readonly q: Float32Array; // (T, H*D) after RoPE
   readonly k: Float32Array; // (T, KV*D) after RoPE
   readonly v: Float32Array; // (T, KV*D)
-  readonly probs: Float32Array; // (H, T, T) softmax, training only
+  readonly probs: Float32Array; // (H, T, T) softmax, training only (start 0: keys = T)
   readonly att: Float32Array; // (T, H*D)
   readonly x1: Float32Array; // (T, C) residual after attention
   readonly xn2: Float32Array; // (T, C) post-attention norm output
@@ -31,7 +35,7 @@ export class LayerWorkspace {
   readonly xa: Partial<Record<Projection, Float32Array>> = {}; // (T, r) per target
   // Backward scratch.
   readonly dxn: Float32Array; // (T, C)
-  readonly dq: Float32Array; readonly dk: Float32Array; readonly dv: Float32Array; readonly datt: Float32Array;
+  readonly dq: Float32Array; readonly dk: Float32Array; readonly dv: Float32Array; readonly datt: Float32Array; // (T, H*D) (T, KV*D) x2 (T, H*D)
   readonly dgate: Float32Array; readonly dup: Float32Array; readonly dact: Float32Array; // (T, F)
 
   constructor(cfg: LlamaConfig, T: number, opts: { training: boolean; rank: number; targets: readonly Projection[] }) {

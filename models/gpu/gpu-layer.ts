@@ -1,0 +1,145 @@
+/**
+ * The GPU decoder layer, the only one: the steps of one layer's forward over given buffers, used by
+ * GpuLlama's prefill and decode (its activation buffers and KV cache) and by GpuTrainer's forward
+ * and recompute (its workspace). The twin of models/cpu/layer.ts, dispatch for dispatch:
+ *   norm1 -> q, k, v (+ LoRA) -> rope q, rope k (to the key cache) [-> v to the value cache]
+ *   -> scores, softmax, values -> o (+ LoRA) -> residual1 -> norm2 -> gate, up (+ LoRA)
+ *   [-> copy gate] -> swiglu -> down (+ LoRA) -> residual2.
+ * The bracketed steps run only where the buffers ask for them (see LayerBuffers).
+ * Shapes: T tokens at positions start..start+T-1 (the run buffer), P = start + T keys, C hidden,
+ * H heads, KV kv-heads, D head dim, F FFN width, r LoRA rank.
+ */
+import type { Projection } from '../config.ts';
+import type { GpuLayer, GpuLlama, Step } from './gpu-llama.ts';
+import type { GpuMatrix } from './gpu-weights.ts';
+import { grid1D } from './pipelines.ts';
+import { attnScoresWgsl, attnValuesWgsl, ropeWgsl, softmaxWgsl, toCacheWgsl } from './wgsl/attention.ts';
+import { addWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
+
+/**
+ * What one layer's forward reads and writes. Two aliases choose between generation and training:
+ * `vCache === v` reads the values in place (training, start 0: no copy), and `act === gate` runs
+ * SwiGLU in place (generation; the trainer keeps the pre-activation gate for the backward pass).
+ */
+export interface LayerBuffers {
+  xIn: GPUBuffer; // (T, C) layer input
+  xn1: GPUBuffer; // (T, C) input RMSNorm
+  q: GPUBuffer; // (T, H*D), RoPE applied in place
+  k: GPUBuffer; // (T, KV*D) before RoPE
+  v: GPUBuffer; // (T, KV*D)
+  kCache: GPUBuffer; // (>= P, KV, D) rotated keys; this chunk's are written at row start
+  vCache: GPUBuffer; // (>= P, KV, D) values; this chunk's are written at row start (unless === v)
+  scores: GPUBuffer; // (H, T, P) f32 scores, softmax in place (the probs the backward reads)
+  att: GPUBuffer; // (T, H*D) attention output
+  x1: GPUBuffer; // (T, C) residual after attention: o(att) + xIn
+  xn2: GPUBuffer; // (T, C) post-attention RMSNorm
+  gate: GPUBuffer; // (T, F)
+  up: GPUBuffer; // (T, F)
+  act: GPUBuffer; // (T, F) silu(gate) * up (=== gate: in place)
+  xOut: GPUBuffer; // (T, C) layer output: down(act) + x1 (may be xIn, which is read before)
+}
+
+export interface LayerStepOptions {
+  /** Run-parameter buffer (T, start, P) the steps bind. */
+  run: GPUBuffer;
+  /** True: the LoRA steps run only while the model's `loraEnabled` (generation). False: always (training). */
+  gated: boolean;
+  /** Largest T the steps will see (picks the LoRA gemm tiles). */
+  maxTokens: number;
+  /** The (T, r) x A^T buffer of a target, kept for dB (training); default the model's scratch. */
+  xa?: (p: Projection) => GPUBuffer | undefined;
+}
+
+/** The small uniforms a layer binds; the backward kernels read the same ones. */
+export interface LayerUniforms {
+  norm: GPUBuffer; // [C, 0, eps, 0]
+  widthC: GPUBuffer; // [C]
+  widthF: GPUBuffer; // [F]
+  widthKvD: GPUBuffer; // [KV*D]
+  ropeQ: GPUBuffer; // [H, D]
+  ropeK: GPUBuffer; // [KV, D]
+  attention: GPUBuffer; // [H, KV, D, 1/sqrt(D)]
+}
+
+interface LayerPipelines {
+  norm: GPUComputePipeline; add: GPUComputePipeline; swiglu: GPUComputePipeline; copy: GPUComputePipeline;
+  ropeQ: GPUComputePipeline; ropeK: GPUComputePipeline;
+  scores: GPUComputePipeline; softmax: GPUComputePipeline; values: GPUComputePipeline;
+}
+
+/**
+ * Builds the forward steps of any layer of `m` (its pipelines and uniforms are made once here).
+ * @example
+ *   const layer = await LayerEncoder.create(model);
+ *   const steps = await layer.steps(l, model.layers[l], buffers, { run, gated: true, maxTokens: model.maxBatch });
+ *   model.encode(pass, steps, T, start + T);
+ */
+export class LayerEncoder {
+  private constructor(private readonly m: GpuLlama, readonly pipelines: LayerPipelines, readonly uniforms: LayerUniforms) {}
+
+  static async create(m: GpuLlama): Promise<LayerEncoder> {
+    const c = m.config, s = m.shader, get = (label: string, code: string) => m.pipelines.get(label, code);
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D } = c;
+    const pipelines: LayerPipelines = {
+      norm: await get('rmsnorm', rmsnormWgsl(s)),
+      swiglu: await get('swiglu', swigluWgsl(s)),
+      add: await get('add', addWgsl(s)),
+      ropeQ: await get('rope', ropeWgsl({ ...s, mode: 'inplace' })),
+      ropeK: await get('rope to cache', ropeWgsl({ ...s, mode: 'to-cache' })),
+      copy: await get('to cache', toCacheWgsl(s)),
+      scores: await get('attn scores', attnScoresWgsl(s)),
+      softmax: await get('softmax', softmaxWgsl(s)),
+      values: await get('attn values', attnValuesWgsl(s)),
+    };
+    // Uniforms are deduplicated by contents and keep the first label: this order is the memory plan's.
+    const uniforms: LayerUniforms = {
+      norm: m.uniform('norm params', [C, 0, c.rmsNormEps, 0], [2]),
+      widthC: m.uniform('width C', [C]),
+      widthF: m.uniform('width F', [F]),
+      widthKvD: m.uniform('width KV*D', [KV * D]),
+      ropeQ: m.uniform('rope q', [H, D]),
+      ropeK: m.uniform('rope k', [KV, D]),
+      attention: m.uniform('attention', [H, KV, D, 1 / Math.sqrt(D)], [3]),
+    };
+    return new LayerEncoder(m, pipelines, uniforms);
+  }
+
+  /** The forward steps of layer `l` (weights `L`) over `b`, labelled `L<l> <step>`. */
+  async steps(l: number, L: GpuLayer, b: LayerBuffers, o: LayerStepOptions): Promise<Step[]> {
+    const m = this.m, p = this.pipelines, u = this.uniforms;
+    const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D } = m.config;
+    const step = (name: string, pipeline: GPUComputePipeline, buffers: (GPUBuffer | null)[], grid: Step['grid']): Step =>
+      ({ label: `L${l} ${name}`, pipeline, bind: m.bind(pipeline, [o.run, ...buffers]), grid });
+    const elements = (n: (T: number) => number, wg: number): Step['grid'] => (T) => grid1D(n(T), wg);
+    const rows: Step['grid'] = (T) => [T, 1, 1];
+    // y = x W^T, then the adapter's term y += s (x A^T) B^T when the projection is a target.
+    const proj = async (name: string, x: GPUBuffer, W: GpuMatrix, y: GPUBuffer, target: Projection): Promise<Step[]> => {
+      const label = `L${l} ${name}`;
+      const steps = await m.matmul(label, x, W, y, { run: o.run });
+      const slot = m.lora?.slot(l, target);
+      if (slot) steps.push(...await m.loraSteps(label, x, slot, y, { run: o.run, xa: o.xa?.(target), maxTokens: o.maxTokens, gated: o.gated }));
+      return steps;
+    };
+    const s: Step[] = [];
+    s.push(step('norm1', p.norm, [u.norm, b.xIn, L.inputNorm, b.xn1], rows)); // xn1 (T, C)
+    s.push(...await proj('q', b.xn1, L.q, b.q, 'q_proj')); // q (T, H*D)
+    s.push(...await proj('k', b.xn1, L.k, b.k, 'k_proj')); // k (T, KV*D)
+    s.push(...await proj('v', b.xn1, L.v, b.v, 'v_proj')); // v (T, KV*D)
+    s.push(step('rope q', p.ropeQ, [u.ropeQ, m.ropeCos, m.ropeSin, b.q], elements((T) => T * H * D / 2, 256)));
+    s.push(step('rope k', p.ropeK, [u.ropeK, m.ropeCos, m.ropeSin, b.k, b.kCache], elements((T) => T * KV * D / 2, 256))); // kCache rows start.. (T, KV, D)
+    if (b.vCache !== b.v) s.push(step('v cache', p.copy, [u.widthKvD, b.v, b.vCache], elements((T) => T * KV * D, 256)));
+    s.push(step('scores', p.scores, [u.attention, b.q, b.kCache, b.scores], (T, P) => [Math.ceil(P / 64), T, H])); // (H, T, P)
+    s.push(step('softmax', p.softmax, [b.scores], (T) => [T, H, 1]));
+    s.push(step('attn values', p.values, [u.attention, b.scores, b.vCache, b.att], elements((T) => T * H * D, 64))); // att (T, H*D)
+    s.push(...await proj('o', b.att, L.o, b.x1, 'o_proj')); // x1 (T, C) = o(att)
+    s.push(step('residual1', p.add, [u.widthC, b.x1, b.xIn], elements((T) => T * C, 256))); // x1 += xIn
+    s.push(step('norm2', p.norm, [u.norm, b.x1, L.postNorm, b.xn2], rows)); // xn2 (T, C)
+    s.push(...await proj('gate', b.xn2, L.gate, b.gate, 'gate_proj')); // gate (T, F)
+    s.push(...await proj('up', b.xn2, L.up, b.up, 'up_proj')); // up (T, F)
+    if (b.act !== b.gate) s.push(step('copy gate', p.copy, [u.widthF, b.gate, b.act], elements((T) => T * F, 256)));
+    s.push(step('swiglu', p.swiglu, [u.widthF, b.act, b.up], elements((T) => T * F, 256))); // act (T, F) = silu(act) * up
+    s.push(...await proj('down', b.act, L.down, b.xOut, 'down_proj')); // xOut (T, C) = down(act)
+    s.push(step('residual2', p.add, [u.widthC, b.xOut, b.x1], elements((T) => T * C, 256))); // xOut += x1
+    return s;
+  }
+}
