@@ -14,7 +14,7 @@ import { openCheckpoint } from '../models/checkpoint.ts';
 import { PROJECTIONS } from '../models/config.ts';
 import { CpuLlama } from '../models/cpu/cpu-llama.ts';
 import { CpuTrainer } from '../models/cpu/cpu-trainer.ts';
-import { NodeDirSource } from '../models/io/node-source.ts';
+import { NodeDirSource } from '../node/io/node-source.ts';
 import { loadLora, saveLora, zeroB } from '../models/lora/adapter.ts';
 import { toFloat32 } from '../models/safetensors/dtype.ts';
 import { parseSafetensorsHeader } from '../models/safetensors/header.ts';

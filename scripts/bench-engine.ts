@@ -5,9 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { runEngineBench, type EngineBenchResult } from '../models/bench/engine-bench.ts';
-import { nodeGpu } from '../models/gpu/node-gpu.ts';
-import { NodeDirSource } from '../models/io/node-source.ts';
+import { runEngineBench, type EngineBenchResult } from './bench/engine-bench.ts';
+import { nodeGpu } from '../node/gpu/node-gpu.ts';
+import { NodeDirSource } from '../node/io/node-source.ts';
 import { launchChromium, newPage } from '../e2e/support/index.ts';
 import { serveBuiltPage } from './bench/serve-built.ts';
 import { numberFlag, parseArgs } from './cli-args.ts';

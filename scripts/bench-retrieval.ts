@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { cpus } from 'node:os';
 import { launchChromium, newPage, startServer } from '../e2e/support/index.ts';
 import type { EmbedThroughput } from '../e2e/retrieval-bench.ts';
-import { runIndexBench, type IndexBenchRow } from '../models/retrieval/index-bench.ts';
+import { runIndexBench, type IndexBenchRow } from './bench/index-bench.ts';
 import { readJsonlCorpus } from '../models/retrieval/jsonl.ts';
-import { runLexicalBench, type LexicalBenchRow } from '../models/retrieval/lexical-bench.ts';
-import { loadNodeEmbedder } from '../models/retrieval/node-embedder.ts';
-import { loadVoyNode } from '../models/retrieval/voy-node.ts';
+import { runLexicalBench, type LexicalBenchRow } from './bench/lexical-bench.ts';
+import { loadNodeEmbedder } from '../node/retrieval/node-embedder.ts';
+import { loadVoyNode } from '../node/retrieval/voy-node.ts';
 import { HAS_SHARED, SHARED } from '../tests/helpers/shared.ts';
 import { idList, numberFlag, parseArgs } from './cli-args.ts';
 

@@ -24,11 +24,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { FAMILIES, PHASES, runTttBench, type TttBenchOptions, type TttBenchResult } from '../models/bench/ttt-bench.ts';
-import { formatTttMemory, TTT_MEMORY_DEFAULTS, tttMemoryReport, type TttMemoryReport } from '../models/bench/ttt-memory.ts';
+import { FAMILIES, PHASES, runTttBench, type TttBenchOptions, type TttBenchResult } from './bench/ttt-bench.ts';
+import { formatTttMemory, TTT_MEMORY_DEFAULTS, tttMemoryReport, type TttMemoryReport } from './bench/ttt-memory.ts';
 import { acquireGpu } from '../models/gpu/device.ts';
-import { nodeGpu } from '../models/gpu/node-gpu.ts';
-import { NodeDirSource } from '../models/io/node-source.ts';
+import { nodeGpu } from '../node/gpu/node-gpu.ts';
+import { NodeDirSource } from '../node/io/node-source.ts';
 import { launchChromium, newPage, startServer } from '../e2e/support/index.ts';
 import type { TttPageOptions } from './bench/ttt-page.ts';
 import { idList, numberFlag, parseArgs, stringFlag } from './cli-args.ts';

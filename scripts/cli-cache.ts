@@ -5,7 +5,7 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { NodeCacheStore } from '../models/cache/node-store.ts';
+import { NodeCacheStore } from '../node/cache/node-store.ts';
 import type { LoadCacheOptions } from '../models/cache/open-weights.ts';
 import { stringFlag, type CommandSpec, type ParsedArgs } from './cli-args.ts';
 import { UsageError } from './cli-errors.ts';

@@ -5,8 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import type { Backend, Precision } from '../models/api.ts';
-import { nodeGpu } from '../models/gpu/node-gpu.ts';
-import { NodeDirSource } from '../models/io/node-source.ts';
+import { nodeGpu } from '../node/gpu/node-gpu.ts';
+import { NodeDirSource } from '../node/io/node-source.ts';
 import type { ModelSource } from '../models/io/source.ts';
 import { UrlModelSource } from '../models/io/url-source.ts';
 import { LlamaModel } from '../models/llama-model.ts';

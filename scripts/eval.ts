@@ -31,7 +31,7 @@ import { McqFormatError } from '../models/eval/errors.ts';
 import { extractLetter } from '../models/eval/extract.ts';
 import { parseMcqJsonl, selectItems } from '../models/eval/items.ts';
 import type { EvalMode } from '../models/eval/log.ts';
-import { NodeEvalLog } from '../models/eval/node-log.ts';
+import { NodeEvalLog } from '../node/eval/node-log.ts';
 import { evalMarkdown, summarizeEval, type EvalSummary } from '../models/eval/report.ts';
 import { modesOf, runEval, type EvalModes, type EvalProgress } from '../models/eval/runner.ts';
 import { optionalNumberFlag, parseCommandArgs, stringFlag, type CommandSpec, type ParsedArgs } from './cli-args.ts';

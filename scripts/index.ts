@@ -32,12 +32,12 @@ import { chooseIndexKind, type IndexChoice } from '../models/retrieval/index-kin
 import { readJsonlCorpus, type BadLinePolicy } from '../models/retrieval/jsonl.ts';
 import { LexicalRetriever } from '../models/retrieval/lexical-retriever.ts';
 import type { IndexManifest } from '../models/retrieval/manifest.ts';
-import { loadNodeEmbedder, loadIndexEmbedder, type NodeEmbedderOptions } from '../models/retrieval/node-embedder.ts';
-import { NodeDirStore } from '../models/retrieval/node-store.ts';
+import { loadNodeEmbedder, loadIndexEmbedder, type NodeEmbedderOptions } from '../node/retrieval/node-embedder.ts';
+import { NodeDirStore } from '../node/retrieval/node-store.ts';
 import { indexStatus, loadIndex, readManifest } from '../models/retrieval/persist.ts';
 import type { CorpusRecord } from '../models/retrieval/record.ts';
 import { Retriever, type RetrieveResult } from '../models/retrieval/retriever.ts';
-import { loadVoyNode } from '../models/retrieval/voy-node.ts';
+import { loadVoyNode } from '../node/retrieval/voy-node.ts';
 import { runCli, UsageError } from './cli-errors.ts';
 
 const USAGE = `usage:

@@ -36,9 +36,15 @@ import {
   type StoredIndex,
 } from './retrieval-protocol.ts';
 
+/** The page's base URL on the main thread, undefined in a worker (workers/ is typed without the DOM). */
+function pageBase(): string | undefined {
+  return (globalThis as { document?: { baseURI: string } }).document?.baseURI;
+}
+
 /** Relative URLs mean the page's (e.g. 'demo/demo-corpus.jsonl'); the worker would read them against its own script URL. */
 function pageUrl(url: string): string {
-  return typeof document === 'undefined' ? url : new URL(url, document.baseURI).href;
+  const base = pageBase();
+  return base === undefined ? url : new URL(url, base).href;
 }
 
 /**
@@ -46,8 +52,9 @@ function pageUrl(url: string): string {
  * path, so a full http:// URL comes out mangled and the model loads without its tokenizer.
  */
 function samePagePath(path: string | undefined): string | undefined {
-  if (path === undefined || typeof document === 'undefined') return path;
-  const url = new URL(path, document.baseURI);
+  const base = pageBase();
+  if (path === undefined || base === undefined) return path;
+  const url = new URL(path, base);
   return url.origin === location.origin ? url.pathname : path;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Where weight-cache entries live. An entry is a folder named by its key holding a few files
  * (`manifest.json`, `files/<name>`, `tensors/<name>.bin`); a store only knows folders and files,
- * the format is in ./format.ts. Implementations: a folder on disk (node-store.ts: CLI, tests),
+ * the format is in ./format.ts. Implementations: a folder on disk (node/cache/node-store.ts: CLI, tests),
  * the origin-private file system (opfs-store.ts: the browser worker) and memory (memory-store.ts).
  *
  * Errors: running out of space while writing is a StorageQuotaError (see `quotaError`); anything

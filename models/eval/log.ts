@@ -1,7 +1,7 @@
 /**
  * The per-item evaluation log: one JSON line per item and mode, appended as each answer is done,
  * so a run can resume where it stopped. The interface is storage-free; an in-memory log lives
- * here (tests, the browser), the JSONL file log in ./node-log.ts. `parseEvalLog` reads the JSONL
+ * here (tests, the browser), the JSONL file log in node/eval/node-log.ts. `parseEvalLog` reads the JSONL
  * text for any file-backed log: a last line without its newline is a torn write and is dropped
  * (its item runs again); a broken line before it is an error, never skipped silently.
  */

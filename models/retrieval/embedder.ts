@@ -40,7 +40,8 @@ type Device = Exclude<EmbedDevice, 'auto'>;
 
 async function pickDevice(device: EmbedDevice): Promise<Device> {
   if (device !== 'auto') return device;
-  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+  // No Node types here (models/ is browser-side); read `process` off globalThis.
+  const isNode = typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node === 'string';
   if (isNode) return 'cpu';
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;

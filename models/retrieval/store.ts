@@ -1,6 +1,6 @@
 /**
  * Where a persisted index lives: a flat set of named files. Implementations: a folder on disk
- * (node-store.ts, CLI), OPFS and IndexedDB (opfs-store.ts, idb-store.ts: worker), HTTP (url-store.ts,
+ * (node/retrieval/node-store.ts, CLI), OPFS and IndexedDB (opfs-store.ts, idb-store.ts: worker), HTTP (url-store.ts,
  * read-only) and memory (tests).
  */
 

@@ -1,5 +1,5 @@
 // Browser side of `npm run bench:engine`: the same runEngineBench as Node, on navigator.gpu.
-import { runEngineBench, type EngineBenchOptions, type EngineBenchResult } from '../../models/bench/engine-bench.ts';
+import { runEngineBench, type EngineBenchOptions, type EngineBenchResult } from './engine-bench.ts';
 import { UrlModelSource } from '../../models/io/url-source.ts';
 
 declare global {

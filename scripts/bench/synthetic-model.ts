@@ -1,12 +1,12 @@
 /**
- * Writes models/bench/synthetic-checkpoint.ts's seeded random weights to a folder as a real
+ * Writes scripts/bench/synthetic-checkpoint.ts's seeded random weights to a folder as a real
  * Hugging Face checkpoint (config.json + one bf16 model.safetensors, as FineMedLM-o1 ships), so a
  * benchmark's first load pays for real file reads and bf16 decoding. Streams row blocks to disk:
  * a 2.5 GB file never sits in memory whole. Node only.
  */
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { syntheticCheckpoint } from '../../models/bench/synthetic-checkpoint.ts';
+import { syntheticCheckpoint } from './synthetic-checkpoint.ts';
 import { expectedTensors, type LlamaConfig } from '../../models/config.ts';
 
 /** Values per write: bounds the memory of the writer (64 MiB of f32 in, 32 MiB of bf16 out). */

@@ -1,5 +1,5 @@
 // Browser side of `npm run bench:ttt`: the same runTttBench as Node, on navigator.gpu.
-import { runTttBench, type TttBenchOptions, type TttBenchResult } from '../../models/bench/ttt-bench.ts';
+import { runTttBench, type TttBenchOptions, type TttBenchResult } from './ttt-bench.ts';
 import { UrlModelSource } from '../../models/io/url-source.ts';
 
 export type TttPageOptions = Omit<TttBenchOptions, 'stories' | 'log'> & {

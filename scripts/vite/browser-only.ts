@@ -2,7 +2,7 @@
  * Vite plugin: fails the build (and the dev transform) when project code reachable from the page
  * or a worker imports Node-only modules: `node:*` builtins or the `webgpu` npm package (Dawn, a
  * native .node addon for Node tests). Engine files that need them must stay out of the browser
- * import graph (e.g. models/io/node-source.ts is for the CLI and tests only).
+ * import graph (they live in node/, for the CLI and tests only).
  * Dependencies in node_modules are exempt: some guard their Node paths behind runtime checks.
  */
 import { builtinModules } from 'node:module';

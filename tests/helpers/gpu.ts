@@ -22,7 +22,7 @@ function watch(device: GPUDevice): void {
 }
 
 async function dawn(): Promise<GPU> {
-  return (await import('../../models/gpu/node-gpu.ts')).nodeGpu();
+  return (await import('../../node/gpu/node-gpu.ts')).nodeGpu();
 }
 
 /** One Dawn device per precision per test file (devices are expensive on lavapipe). */

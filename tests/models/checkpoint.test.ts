@@ -13,7 +13,7 @@ import {
   WeightsFormatError,
   WeightsMismatchError,
 } from '../../models/errors.ts';
-import { NodeDirSource } from '../../models/io/node-source.ts';
+import { NodeDirSource } from '../../node/io/node-source.ts';
 import { bf16BitsToF32, f32ToBf16Bits } from '../../models/safetensors/dtype.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../helpers/shared.ts';
 import { writeRandomLlama, type RandomLlamaOptions } from '../helpers/random-model.ts';

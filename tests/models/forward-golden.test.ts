@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint, type Checkpoint } from '../../models/checkpoint.ts';
 import { CpuLlama } from '../../models/cpu/cpu-llama.ts';
 import { GpuLlama } from '../../models/gpu/gpu-llama.ts';
-import { NodeDirSource } from '../../models/io/node-source.ts';
+import { NodeDirSource } from '../../node/io/node-source.ts';
 import { argmax } from '../../models/sampling.ts';
 import { expectBelow, expectNoGpuErrors, gpuContext, klDivergence, maxAbsDiff, printMeasured } from '../helpers/gpu.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../helpers/shared.ts';

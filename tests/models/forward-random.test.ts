@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint, type Checkpoint } from '../../models/checkpoint.ts';
 import { CpuLlama } from '../../models/cpu/cpu-llama.ts';
 import { GpuLlama } from '../../models/gpu/gpu-llama.ts';
-import { NodeDirSource } from '../../models/io/node-source.ts';
+import { NodeDirSource } from '../../node/io/node-source.ts';
 import { argmax } from '../../models/sampling.ts';
 import { expectBelow, expectNoGpuErrors, gpuContext, maxAbsDiff, printMeasured } from '../helpers/gpu.ts';
 import { writeRandomLlama } from '../helpers/random-model.ts';
@@ -91,7 +91,7 @@ describe('GPU device loss', () => {
   expectNoGpuErrors(); // the lost device is its own (unwatched): the other devices stay clean
   it('a lost device turns into DeviceLostError, not a hang', async () => {
     const { acquireGpu } = await import('../../models/gpu/device.ts');
-    const { nodeGpu } = await import('../../models/gpu/node-gpu.ts');
+    const { nodeGpu } = await import('../../node/gpu/node-gpu.ts');
     const dir = await mkdtemp(join(tmpdir(), 'lost-'));
     await writeRandomLlama(dir, { seed: 1, hiddenSize: 32, intermediateSize: 64, numLayers: 1, numHeads: 2, numKvHeads: 1, vocabSize: 50 });
     const ctx = await acquireGpu(nodeGpu(), { f16: false });

@@ -1,6 +1,6 @@
 import { promptFormat } from '../../models/prompt-format.ts';
 import { describe, expect, it } from 'vitest';
-import { NodeDirSource } from '../../models/io/node-source.ts';
+import { NodeDirSource } from '../../node/io/node-source.ts';
 import { LlamaModel } from '../../models/llama-model.ts';
 import { resolveTttConfig, TTT_DEFAULTS } from '../../models/ttt/config.ts';
 import { expectNoGpuErrors, watchedGpu } from '../helpers/gpu.ts';

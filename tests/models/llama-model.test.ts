@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NodeDirSource } from '../../models/io/node-source.ts';
+import { NodeDirSource } from '../../node/io/node-source.ts';
 import { LlamaModel } from '../../models/llama-model.ts';
 import { writeRandomLlama } from '../helpers/random-model.ts';
 import { expectNoGpuErrors, watchedGpu } from '../helpers/gpu.ts';

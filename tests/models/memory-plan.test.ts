@@ -8,15 +8,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { finemedLayerConfig } from '../../models/bench/synthetic-checkpoint.ts';
-import { measureTttMemory, TTT_MEMORY_DEFAULTS } from '../../models/bench/ttt-memory.ts';
+import { finemedLayerConfig } from '../../scripts/bench/synthetic-checkpoint.ts';
+import { measureTttMemory, TTT_MEMORY_DEFAULTS } from '../../scripts/bench/ttt-memory.ts';
 import { openCheckpoint, type Checkpoint } from '../../models/checkpoint.ts';
 import { PROJECTIONS, type LlamaConfig, type Projection } from '../../models/config.ts';
 import { ConfigError, DeviceLimitsError, GpuOutOfMemoryError, InvalidInputError } from '../../models/errors.ts';
 import type { GpuAllocator } from '../../models/gpu/allocator.ts';
 import { GpuLlama } from '../../models/gpu/gpu-llama.ts';
 import { GpuTrainer } from '../../models/gpu/gpu-trainer.ts';
-import { NodeDirSource } from '../../models/io/node-source.ts';
+import { NodeDirSource } from '../../node/io/node-source.ts';
 import { initLora } from '../../models/lora/adapter.ts';
 import { assertPlanFits, checkPlan, describePlan, planFromConfigJson, planMemory, type MemoryPlan, type MemoryPlanOptions } from '../../models/memory-plan.ts';
 import { q4Bytes } from '../../models/quant/q4.ts';
@@ -118,7 +118,7 @@ describe('memory plan equals the allocator on seeded random models (Dawn)', () =
     }
   }, 120_000);
 
-  it("equals models/bench/ttt-memory.ts' accounted figures for one FineMedLM-o1 layer at the real vocabulary", async (t) => {
+  it("equals scripts/bench/ttt-memory.ts' accounted figures for one FineMedLM-o1 layer at the real vocabulary", async (t) => {
     const ctx = await gpuContext(true);
     let snap;
     try {

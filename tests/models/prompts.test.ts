@@ -10,7 +10,7 @@ import {
 } from '../../models/prompts.ts';
 import { formatMessages, promptFormat } from '../../models/prompt-format.ts';
 import { loadTokenizer } from '../../models/tokenizer.ts';
-import { NodeDirSource } from '../../models/io/node-source.ts';
+import { NodeDirSource } from '../../node/io/node-source.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../helpers/shared.ts';
 
 warnIfNoShared('FineMedLM-o1 prompt constants vs finemedlm-o1-prompts.json');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenizerError } from '../../models/errors.ts';
 import { TextStreamDecoder, loadTokenizer, type Tokenizer } from '../../models/tokenizer.ts';
-import { NodeDirSource } from '../../models/io/node-source.ts';
+import { NodeDirSource } from '../../node/io/node-source.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../helpers/shared.ts';
 
 warnIfNoShared('tokenizer tests on the real Llama 3.1 and stories260K tokenizers');

@@ -1,6 +1,6 @@
 /** `--model <dir|url|repo>`: which source a CLI reads the model from (no request is made). */
 import { describe, expect, it } from 'vitest';
-import { NodeDirSource } from '../../models/io/node-source.ts';
+import { NodeDirSource } from '../../node/io/node-source.ts';
 import { UrlModelSource } from '../../models/io/url-source.ts';
 import { modelSource } from '../../scripts/cli-model.ts';
 import { ROOT } from '../helpers/shared.ts';

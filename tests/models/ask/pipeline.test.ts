@@ -7,7 +7,7 @@ import { askModelOf, askRetrieverOf } from '../../../models/ask/in-process.ts';
 import { askCompare, askQuestion } from '../../../models/ask/pipeline.ts';
 import type { AskEvent, AskModel, AskRetriever, GenerateOutcome } from '../../../models/ask/types.ts';
 import { AbortError, EngineError, InvalidInputError } from '../../../models/errors.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { LlamaModel } from '../../../models/llama-model.ts';
 import { promptFormat } from '../../../models/prompt-format.ts';
 import type { CorpusRecord } from '../../../models/retrieval/record.ts';

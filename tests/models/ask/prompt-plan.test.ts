@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { answerRoom, planPrompt } from '../../../models/ask/prompt-plan.ts';
 import { InvalidInputError } from '../../../models/errors.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { encodeQuestion, promptFormat } from '../../../models/prompt-format.ts';
 import { O1_SYSTEM_PROMPT } from '../../../models/prompts.ts';
 import { buildTokenizer, loadTokenizer, type Tokenizer } from '../../../models/tokenizer.ts';

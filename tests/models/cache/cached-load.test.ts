@@ -12,13 +12,13 @@ import type { Backend, LoadProgress, Precision, WeightFormat } from '../../../mo
 import { MANIFEST_FILE, tensorPath } from '../../../models/cache/format.ts';
 import { cacheKeyFor } from '../../../models/cache/key.ts';
 import { MemoryCacheStore } from '../../../models/cache/memory-store.ts';
-import { NodeCacheStore } from '../../../models/cache/node-store.ts';
+import { NodeCacheStore } from '../../../node/cache/node-store.ts';
 import { engineTensorPlan } from '../../../models/cache/plan.ts';
 import type { CacheStore } from '../../../models/cache/store.ts';
 import { WeightCache } from '../../../models/cache/weight-cache.ts';
 import { openCheckpoint } from '../../../models/checkpoint.ts';
 import { AbortError, CacheCorruptError, StorageQuotaError } from '../../../models/errors.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { LlamaModel } from '../../../models/llama-model.ts';
 import { writeRandomLlama, type RandomLlamaOptions } from '../../helpers/random-model.ts';
 import { CountingSource } from './counting-source.ts';

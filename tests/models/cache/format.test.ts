@@ -5,7 +5,7 @@ import { engineTensorPlan } from '../../../models/cache/plan.ts';
 import { parseLlamaConfig } from '../../../models/config.ts';
 import { CacheCorruptError } from '../../../models/errors.ts';
 import { BlobModelSource } from '../../../models/io/blob-source.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { UrlModelSource } from '../../../models/io/url-source.ts';
 import { q4Bytes } from '../../../models/quant/q4.ts';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryCacheStore } from '../../../models/cache/memory-store.ts';
-import { NodeCacheStore } from '../../../models/cache/node-store.ts';
+import { NodeCacheStore } from '../../../node/cache/node-store.ts';
 import { isQuotaError, quotaError, type CacheStore } from '../../../models/cache/store.ts';
 import { StorageQuotaError } from '../../../models/errors.ts';
 

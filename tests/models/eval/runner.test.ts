@@ -13,7 +13,7 @@ import { AbortError, EngineError, InvalidInputError } from '../../../models/erro
 import { EvalLogError } from '../../../models/eval/errors.ts';
 import { mcqQuestionText, type McqItem } from '../../../models/eval/items.ts';
 import { logKey, MemoryEvalLog, type EvalLogLine } from '../../../models/eval/log.ts';
-import { NodeEvalLog } from '../../../models/eval/node-log.ts';
+import { NodeEvalLog } from '../../../node/eval/node-log.ts';
 import { summarizeEval } from '../../../models/eval/report.ts';
 import { runEval, type EvalProgress } from '../../../models/eval/runner.ts';
 import { promptFormat } from '../../../models/prompt-format.ts';

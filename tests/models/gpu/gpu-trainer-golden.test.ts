@@ -14,7 +14,7 @@ import { CpuTrainer } from '../../../models/cpu/cpu-trainer.ts';
 import { GpuLlama } from '../../../models/gpu/gpu-llama.ts';
 import { GpuTrainer } from '../../../models/gpu/gpu-trainer.ts';
 import { generate } from '../../../models/generate.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { loadLora, loraPairs, zeroB, type LoraConfig, type LoraWeights } from '../../../models/lora/adapter.ts';
 import { concatAll, expectBelow, expectNoGpuErrors, gpuContext, printMeasured, relErr, vectorAgreement } from '../../helpers/gpu.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../../helpers/shared.ts';

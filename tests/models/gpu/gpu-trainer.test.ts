@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint, type Checkpoint } from '../../../models/checkpoint.ts';
 import { GpuLlama } from '../../../models/gpu/gpu-llama.ts';
 import { GpuTrainer } from '../../../models/gpu/gpu-trainer.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { cloneLora, DEFAULT_LORA, initLora, loadLora, loraPairs, saveLora, type LoraWeights } from '../../../models/lora/adapter.ts';
 import { expectNoGpuErrors, gpuContext, relErr } from '../../helpers/gpu.ts';
 import { mulberry32, writeRandomLlama } from '../../helpers/random-model.ts';

@@ -6,7 +6,7 @@ import { openCheckpoint, type Checkpoint } from '../../../models/checkpoint.ts';
 import { CpuLlama, withLora } from '../../../models/cpu/cpu-llama.ts';
 import { GpuLlama } from '../../../models/gpu/gpu-llama.ts';
 import { GpuLora } from '../../../models/gpu/gpu-lora.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { DEFAULT_LORA, initLora, loraPairs } from '../../../models/lora/adapter.ts';
 import { expectBelow, expectNoGpuErrors, gpuContext, maxAbsDiff, printMeasured } from '../../helpers/gpu.ts';
 import { mulberry32, writeRandomLlama } from '../../helpers/random-model.ts';

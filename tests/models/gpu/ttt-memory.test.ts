@@ -2,13 +2,13 @@
  * Issue 3, "Memory and speed": the accounted peak GPU memory of TTT at 1024 tokens, rank 8, all
  * seven targets, for FineMedLM-o1's real shape, must stay below the 4-bit weights + 1.5 GB. The
  * figure comes from GpuAllocator's accounting of a real load + GpuTrainer.create on 1- and
- * 2-layer models of the real width and vocabulary (models/bench/ttt-memory.ts), scaled by layers.
+ * 2-layer models of the real width and vocabulary (scripts/bench/ttt-memory.ts), scaled by layers.
  * Buffers are really created on the device (Dawn/lavapipe); the test skips if it refuses them.
  */
 import { describe, expect, it } from 'vitest';
-import { CATEGORIES, FINEMED_LAYERS, formatTttMemory, measureTttMemory, scaleByLayers, TTT_MEMORY_DEFAULTS, TTT_OVERHEAD_BUDGET, type MemorySnapshot } from '../../../models/bench/ttt-memory.ts';
+import { CATEGORIES, FINEMED_LAYERS, formatTttMemory, measureTttMemory, scaleByLayers, TTT_MEMORY_DEFAULTS, TTT_OVERHEAD_BUDGET, type MemorySnapshot } from '../../../scripts/bench/ttt-memory.ts';
 import { GpuOutOfMemoryError } from '../../../models/errors.ts';
-import { finemedLayerConfig } from '../../../models/bench/synthetic-checkpoint.ts';
+import { finemedLayerConfig } from '../../../scripts/bench/synthetic-checkpoint.ts';
 import { planMemory } from '../../../models/memory-plan.ts';
 import { expectNoGpuErrors, gpuContext } from '../../helpers/gpu.ts';
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../models/checkpoint.ts';
 import { AbortError, NotFoundError, WeightsFormatError } from '../../../models/errors.ts';
 import { BlobModelSource } from '../../../models/io/blob-source.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { writeRandomLlama, type RandomLlama } from '../../helpers/random-model.ts';
 
 let root: string;

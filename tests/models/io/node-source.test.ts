@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AbortError, NotFoundError, WeightsFormatError } from '../../../models/errors.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 
 let dir: string;
 const data = new Uint8Array(1000).map((_, i) => (i * 7) & 0xff);

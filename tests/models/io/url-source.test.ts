@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../models/checkpoint.ts';
 import { AbortError, NetworkError, NotFoundError, WeightsFormatError, type EngineError } from '../../../models/errors.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { UrlModelSource } from '../../../models/io/url-source.ts';
 import { writeRandomLlama } from '../../helpers/random-model.ts';
 

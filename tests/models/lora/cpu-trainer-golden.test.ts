@@ -10,7 +10,7 @@ import { openCheckpoint, type Checkpoint } from '../../../models/checkpoint.ts';
 import { PROJECTIONS } from '../../../models/config.ts';
 import { CpuLlama } from '../../../models/cpu/cpu-llama.ts';
 import { CpuTrainer } from '../../../models/cpu/cpu-trainer.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { loadLora, loraPairs, loraTensorNames, zeroB, type LoraConfig, type LoraWeights } from '../../../models/lora/adapter.ts';
 import { dequantizeQ4, quantizeQ4 } from '../../../models/quant/q4.ts';
 import { concatAll, expectBelow, printMeasured, relErr, vectorAgreement } from '../../helpers/gpu.ts';

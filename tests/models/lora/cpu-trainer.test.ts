@@ -11,7 +11,7 @@ import { PROJECTIONS, type Projection } from '../../../models/config.ts';
 import { CpuLlama } from '../../../models/cpu/cpu-llama.ts';
 import { CpuTrainer } from '../../../models/cpu/cpu-trainer.ts';
 import { AbortError, InvalidInputError } from '../../../models/errors.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { cloneLora, initLora, loraPairs, zeroLora, type LoraWeights } from '../../../models/lora/adapter.ts';
 import { mulberry32, writeRandomLlama, type RandomLlamaOptions } from '../../helpers/random-model.ts';
 

@@ -7,7 +7,7 @@ import { AutoTokenizer } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmbedder } from '../../../models/retrieval/embedder.ts';
 import type { Embedder } from '../../../models/retrieval/embedder-types.ts';
-import { loadNodeEmbedder } from '../../../models/retrieval/node-embedder.ts';
+import { loadNodeEmbedder } from '../../../node/retrieval/node-embedder.ts';
 import { configureTransformers } from '../../../models/retrieval/transformers-env.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../../helpers/shared.ts';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadFineMedDpo } from '../../../models/retrieval/finemed-loader.ts';
-import { loadNodeEmbedder } from '../../../models/retrieval/node-embedder.ts';
+import { loadNodeEmbedder } from '../../../node/retrieval/node-embedder.ts';
 import { startHubServer } from '../../../scripts/hub/hub-server.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../../helpers/shared.ts';
 import { fineMedParquet, fineMedRows } from './finemed-fixture.ts';

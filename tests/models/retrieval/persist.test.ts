@@ -6,7 +6,7 @@ import { hashCorpus } from '../../../models/retrieval/corpus-hash.ts';
 import type { EmbedderInfo } from '../../../models/retrieval/embedder-types.ts';
 import { IndexFormatError, StaleIndexError } from '../../../models/retrieval/errors.ts';
 import { ExactIndex } from '../../../models/retrieval/exact-index.ts';
-import { NodeDirStore } from '../../../models/retrieval/node-store.ts';
+import { NodeDirStore } from '../../../node/retrieval/node-store.ts';
 import { indexStatus, loadIndex, saveIndex } from '../../../models/retrieval/persist.ts';
 import type { CorpusRecord } from '../../../models/retrieval/record.ts';
 import { MemoryStore } from '../../../models/retrieval/store.ts';

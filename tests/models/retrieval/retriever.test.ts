@@ -3,12 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openOrBuildIndex, type BuildProgress } from '../../../models/retrieval/build.ts';
 import type { Embedder } from '../../../models/retrieval/embedder-types.ts';
 import { readJsonlCorpus } from '../../../models/retrieval/jsonl.ts';
-import { loadNodeEmbedder } from '../../../models/retrieval/node-embedder.ts';
+import { loadNodeEmbedder } from '../../../node/retrieval/node-embedder.ts';
 import { loadIndex } from '../../../models/retrieval/persist.ts';
 import type { CorpusRecord } from '../../../models/retrieval/record.ts';
 import { Retriever } from '../../../models/retrieval/retriever.ts';
 import { MemoryStore } from '../../../models/retrieval/store.ts';
-import { loadVoyNode } from '../../../models/retrieval/voy-node.ts';
+import { loadVoyNode } from '../../../node/retrieval/voy-node.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../../helpers/shared.ts';
 
 warnIfNoShared('traces.jsonl indexed end to end with tiny-random-bert');

@@ -11,7 +11,7 @@ import { corpusKey, indexKey, RetrievalSession, type SessionEnv } from '../../..
 import type { EmbedderSpec, RetrievalProgress, RetrievalStatus } from '../../../models/retrieval/session-types.ts';
 import { MemoryStore } from '../../../models/retrieval/store.ts';
 import { UrlStore } from '../../../models/retrieval/url-store.ts';
-import { loadVoyNode } from '../../../models/retrieval/voy-node.ts';
+import { loadVoyNode } from '../../../node/retrieval/voy-node.ts';
 import { ROOT } from '../../helpers/shared.ts';
 import { FakeEmbedder, type FakeEmbedderOptions } from './fake-embedder.ts';
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExactIndex } from '../../../models/retrieval/exact-index.ts';
 import { seededUnitVectors } from '../../../models/retrieval/vectors.ts';
 import { VoyIndex, VOY_MAX_DIMS } from '../../../models/retrieval/voy-index.ts';
-import { loadVoyNode } from '../../../models/retrieval/voy-node.ts';
+import { loadVoyNode } from '../../../node/retrieval/voy-node.ts';
 import type { VoyApi } from '../../../models/retrieval/voy-wasm.ts';
 import { DimensionsError } from '../../../models/retrieval/errors.ts';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../../models/errors.ts';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, toFloat32 } from '../../../models/safetensors/dtype.ts';
 import { readSafetensorsHeader } from '../../../models/safetensors/header.ts';
 import { encodeSafetensors, type WritableDtype } from '../../../models/safetensors/writer.ts';

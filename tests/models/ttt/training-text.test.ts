@@ -1,7 +1,7 @@
 import { promptFormat } from '../../../models/prompt-format.ts';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { NodeDirSource } from '../../../models/io/node-source.ts';
+import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { InvalidInputError } from '../../../models/errors.ts';
 import { O1_SYSTEM_PROMPT } from '../../../models/prompts.ts';
 import { loadTokenizer, type Tokenizer } from '../../../models/tokenizer.ts';

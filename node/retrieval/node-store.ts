@@ -4,10 +4,10 @@
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { StorageQuotaError } from '../errors.ts';
-import { MANIFEST_FILE, RECORDS_FILE, VECTORS_FILE } from './manifest.ts';
-import { PARTIAL_PREFIX } from './partial-build.ts';
-import type { IndexStore } from './store.ts';
+import { StorageQuotaError } from '../../models/errors.ts';
+import { MANIFEST_FILE, RECORDS_FILE, VECTORS_FILE } from '../../models/retrieval/manifest.ts';
+import { PARTIAL_PREFIX } from '../../models/retrieval/partial-build.ts';
+import type { IndexStore } from '../../models/retrieval/store.ts';
 
 /**
  * @example

@@ -6,8 +6,8 @@
  */
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import type { CacheFileReader, CacheFileWriter, CacheStore } from './store.ts';
-import { checkKey, quotaError, splitPath, writeWhole } from './store.ts';
+import type { CacheFileReader, CacheFileWriter, CacheStore } from '../../models/cache/store.ts';
+import { checkKey, quotaError, splitPath, writeWhole } from '../../models/cache/store.ts';
 
 function isMissing(e: unknown): boolean {
   const code = (e as { code?: unknown }).code;

@@ -5,8 +5,8 @@
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import { NotFoundError, WeightsFormatError, throwIfAborted } from '../errors.ts';
-import type { ByteSource, ModelSource, SourceOrigin, SourceRevision } from './source.ts';
+import { NotFoundError, WeightsFormatError, throwIfAborted } from '../../models/errors.ts';
+import type { ByteSource, ModelSource, SourceOrigin, SourceRevision } from '../../models/io/source.ts';
 
 function isMissing(e: unknown): boolean {
   const code = (e as { code?: unknown }).code;

@@ -4,7 +4,7 @@
  * last line (no newline) is cut off the file and its answer runs again.
  */
 import { open, readFile, truncate, type FileHandle } from 'node:fs/promises';
-import { logKey, parseEvalLog, type EvalLog, type EvalLogLine } from './log.ts';
+import { logKey, parseEvalLog, type EvalLog, type EvalLogLine } from '../../models/eval/log.ts';
 
 export class NodeEvalLog implements EvalLog {
   private constructor(

@@ -1,6 +1,6 @@
-import type { Checkpoint, TensorRef } from '../checkpoint.ts';
-import { expectedTensors, type LlamaConfig } from '../config.ts';
-import type { ByteSource } from '../io/source.ts';
+import type { Checkpoint, TensorRef } from '../../models/checkpoint.ts';
+import { expectedTensors, type LlamaConfig } from '../../models/config.ts';
+import type { ByteSource } from '../../models/io/source.ts';
 
 /**
  * A Checkpoint of seeded random weights generated on demand (nothing downloaded or stored), for

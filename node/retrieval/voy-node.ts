@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { loadVoy, type VoyApi } from './voy-wasm.ts';
+import { loadVoy, type VoyApi } from '../../models/retrieval/voy-wasm.ts';
 
 /**
  * @example const voy = await loadVoyNode();

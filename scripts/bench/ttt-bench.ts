@@ -13,14 +13,14 @@
  * of an 8B layer, so the scripts measure fewer and scale: attention families by (target/T)^2, all
  * other families linearly in tokens (and the loss head linearly in vocabulary).
  */
-import { openCheckpoint, type Checkpoint } from '../checkpoint.ts';
-import { PROJECTIONS } from '../config.ts';
-import { acquireGpu, type GpuContext } from '../gpu/device.ts';
-import { GpuLlama, type Step } from '../gpu/gpu-llama.ts';
-import { GpuTrainer } from '../gpu/gpu-trainer.ts';
-import { Q4_GROUP } from '../quant/q4.ts';
-import type { ModelSource } from '../io/source.ts';
-import { initLora, type LoraConfig } from '../lora/adapter.ts';
+import { openCheckpoint, type Checkpoint } from '../../models/checkpoint.ts';
+import { PROJECTIONS } from '../../models/config.ts';
+import { acquireGpu, type GpuContext } from '../../models/gpu/device.ts';
+import { GpuLlama, type Step } from '../../models/gpu/gpu-llama.ts';
+import { GpuTrainer } from '../../models/gpu/gpu-trainer.ts';
+import { Q4_GROUP } from '../../models/quant/q4.ts';
+import type { ModelSource } from '../../models/io/source.ts';
+import { initLora, type LoraConfig } from '../../models/lora/adapter.ts';
 import { KernelTimer, type TimedDispatch } from './kernel-timer.ts';
 import { finemedLayerConfig, syntheticCheckpoint } from './synthetic-checkpoint.ts';
 import { FINEMED_LAYERS, FINEMED_VOCAB, repeatingCheckpoint } from './ttt-memory.ts';

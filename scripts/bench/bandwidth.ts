@@ -1,7 +1,7 @@
-import { q4Bytes } from '../quant/q4.ts';
-import type { GpuContext } from '../gpu/device.ts';
-import { grid1D, PipelineCache } from '../gpu/pipelines.ts';
-import { matvecWgsl } from '../gpu/wgsl/matmul.ts';
+import { q4Bytes } from '../../models/quant/q4.ts';
+import type { GpuContext } from '../../models/gpu/device.ts';
+import { grid1D, PipelineCache } from '../../models/gpu/pipelines.ts';
+import { matvecWgsl } from '../../models/gpu/wgsl/matmul.ts';
 
 const COPY_WGSL = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;

@@ -15,13 +15,13 @@
  * The weights come from `repeatingCheckpoint` (one block of random rows returned for every row
  * block), so loading costs GPU time only; the figures are the allocator's either way.
  */
-import type { Checkpoint } from '../checkpoint.ts';
-import { PROJECTIONS, type LlamaConfig } from '../config.ts';
-import type { MemoryCategory } from '../gpu/allocator.ts';
-import type { GpuContext } from '../gpu/device.ts';
-import { GpuLlama } from '../gpu/gpu-llama.ts';
-import { GpuTrainer } from '../gpu/gpu-trainer.ts';
-import { initLora, type LoraConfig } from '../lora/adapter.ts';
+import type { Checkpoint } from '../../models/checkpoint.ts';
+import { PROJECTIONS, type LlamaConfig } from '../../models/config.ts';
+import type { MemoryCategory } from '../../models/gpu/allocator.ts';
+import type { GpuContext } from '../../models/gpu/device.ts';
+import { GpuLlama } from '../../models/gpu/gpu-llama.ts';
+import { GpuTrainer } from '../../models/gpu/gpu-trainer.ts';
+import { initLora, type LoraConfig } from '../../models/lora/adapter.ts';
 import { finemedLayerConfig, syntheticCheckpoint } from './synthetic-checkpoint.ts';
 
 export const FINEMED_LAYERS = 32;

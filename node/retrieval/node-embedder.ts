@@ -8,13 +8,13 @@
 import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { NotFoundError } from '../errors.ts';
-import { createEmbedder, type EmbedderOptions } from './embedder.ts';
-import type { EmbedderSource } from './embedder-source.ts';
-import type { Embedder } from './embedder-types.ts';
-import type { IndexManifest } from './manifest.ts';
-import { DEFAULT_HUB, hubBase } from './hub.ts';
-import { configureTransformers } from './transformers-env.ts';
+import { NotFoundError } from '../../models/errors.ts';
+import { createEmbedder, type EmbedderOptions } from '../../models/retrieval/embedder.ts';
+import type { EmbedderSource } from '../../models/retrieval/embedder-source.ts';
+import type { Embedder } from '../../models/retrieval/embedder-types.ts';
+import type { IndexManifest } from '../../models/retrieval/manifest.ts';
+import { DEFAULT_HUB, hubBase } from '../../models/retrieval/hub.ts';
+import { configureTransformers } from '../../models/retrieval/transformers-env.ts';
 
 export interface NodeEmbedderOptions extends Omit<EmbedderOptions, 'model' | 'source'> {
   /** Allow hub downloads for a repo id (default true; a folder never downloads). */

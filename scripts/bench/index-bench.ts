@@ -3,12 +3,12 @@
  * Float32Array, on seeded random unit vectors, in one run: build time, query latency (median,
  * p95), recall@k of voy against exact, and the bytes of the persisted vectors (F32 and F16).
  */
-import { encodeSafetensors } from '../safetensors/writer.ts';
-import { ExactIndex } from './exact-index.ts';
-import type { VectorIndex } from './search-types.ts';
-import { seededUnitVectors } from './vectors.ts';
-import { VoyIndex } from './voy-index.ts';
-import { voyMemoryBytes, type VoyApi } from './voy-wasm.ts';
+import { encodeSafetensors } from '../../models/safetensors/writer.ts';
+import { ExactIndex } from '../../models/retrieval/exact-index.ts';
+import type { VectorIndex } from '../../models/retrieval/search-types.ts';
+import { seededUnitVectors } from '../../models/retrieval/vectors.ts';
+import { VoyIndex } from '../../models/retrieval/voy-index.ts';
+import { voyMemoryBytes, type VoyApi } from '../../models/retrieval/voy-wasm.ts';
 
 export interface IndexBenchRow {
   count: number;

@@ -1,7 +1,7 @@
-import { acquireGpu, type GpuContext } from '../gpu/device.ts';
-import { GpuLlama } from '../gpu/gpu-llama.ts';
-import type { ModelSource } from '../io/source.ts';
-import { LlamaModel } from '../llama-model.ts';
+import { acquireGpu, type GpuContext } from '../../models/gpu/device.ts';
+import { GpuLlama } from '../../models/gpu/gpu-llama.ts';
+import type { ModelSource } from '../../models/io/source.ts';
+import { LlamaModel } from '../../models/llama-model.ts';
 import { type BandwidthResult, matvecBandwidth } from './bandwidth.ts';
 import { finemedLayerConfig, syntheticCheckpoint } from './synthetic-checkpoint.ts';
 

@@ -4,8 +4,8 @@
  * the persisted size and load time of the index, at each corpus size (larger sizes repeat the
  * records with new ids).
  */
-import { LexicalIndex } from './lexical-index.ts';
-import type { CorpusRecord } from './record.ts';
+import { LexicalIndex } from '../../models/retrieval/lexical-index.ts';
+import type { CorpusRecord } from '../../models/retrieval/record.ts';
 
 export interface LexicalBenchRow {
   records: number;
