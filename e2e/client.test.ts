@@ -37,17 +37,17 @@ describe('LlmClient', () => {
   it('streams tokens to the generate call and resolves with its result', async () => {
     const { client, workers } = setup();
     const seen: string[] = [];
-    const gen = client.generate({ prompt: 'hi', chat: true, options: { maxNewTokens: 2 } }, (t) => seen.push(t.textSoFar));
+    const gen = client.generate({ prompt: 'hi', chat: true, options: { maxNewTokens: 2 } }, (t) => seen.push(t.text));
     const w = workers[0]!;
     const id = w.sent[0]!.id;
     expect(w.sent[0]).toMatchObject({ type: 'generate', prompt: 'hi', chat: true, options: { maxNewTokens: 2 } });
-    w.emit({ type: 'token', id, tokenId: 1, text: 'a', textSoFar: 'a' });
-    w.emit({ type: 'token', id: id + 100, tokenId: 9, text: 'zz', textSoFar: 'zz' }); // someone else's
-    w.emit({ type: 'token', id, tokenId: 2, text: 'b', textSoFar: 'ab' });
+    w.emit({ type: 'token', id, tokenId: 1, text: 'a' });
+    w.emit({ type: 'token', id: id + 100, tokenId: 9, text: 'zz' }); // someone else's
+    w.emit({ type: 'token', id, tokenId: 2, text: 'b' });
     const result = { ids: [1, 2], text: 'ab', stopReason: 'max-tokens', promptTokens: 1, timings: {} } as never;
     w.emit({ type: 'result', id, result });
     await expect(gen).resolves.toBe(result);
-    expect(seen).toEqual(['a', 'ab']);
+    expect(seen).toEqual(['a', 'b']); // the new text only; the result carries the whole
   });
 
   it('rejects with a typed EngineError carrying the code', async () => {

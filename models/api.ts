@@ -20,6 +20,11 @@ export interface LoadOptions {
   maxContext?: number;
   /** WebGPU entry point: navigator.gpu in the browser, Dawn's `create([])` in Node. */
   gpu?: GPU;
+  /**
+   * Lower buffer limits than the device's for the engine to plan and split against (bytes): tests
+   * exercise the row blocks with them; a device's own limits are never exceeded either way.
+   */
+  gpuLimits?: { maxBufferSize?: number; maxStorageBufferBindingSize?: number };
   signal?: AbortSignal;
   onProgress?: (p: LoadProgress) => void;
   /**
@@ -54,8 +59,12 @@ export interface GenerateOptions {
   /** Extra stop ids; the config's eos ids always stop. */
   stopIds?: number[];
   signal?: AbortSignal;
-  /** Called once per generated token (stop token excluded), with the text decoded so far. */
-  onToken?: (id: number, textSoFar: string) => void;
+  /**
+   * Called once per generated token (stop token excluded) with the new text it completes ('' while
+   * a multi-byte character is incomplete): the events' texts concatenate to the result's `text`,
+   * less any held-back bytes flushed at the end. The result carries the full text.
+   */
+  onToken?: (id: number, text: string) => void;
 }
 
 export interface GenerateTimings {

@@ -18,6 +18,8 @@ export type EngineErrorCode =
   | 'network' // fetch failed (offline, CORS, 5xx)
   | 'gpu-unavailable' // no WebGPU adapter/device
   | 'gpu-oom' // GPU out of memory
+  | 'gpu-validation' // WebGPU rejected a command (a bug, or a limit the plan missed); never garbage output
+  | 'gpu-internal' // the GPU driver or browser failed a command for its own reasons (e.g. shader compilation)
   | 'device-lost' // GPU device lost
   | 'aborted' // cancelled through an AbortSignal
   | 'invalid-input' // ids out of vocabulary, sequence longer than the context, bad option
@@ -92,6 +94,15 @@ export class GpuUnavailableError extends EngineError {
 export class GpuOutOfMemoryError extends EngineError {
   constructor(message: string) { super('gpu-oom', message); }
 }
+/** WebGPU reported a validation error during a load, a generation or a training step (models/gpu/error-scope.ts). */
+export class GpuValidationError extends EngineError {
+  constructor(message: string) { super('gpu-validation', message); }
+}
+/** WebGPU reported an internal error (the driver or browser failed a valid command). */
+export class GpuInternalError extends EngineError {
+  constructor(message: string) { super('gpu-internal', message); }
+}
+/** The GPU device was lost (driver reset, another tab, destroy()): the model is unusable; load it again. */
 export class DeviceLostError extends EngineError {
   constructor(message: string) { super('device-lost', message); }
 }
@@ -129,7 +140,7 @@ export class TokenizerError extends EngineError {
 
 registerErrorClasses({
   EngineError, ConfigError, WeightsFormatError, WeightsMismatchError, UnsupportedDtypeError, NotFoundError, NetworkError,
-  GpuUnavailableError, GpuOutOfMemoryError, DeviceLostError, AbortError, InvalidInputError, StorageQuotaError, CacheCorruptError,
+  GpuUnavailableError, GpuOutOfMemoryError, GpuValidationError, GpuInternalError, DeviceLostError, AbortError, InvalidInputError, StorageQuotaError, CacheCorruptError,
   DeviceLimitsError, TokenizerError,
 });
 

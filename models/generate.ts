@@ -11,6 +11,8 @@ function yieldToEventLoop(): Promise<void> {
 export interface ForwardBackend {
   readonly maxContext: number;
   forward(ids: number[], opts?: { allLogits?: boolean }): Promise<Float32Array> | Float32Array;
+  /** Optional: forward, then only the argmax of the last logits (the GPU reads back 4 bytes, not V * 4); used by greedy decode. */
+  forwardArgmax?(ids: number[]): Promise<number>;
   resetCache(): void;
 }
 
@@ -44,15 +46,24 @@ export async function generate(
   const t1 = performance.now();
   let stopReason: GenerateResult['stopReason'] = 'max-tokens';
   let decodeSteps = 0;
+  // Greedy decode on a backend that can: the next id is argmax'd where the logits are.
+  const argmaxStep = sampling.kind === 'greedy' && backend.forwardArgmax ? backend.forwardArgmax.bind(backend) : null;
+  let nextId: number | null = null;
   while (ids.length < opts.maxNewTokens) {
     if (aborted()) { stopReason = 'aborted'; break; }
-    const id = sampleToken(logits, sampling, rand);
+    const id = nextId ?? sampleToken(logits, sampling, rand);
     if (stop.has(id)) { stopReason = 'eos'; break; }
     ids.push(id);
-    if (stream) text += stream.push(id);
-    opts.onToken?.(id, text);
+    const piece = stream ? stream.push(id) : '';
+    text += piece;
+    opts.onToken?.(id, piece);
     if (ids.length >= opts.maxNewTokens) break;
     if (promptIds.length + ids.length >= backend.maxContext) { stopReason = 'max-tokens'; break; }
+    if (argmaxStep) {
+      nextId = await argmaxStep([id]);
+      decodeSteps++;
+      continue;
+    }
     const next = backend.forward([id]);
     // A synchronous (CPU) forward never yields: give the event loop a turn per token so a
     // worker can receive "cancel" and the page can paint.

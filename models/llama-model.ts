@@ -5,6 +5,7 @@ import { CpuLlama } from './cpu/cpu-llama.ts';
 import { EngineError, InvalidInputError, throwIfAborted, TokenizerError } from './errors.ts';
 import { generate, type ForwardBackend } from './generate.ts';
 import { acquireGpu, type GpuContext } from './gpu/device.ts';
+import type { GpuErrorScopes } from './gpu/error-scope.ts';
 import { GpuLlama } from './gpu/gpu-llama.ts';
 import type { ModelSource } from './io/source.ts';
 import { loadTokenizer, type Tokenizer } from './tokenizer.ts';
@@ -23,6 +24,19 @@ class CpuBackend implements ForwardBackend {
   constructor(readonly model: Pick<CpuLlama, 'maxContext' | 'forward' | 'resetCache'>) {}
   get maxContext(): number { return this.model.maxContext; }
   forward(ids: number[], opts?: { allLogits?: boolean }): Float32Array { return this.model.forward(ids, opts); }
+  resetCache(): void { this.model.resetCache(); }
+}
+
+/** The WebGPU model as a ForwardBackend: each prefill and decode step in its own error scopes. */
+class GpuBackend implements ForwardBackend {
+  constructor(readonly model: GpuLlama) {}
+  get maxContext(): number { return this.model.maxContext; }
+  forward(ids: number[], opts?: { allLogits?: boolean }): Promise<Float32Array> {
+    return this.model.ctx.errors.run(ids.length > 1 ? `the prefill of ${ids.length} tokens` : 'a decode step', () => this.model.forward(ids, opts));
+  }
+  forwardArgmax(ids: number[]): Promise<number> {
+    return this.model.ctx.errors.run('a greedy decode step', () => this.model.forwardArgmax(ids));
+  }
   resetCache(): void { this.model.resetCache(); }
 }
 
@@ -45,6 +59,7 @@ export class LlamaModel {
   private tttConfig: TttConfig | null = null;
   private from: 'cache' | 'source' = 'source';
   private entry: CacheEntryInfo | null = null;
+  private disposed = false;
 
   private constructor(config: LlamaConfig, tokenizer: Tokenizer | null, backend: Backend, weights: WeightFormat, engine: GpuLlama | CpuLlama) {
     this.config = config;
@@ -52,7 +67,26 @@ export class LlamaModel {
     this.backend = backend;
     this.weights = weights;
     this.engine = engine;
-    this.fwd = engine instanceof GpuLlama ? engine : new CpuBackend(engine);
+    this.fwd = engine instanceof GpuLlama ? new GpuBackend(engine) : new CpuBackend(engine);
+  }
+
+  /** The GPU's error scopes and loss state; null on the CPU. */
+  private get gpuErrors(): GpuErrorScopes | null {
+    return this.engine instanceof GpuLlama ? this.engine.ctx.errors : null;
+  }
+
+  /**
+   * False once the GPU device is lost (or the model disposed): every call then rejects at once
+   * (DeviceLostError); load the model again, which gets a new device.
+   */
+  get usable(): boolean {
+    return !this.disposed && !(this.gpuErrors?.isLost ?? false);
+  }
+
+  /** Throws when the model can no longer run: disposed, or its GPU device lost. */
+  private throwIfUnusable(): void {
+    if (this.disposed) throw new InvalidInputError('This model was disposed; load it again.');
+    this.gpuErrors?.throwIfLost();
   }
 
   get precision(): 'f16' | 'f32' {
@@ -82,7 +116,7 @@ export class LlamaModel {
     try {
       w = await openWeights(source, {
         weights, backend: options.backend, cache: options.cache, signal,
-        check: ctx ? (config) => assertPlanFits(planMemory(config, { weights, precision: ctx.f16 ? 'f16' : 'f32', maxContext: contextOf(config) }), ctx.device.limits) : undefined,
+        check: ctx ? (config) => assertPlanFits(planMemory(config, { weights, precision: ctx.f16 ? 'f16' : 'f32', maxContext: contextOf(config), limits: ctx.limits }), ctx.limits) : undefined,
       });
     } catch (e) {
       ctx?.device.destroy();
@@ -99,7 +133,7 @@ export class LlamaModel {
         onProgress?.({ phase: 'weights', loadedBytes: loaded, totalBytes, tensor, ...w.where(tensor) });
       };
       if (ctx) {
-        engine = await GpuLlama.load(w.tensors, ctx, { weights, maxContext: contextOf(config), signal, onBytes });
+        engine = await ctx.errors.run('the load', () => GpuLlama.load(w.tensors, ctx, { weights, maxContext: contextOf(config), signal, onBytes }));
       } else {
         engine = await CpuLlama.load(config, w.tensors, { weights, maxContext: contextOf(config), signal, onTensor: (name) => onBytes(name, w.bytesOf(name)) });
       }
@@ -120,7 +154,7 @@ export class LlamaModel {
 
   /** The WebGPU device for a load, with f16 when asked and available. */
   private static async gpu(options: LoadOptions): Promise<GpuContext> {
-    const ctx = await acquireGpu(options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu, { f16: options.precision !== 'f32' });
+    const ctx = await acquireGpu(options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu, { f16: options.precision !== 'f32', limits: options.gpuLimits });
     if (options.precision === 'f16' && !ctx.f16) {
       ctx.device.destroy();
       throw new EngineError('gpu-unavailable', 'f16 precision was requested but this GPU has no shader-f16 support; use precision "auto" or "f32".');
@@ -155,22 +189,28 @@ export class LlamaModel {
 
   /** Logits of a sequence from an empty cache: last position (V), or every position (T, V). */
   async logits(ids: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
-    return this.exclusive(async () => {
+    return this.exclusive('reading logits', async () => {
       this.fwd.resetCache();
       return this.fwd.forward(ids, opts);
     });
   }
 
+  /** Rejects, never returns tokens, when a GPU error occurs during the call (typed, see models/gpu/error-scope.ts). */
   async generate(promptIds: number[], options: GenerateOptions): Promise<GenerateResult> {
-    return this.exclusive(() => generate(this.fwd, this.tokenizer, promptIds, this.eosIds, options));
+    return this.exclusive('the generation', () => generate(this.fwd, this.tokenizer, promptIds, this.eosIds, options));
   }
 
-  /** One operation at a time: the KV cache and activation buffers are shared. */
-  private async exclusive<R>(fn: () => Promise<R>): Promise<R> {
+  /**
+   * One operation at a time: the KV cache and activation buffers are shared. On the GPU the
+   * operation runs in error scopes and is raced against device loss (GpuErrorScopes.run).
+   */
+  private async exclusive<R>(what: string, fn: () => Promise<R>): Promise<R> {
+    this.throwIfUnusable();
     if (this.busy) throw new InvalidInputError('The model is busy with another request; cancel it or wait.');
     this.busy = true;
     try {
-      return await fn();
+      const errors = this.gpuErrors;
+      return await (errors ? errors.run(what, fn) : fn());
     } finally {
       this.busy = false;
     }
@@ -186,7 +226,7 @@ export class LlamaModel {
    *   await model.train(seq.ids, seq.lossMask, (s) => console.log(s.loss));
    */
   async attachAdapter(opts: Partial<TttConfig> & { preset?: TttPreset; lora?: LoraWeights } = {}): Promise<void> {
-    return this.exclusive(async () => {
+    return this.exclusive('attaching the adapter', async () => {
       const cfg = resolveTttConfig(opts);
       const lora = opts.lora ?? initLora(this.config, { rank: cfg.rank, alpha: cfg.alpha, targets: cfg.targets }, cfg.seed);
       await this.removeAdapter();
@@ -194,7 +234,7 @@ export class LlamaModel {
         const e = this.engine;
         // The trainer's buffers must fit this GPU's limits too (the attention probabilities grow with maxTokens squared).
         const ttt = { rank: cfg.rank, alpha: cfg.alpha, targets: cfg.targets, maxTokens: Math.min(cfg.maxTokens, e.maxContext) };
-        assertPlanFits(planMemory(this.config, { weights: this.weights, precision: e.precision, maxContext: e.maxContext, maxBatch: e.maxBatch, ttt }), this.engine.device.limits);
+        assertPlanFits(planMemory(this.config, { weights: this.weights, precision: e.precision, maxContext: e.maxContext, maxBatch: e.maxBatch, ttt, limits: e.ctx.limits }), e.ctx.limits);
         this.trainer = gpuAdapterTrainer(await GpuTrainer.create(this.engine, lora, { maxTokens: cfg.maxTokens }), lora);
       } else {
         const t = new CpuTrainer(this.engine, lora);
@@ -213,6 +253,7 @@ export class LlamaModel {
    * @example if (!(await model.ensureAdapter({ rank: 8, steps: 3 }))) console.log('new adapter');
    */
   async ensureAdapter(opts: Partial<TttConfig> & { preset?: TttPreset } = {}): Promise<boolean> {
+    this.throwIfUnusable();
     const cfg = resolveTttConfig(opts);
     const have = this.tttConfig;
     const maxTokens = Math.min(cfg.maxTokens, this.fwd.maxContext);
@@ -234,7 +275,7 @@ export class LlamaModel {
 
   /** Removes the adapter and frees its memory: the model is the base model, as loaded. */
   async detachAdapter(): Promise<void> {
-    return this.exclusive(() => this.removeAdapter());
+    return this.exclusive('detaching the adapter', () => this.removeAdapter());
   }
 
   private async removeAdapter(): Promise<void> {
@@ -271,27 +312,38 @@ export class LlamaModel {
   async train(ids: number[], lossMask: number[], onStep?: (s: TrainStepInfo) => void, opts: { signal?: AbortSignal } & Partial<TttConfig> = {}): Promise<TrainResult> {
     const trainer = this.requireTrainer();
     const c = { ...this.tttConfig!, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as TttConfig;
-    return this.exclusive(() => trainer.train(ids, lossMask, {
-      steps: c.steps, lr: c.lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weightDecay,
-      maxGradNorm: c.maxGradNorm ?? undefined, signal: opts.signal,
-    }, onStep));
+    return this.exclusive('the training', async () => {
+      // On the GPU each step is checked before its event goes out; the first GPU error stops the run.
+      const checks = this.gpuErrors?.stepChecks((s: TrainStepInfo) => `training step ${s.step}`, onStep, opts.signal);
+      try {
+        return await trainer.train(ids, lossMask, {
+          steps: c.steps, lr: c.lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weightDecay,
+          maxGradNorm: c.maxGradNorm ?? undefined, signal: checks?.signal ?? opts.signal,
+        }, checks?.onStep ?? onStep);
+      } finally {
+        await checks?.finish(); // a GPU error outranks what the run returned or threw (an abort it caused)
+      }
+    });
   }
 
   /** Loss and LoRA gradients at the current adapter. */
   async lossAndGrads(ids: number[], lossMask: number[]): Promise<{ loss: number; grads: LoraWeights }> {
     const trainer = this.requireTrainer();
-    return this.exclusive(() => trainer.lossAndGrads(ids, lossMask));
+    return this.exclusive('the loss and gradients', () => trainer.lossAndGrads(ids, lossMask));
   }
 
   /** B = 0 and the optimizer cleared: the next answer comes from the base model. */
   resetAdapter(): void {
+    this.throwIfUnusable();
     if (this.busy) throw new InvalidInputError('Cannot reset the adapter while the model is busy; cancel first.');
     this.requireTrainer().reset();
   }
 
   /** The current adapter weights (PEFT layout; save with saveLora). */
   async adapter(): Promise<LoraWeights> {
-    return this.requireTrainer().adapter();
+    this.throwIfUnusable();
+    const trainer = this.requireTrainer();
+    return this.gpuErrors ? this.gpuErrors.run('reading the adapter', () => trainer.adapter()) : trainer.adapter();
   }
 
   memory(): MemoryReport {
@@ -305,6 +357,7 @@ export class LlamaModel {
   }
 
   dispose(): void {
+    this.disposed = true;
     if (this.engine instanceof GpuLlama) {
       this.engine.dispose();
       this.engine.ctx.device.destroy();

@@ -17,14 +17,14 @@ import { parseLlamaConfig, PROJECTIONS, type LlamaConfig, type Projection } from
 import { DeviceLimitsError, InvalidInputError } from './errors.ts';
 import type { MemoryCategory } from './gpu/allocator.ts';
 import {
-  allLogitsBytes, bufferAllocSize, defaultMaxBatch, forwardActivationBuffers, kvCacheBytes, loraLayout, loraScratchBytes,
-  lossHeadChunks, packUniform, q4BufferBytes, QUANTIZE_PARAMS_BYTES, QUANTIZE_STAGING_BYTES, ropeTableBytes, trainerBuffers,
-  trainerMaxTokens, uniformKey, type BufferKind, type LoraSlot,
+  allLogitsBytes, allLogitsRows, blockLabel, bufferAllocSize, defaultMaxBatch, forwardActivationBuffers, kvCacheBytes, loraLayout, loraScratchBytes,
+  lossHeadChunks, matrixBlocks, packUniform, q4BufferBytes, QUANTIZE_PARAMS_BYTES, quantizeStagingBytes, ropeTableBytes, trainerBuffers,
+  trainerMaxTokens, uniformKey, type BindingLimits, type BufferKind, type LoraSlot, type RowBlock,
 } from './gpu/buffer-sizes.ts';
 import { ADAM_PARAMS_BYTES, gradNormGroups } from './gpu/wgsl/adam.ts';
 import { gemmParams } from './gpu/wgsl/gemm.ts';
+import { matmulParams } from './gpu/wgsl/matmul.ts';
 import { DEFAULT_LORA, projectionShape } from './lora/adapter.ts';
-import { Q4_GROUP } from './quant/q4.ts';
 import { layerWeightNames, lmHeadName } from './weights-plan.ts';
 
 const CATEGORIES: MemoryCategory[] = ['weights', 'kvCache', 'activations', 'lora', 'optimizer', 'staging'];
@@ -51,6 +51,12 @@ export interface MemoryPlanOptions {
   allLogits?: boolean;
   /** Include a GpuTrainer (LoRA, Adam, training scratch) created after the load. */
   ttt?: TttPlanOptions;
+  /**
+   * The limits the engine splits for (GpuContext.limits): matrices over them become row blocks
+   * (matrixBlocks), the loss-head chunk, the allLogits buffer and the default prefill chunk shrink
+   * to fit. Without: every matrix whole, as on a device without limits.
+   */
+  limits?: BindingLimits;
 }
 
 /** One buffer of the plan, with the bytes the allocator accounts (rounded up to 4). */
@@ -71,7 +77,7 @@ export interface MemoryPlan {
   config: LlamaConfig;
   /** The options with the engine's defaults filled in. */
   options: {
-    weights: 'q4' | 'f32'; precision: 'f16' | 'f32'; maxContext: number; maxBatch: number; allLogits: boolean;
+    weights: 'q4' | 'f32'; precision: 'f16' | 'f32'; maxContext: number; maxBatch: number; allLogits: boolean; limits: BindingLimits | null;
     ttt: (Required<TttPlanOptions> & { chunks: number }) | null;
   };
   /** Every buffer in creation order: resident ones and the loader's staging (phase 'load'). */
@@ -134,8 +140,22 @@ function checkOptions(opts: MemoryPlanOptions): void {
   if (new Set(t.targets).size !== t.targets.length) throw new InvalidInputError(`LoRA targets repeat: ${t.targets.join(', ')}.`);
 }
 
-/** The uniform words of GpuLlama.matmul's params: (N, K, groups, single). */
-const matmulWords = (N: number, K: number, single: boolean) => [N, K, Math.ceil(K / Q4_GROUP), single ? 1 : 0];
+/** Row blocks of an (N, K) weight matrix, as the uploader splits it. */
+type Blocks = (N: number, K: number) => RowBlock[];
+
+/** GpuLlama.matmul's params per row block of W (N, K): label `${label} params` (`${label} #i params` when split). */
+function matmulUniforms(p: PlanBuilder, blocks: Blocks, label: string, N: number, K: number, o: { single?: boolean; suffix?: string; ldy?: number } = {}): void {
+  const bs = blocks(N, K);
+  bs.forEach((b, i) => {
+    const name = bs.length === 1 ? label : `${label} #${i}`;
+    p.uniform(`${name}${o.suffix ?? ' params'}`, matmulParams(b.rows, K, { single: o.single, yOff: b.r0, ldy: o.ldy ?? N }));
+  });
+}
+
+/** GpuLlama.embedSteps' uniforms: (C, r0, rows) per row block of the embedding. */
+function embedUniforms(p: PlanBuilder, c: LlamaConfig, blocks: Blocks): void {
+  for (const b of blocks(c.vocabSize, c.hiddenSize)) p.uniform('embed', [c.hiddenSize, b.r0, b.rows, 0]);
+}
 
 /** Projection -> [N (out), K (in)] of its frozen matrix. */
 function matrixShape(config: LlamaConfig, p: Projection): [number, number] {
@@ -151,7 +171,7 @@ const BACKWARD_ORDER: [string, Projection][] = [['down', 'down_proj'], ['gate', 
 interface LoraPlan { rank: number; scale: number; slots: Map<string, LoraSlot>; floats: number }
 
 /** The uniforms of GpuLlama.buildSteps (with the adapter's LoRA steps when `lora` is set). */
-function forwardUniforms(p: PlanBuilder, c: LlamaConfig, lora: LoraPlan | null): void {
+function forwardUniforms(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, lora: LoraPlan | null): void {
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
   p.uniform('norm params', [C, 0, c.rmsNormEps, 0], [2]);
   p.uniform('norm last params', [C, 1, c.rmsNormEps, 0], [2]);
@@ -161,16 +181,17 @@ function forwardUniforms(p: PlanBuilder, c: LlamaConfig, lora: LoraPlan | null):
   p.uniform('rope q', [H, D]);
   p.uniform('rope k', [KV, D]);
   p.uniform('attention', [H, KV, D, 1 / Math.sqrt(D)], [3]);
-  p.uniform('embed', [C]);
+  embedUniforms(p, c, blocks);
   for (let l = 0; l < c.numLayers; l++) {
     for (const [name, proj] of FORWARD_ORDER) {
       const [N, K] = matrixShape(c, proj);
-      p.uniform(`L${l} ${name} params`, matmulWords(N, K, false));
+      matmulUniforms(p, blocks, `L${l} ${name}`, N, K);
       const s = lora?.slots.get(`${l}.${proj}`);
       if (lora && s) loraForwardUniforms(p, lora, s);
     }
   }
-  p.uniform('lm_head params', matmulWords(V, C, true));
+  matmulUniforms(p, blocks, 'lm_head', V, C, { single: true });
+  p.uniform('argmax n', [V]); // greedy decode's argmax over the logits (GpuLlama.forwardArgmax)
 }
 
 function loraForwardUniforms(p: PlanBuilder, lora: LoraPlan, s: LoraSlot): void {
@@ -179,7 +200,7 @@ function loraForwardUniforms(p: PlanBuilder, lora: LoraPlan, s: LoraSlot): void 
 }
 
 /** GpuTrainer.create after the model is loaded: LoRA, attach, allocate(), build(). */
-function planTrainer(p: PlanBuilder, c: LlamaConfig, maxBatch: number, e: number, t: Required<TttPlanOptions>, head: { chunkRows: number; rowsPadded: number; chunks: number }): void {
+function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, maxBatch: number, e: number, t: Required<TttPlanOptions>, head: { chunkRows: number; rowsPadded: number; chunks: number }): void {
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
   const r = t.rank;
   const dims = Object.fromEntries(t.targets.map((q) => [q, projectionShape(c, q)]));
@@ -188,7 +209,7 @@ function planTrainer(p: PlanBuilder, c: LlamaConfig, maxBatch: number, e: number
   p.add('lora params', lora.floats * 4, 'lora');
   // GpuLlama.attachLora: the x A^T scratch, then the forward steps rebuilt with LoRA.
   p.add('lora xa', loraScratchBytes(maxBatch, r), 'lora');
-  forwardUniforms(p, c, lora);
+  forwardUniforms(p, c, blocks, lora);
   // allocate()
   for (const [label, spec] of Object.entries(trainerBuffers(c, t.maxTokens, r, e, head))) {
     if (label === 'ttt x') for (let l = 0; l <= c.numLayers; l++) p.add(`ttt x${l}`, spec.bytes, 'activations', spec.kind);
@@ -205,18 +226,18 @@ function planTrainer(p: PlanBuilder, c: LlamaConfig, maxBatch: number, e: number
   p.uniform('rope q', [H, D]);
   p.uniform('rope k', [KV, D]);
   p.uniform('attention', [H, KV, D, 1 / Math.sqrt(D)], [3]);
-  p.uniform('embed', [C]);
+  embedUniforms(p, c, blocks);
   for (let l = 0; l < c.numLayers; l++) {
     for (const [name, proj] of FORWARD_ORDER) {
       const [N, K] = matrixShape(c, proj);
-      p.uniform(`L${l} ${name} params`, matmulWords(N, K, false));
+      matmulUniforms(p, blocks, `L${l} ${name}`, N, K);
       const s = lora.slots.get(`${l}.${proj}`);
       if (s) loraForwardUniforms(p, lora, s);
     }
     for (const [name, proj] of BACKWARD_ORDER) {
       const [N, K] = matrixShape(c, proj);
       const label = `L${l} ${name}`;
-      p.uniform(`${label} mm`, matmulWords(N, K, false));
+      matmulUniforms(p, blocks, label, N, K, { suffix: ' mm' });
       const s = lora.slots.get(`${l}.${proj}`);
       if (!s) continue;
       p.uniform(`${label} dB`, gemmParams({ M: s.outDim, N: r, K: 'T', alpha: lora.scale, beta: 1 }));
@@ -228,8 +249,8 @@ function planTrainer(p: PlanBuilder, c: LlamaConfig, maxBatch: number, e: number
   for (let i = 0; i < head.chunks; i++) {
     p.add(`ttt chunk run ${i}`, 16, 'activations', 'uniform');
     p.add(`ttt ce ${i}`, 16, 'activations', 'uniform');
-    p.uniform(`lm_head chunk ${i} params`, matmulWords(V, C, false));
-    p.uniform(`lm_head ${i} mm`, matmulWords(V, C, false));
+    matmulUniforms(p, blocks, `lm_head chunk ${i}`, V, C);
+    matmulUniforms(p, blocks, `lm_head ${i}`, V, C, { suffix: ' mm' });
   }
   p.add('loss mean params', 16, 'activations', 'uniform');
   p.add('adam partials', gradNormGroups(lora.floats) * 4, 'optimizer');
@@ -254,19 +275,24 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
   const e = opts.precision === 'f16' ? 2 : 4;
   const S = opts.maxContext;
-  const maxBatch = opts.maxBatch ?? defaultMaxBatch(c, S);
+  const limits = opts.limits;
+  const maxBatch = opts.maxBatch ?? defaultMaxBatch(c, S, limits);
+  const blocks: Blocks = (N, K) => matrixBlocks(N, K, opts.weights, limits);
   const p = new PlanBuilder();
 
   // GpuLlama.upload through WeightUploader (norm vectors are f32).
   p.add('quantize params', QUANTIZE_PARAMS_BYTES, 'staging', 'uniform', 'load');
   let staging = false;
   const matrix = (name: string, N: number, K: number) => {
-    if (opts.weights === 'f32') return p.add(name, N * K * 4, 'weights');
-    const q = q4BufferBytes(N, K);
-    p.add(`${name} q4`, q.qweight, 'weights');
-    p.add(`${name} scales`, q.scales, 'weights');
-    if (!staging) p.add('quantize staging', QUANTIZE_STAGING_BYTES, 'staging', 'storage', 'load');
-    staging = true;
+    const bs = blocks(N, K);
+    bs.forEach((b, i) => {
+      if (opts.weights === 'f32') return p.add(blockLabel(name, '', i, bs.length), b.rows * K * 4, 'weights');
+      const q = q4BufferBytes(b.rows, K);
+      p.add(blockLabel(name, ' q4', i, bs.length), q.qweight, 'weights');
+      p.add(blockLabel(name, ' scales', i, bs.length), q.scales, 'weights');
+    });
+    if (opts.weights === 'q4' && !staging) p.add('quantize staging', quantizeStagingBytes(limits), 'staging', 'storage', 'load');
+    if (opts.weights === 'q4') staging = true;
   };
   for (let l = 0; l < c.numLayers; l++) {
     const n = layerWeightNames(l);
@@ -291,23 +317,23 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
   for (const [label, spec] of Object.entries(forwardActivationBuffers(c, maxBatch, S, e))) p.add(label, spec.bytes, 'activations', spec.kind);
   p.add('rope cos', ropeTableBytes(c, S), 'activations');
   p.add('rope sin', ropeTableBytes(c, S), 'activations');
-  forwardUniforms(p, c, null);
+  forwardUniforms(p, c, blocks, null);
   if (opts.allLogits) {
-    p.add('logits all', allLogitsBytes(c, maxBatch), 'activations');
+    p.add('logits all', allLogitsBytes(c, allLogitsRows(c, maxBatch, limits)), 'activations');
     p.uniform('norm params all', [C, 0, c.rmsNormEps, 0], [2]);
-    p.uniform('lm_head all params', matmulWords(V, C, false));
+    matmulUniforms(p, blocks, 'lm_head all', V, C);
   }
 
   let ttt: MemoryPlan['options']['ttt'] = null;
   if (opts.ttt) {
     const t = opts.ttt;
     const maxTokens = trainerMaxTokens(t.maxTokens, S);
-    const head = lossHeadChunks(maxTokens, V, t.chunkRows);
+    const head = lossHeadChunks(maxTokens, V, t.chunkRows, limits);
     // LoraWeights keep their targets in PROJECTIONS order, so the engine's buffers follow it.
     const targets = PROJECTIONS.filter((q) => t.targets.includes(q));
     ttt = { rank: t.rank, alpha: t.alpha ?? DEFAULT_LORA.alpha, targets, maxTokens, chunkRows: head.chunkRows, chunks: head.chunks };
     p.owner = 'trainer';
-    planTrainer(p, c, maxBatch, e, ttt, head);
+    planTrainer(p, c, blocks, maxBatch, e, ttt, head);
   }
 
   const byCategory = Object.fromEntries(CATEGORIES.map((k) => [k, 0])) as Record<MemoryCategory, number>;
@@ -316,7 +342,7 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
   const largest = (list: PlannedBuffer[]) => list.reduce<PlannedBuffer | null>((m, b) => (!m || b.bytes > m.bytes ? b : m), null);
   return {
     config: c,
-    options: { weights: opts.weights, precision: opts.precision, maxContext: S, maxBatch, allLogits: opts.allLogits ?? false, ttt },
+    options: { weights: opts.weights, precision: opts.precision, maxContext: S, maxBatch, allLogits: opts.allLogits ?? false, limits: limits ?? null, ttt },
     buffers: p.buffers,
     byCategory,
     total,
@@ -339,9 +365,7 @@ export function planFromConfigJson(raw: unknown, opts: MemoryPlanOptions): Memor
 }
 
 /** The WebGPU limits a plan is checked against (a GPUSupportedLimits object satisfies it). */
-export interface PlanLimits {
-  maxBufferSize: number;
-  maxStorageBufferBindingSize: number;
+export interface PlanLimits extends BindingLimits {
   maxUniformBufferBindingSize?: number;
 }
 

@@ -11,9 +11,16 @@
  *   {"error": {"name": "NotFoundError", "code": "not-found", "message": "...", "details": {...}}}
  * (`details` only where the error class carries more, e.g. a corpus error's `badLines`), and a
  * readable `error (<code>): <message>` on stderr, followed by the usage for exit 2. Both streams
- * are flushed before the process exits, so a pipe never gets a cut result.
+ * are flushed before the process exits, so a pipe never gets a cut result (a 2.5 MB result on a
+ * slow reader included); a reader that closes early (`| head -c`) ends the CLI quietly with the
+ * usual SIGPIPE status, 141.
+ *
+ * GPU diagnostics go to stderr, never stdout: the GPU of `cliGpuErrors.watch(nodeGpu())` (what
+ * the CLIs load models with) has Dawn's uncaptured-error text written to stderr instead, and any
+ * such error fails the command (exit 1, the typed error's JSON as stdout's last line).
  */
 import { serializeError } from '../models/errors.ts';
+import { UncapturedGpuErrors } from '../node/gpu/gpu-diagnostics.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -49,22 +56,46 @@ function flushed(stream: NodeJS.WriteStream): Promise<void> {
   return new Promise((resolve) => stream.write('', () => resolve()));
 }
 
+/** The process's uncaptured GPU errors: their text on stderr; the first one fails the command. */
+export const cliGpuErrors = new UncapturedGpuErrors((text) => process.stderr.write(text));
+
+/** The exit status of a process whose reader closed the pipe (as if killed by SIGPIPE). */
+export const EXIT_PIPE_CLOSED = 141;
+
+/**
+ * Prints a command's result on stdout as its last line, unless a GPU error happened (then it
+ * throws that typed error instead, for runCli to print); resolves once the line was handed to the OS.
+ * @example await printResult({ ids, text });
+ */
+export function printResult(result: unknown): Promise<void> {
+  cliGpuErrors.throwIfAny();
+  return new Promise((resolve) => process.stdout.write(JSON.stringify(result) + '\n', () => resolve()));
+}
+
 /**
  * Runs a CLI's `main` (which prints its result and returns the exit code), prints a failure in the
- * shape above, flushes stdout and stderr, and exits: explicitly, since Dawn and onnxruntime keep
- * the event loop alive. `usage` gives the text shown under a UsageError (the command's own usage).
+ * shape above, waits until stdout and stderr have drained, and exits: explicitly, since Dawn and
+ * onnxruntime keep the event loop alive. A GPU error seen after the result was printed still
+ * fails the command (its JSON becomes the last line). `usage` gives the text shown under a
+ * UsageError (the command's own usage).
  * @example void runCli(main, () => USAGE);
  */
 export async function runCli(main: () => Promise<number>, usage: () => string): Promise<never> {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(EXIT_PIPE_CLOSED); // the reader is gone: nothing more can be delivered
+  });
   let code: number;
   try {
     code = await main();
+    if (code === EXIT_OK) cliGpuErrors.throwIfAny();
   } catch (e) {
     const json = cliErrorJson(e);
     code = exitCodeOf(e);
     process.stdout.write(JSON.stringify(json) + '\n');
     process.stderr.write(`error (${json.error.code}): ${json.error.message}\n${code === EXIT_USAGE ? `${usage()}\n` : ''}`);
   }
+  process.exitCode = code;
   await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   process.exit(code);
 }

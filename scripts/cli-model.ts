@@ -13,7 +13,7 @@ import { LlamaModel } from '../models/llama-model.ts';
 import { hubBase } from '../models/retrieval/hub.ts';
 import { cacheFromArgs } from './cli-cache.ts';
 import { numberFlag, stringFlag, type ParsedArgs } from './cli-args.ts';
-import { UsageError } from './cli-errors.ts';
+import { cliGpuErrors, UsageError } from './cli-errors.ts';
 
 /** The model flags every command that loads a model accepts (the cache flags come from withCacheFlags). */
 export const MODEL_FLAGS = { switches: ['f32'], valued: ['model', 'backend', 'precision', 'max-context'] } as const;
@@ -44,7 +44,7 @@ export async function loadModelFromArgs(args: ParsedArgs): Promise<LlamaModel> {
     weights: args.flags.has('f32') ? 'f32' : 'q4',
     precision,
     maxContext: args.flags.has('max-context') ? numberFlag(args, 'max-context') : undefined,
-    gpu: backend === 'webgpu' ? nodeGpu() : undefined,
+    gpu: backend === 'webgpu' ? cliGpuErrors.watch(nodeGpu()) : undefined, // Dawn's error text to stderr
     cache: cacheFromArgs(args),
   });
 }

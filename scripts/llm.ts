@@ -20,7 +20,7 @@ import type { LlamaModel } from '../models/llama-model.ts';
 import { idList, numberFlag, parseCommandArgs, stringFlag, type CommandSpec, type ParsedArgs } from './cli-args.ts';
 import { tttCommand, TTT_SPEC, TTT_USAGE } from './llm-ttt.ts';
 import { CACHE_USAGE, withCacheFlags } from './cli-cache.ts';
-import { runCli, UsageError } from './cli-errors.ts';
+import { printResult, runCli, UsageError } from './cli-errors.ts';
 import { loadModelFromArgs } from './cli-model.ts';
 import { askCommand, ASK_SPEC, ASK_USAGE } from './llm-ask.ts';
 
@@ -60,10 +60,11 @@ async function generateCommand(args: ParsedArgs): Promise<unknown> {
     const sampling: Sampling = args.flags.has('temperature') && !args.flags.has('greedy')
       ? { kind: 'sample', temperature: numberFlag(args, 'temperature'), topP: numberFlag(args, 'top-p', 1), seed: numberFlag(args, 'seed', 0) }
       : { kind: 'greedy' };
+    let shown = ''; // token events carry the new text only
     const r = await model.generate(ids, {
       maxNewTokens: numberFlag(args, 'max-new', 32),
       sampling,
-      onToken: args.flags.has('json') ? undefined : (_id, text) => process.stderr.write(`\r${text.slice(-120)}`),
+      onToken: args.flags.has('json') ? undefined : (_id, text) => { shown += text; process.stderr.write(`\r${shown.slice(-120)}`); },
     });
     return {
       prompt_ids: ids,
@@ -96,7 +97,7 @@ async function main(): Promise<number> {
   else if (args.command === 'ask') out = await askCommand(args, loadModel);
   else throw new UsageError(`unknown command "${args.command}"`);
   if (loadedFrom && typeof out === 'object' && out !== null) out = { ...out, loaded_from: loadedFrom };
-  process.stdout.write(JSON.stringify(out) + '\n');
+  await printResult(out); // after the write's callback: a piped 2.5 MB result arrives whole
   return 0;
 }
 

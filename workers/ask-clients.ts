@@ -42,7 +42,7 @@ export function askModelOfClient(client: LlmClient, info: ModelInfo): AskModel {
     }),
     generate: (ids, options, onToken, signal) => cancellable(signal, () => client.cancel(), async () => {
       let tokens = 0;
-      const r = await client.generate({ ids, options }, ({ textSoFar }) => onToken(textSoFar, ++tokens));
+      const r = await client.generate({ ids, options }, ({ text }) => onToken(text, ++tokens));
       return { ids: r.ids, text: r.text, stopReason: r.stopReason, timings: r.timings };
     }),
     resetAdapter: () => client.resetAdapter(),

@@ -152,6 +152,16 @@ export class LlmClient extends WorkerClient<WorkerRequest, WorkerEvent> {
     return this.request('delete-cached-model', { key }, {});
   }
 
+  /**
+   * Test only: destroys the loaded model's GPU device in the worker, as a driver reset would;
+   * answered at once, even mid-generation (the pending call then rejects with DeviceLostError).
+   * The app never calls it; the worker refuses it outside development builds.
+   * @example await client.debugLoseDevice(); // then: load again
+   */
+  debugLoseDevice(): Promise<{ lost: boolean }> {
+    return this.request('debug-lose-device', {}, {});
+  }
+
   /** True while a load, a generation or a TTT run is in flight. */
   get busy(): boolean {
     for (const [, type] of this.pendingRequests()) if (CANCELLABLE.has(type)) return true;
@@ -162,7 +172,7 @@ export class LlmClient extends WorkerClient<WorkerRequest, WorkerEvent> {
     const { transfer = [], onProgress, onToken, onStep } = handlers;
     const onEvent = (event: WorkerEvent): void => {
       if (event.type === 'progress') onProgress?.(event.progress);
-      else if (event.type === 'token') onToken?.({ tokenId: event.tokenId, text: event.text, textSoFar: event.textSoFar });
+      else if (event.type === 'token') onToken?.({ tokenId: event.tokenId, text: event.text });
       else if (event.type === 'ttt-step') onStep?.({ step: event.step, steps: event.steps, loss: event.loss, ms: event.ms });
     };
     return this.send<ResultByType[T]>({ ...fields, type } as RequestBody<WorkerRequest>, onEvent, transfer).promise;

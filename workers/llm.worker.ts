@@ -54,7 +54,11 @@ const PROGRESS_INTERVAL_MS = 50;
 type Served = Exclude<WorkerRequest, { type: 'cancel' }>;
 type EmitEvent = Emit<WorkerEvent>;
 
-serveRequests<WorkerRequest, WorkerEvent>({ label: 'model worker', handle: serve, transfer: transferables });
+serveRequests<WorkerRequest, WorkerEvent>({
+  label: 'model worker', handle: serve, transfer: transferables,
+  // Device loss must be provokable mid-generation, so this test request skips the queue.
+  immediate: (req) => req.type === 'debug-lose-device',
+});
 
 async function serve(req: Served, signal: AbortSignal, emit: EmitEvent): Promise<ResultByType[keyof ResultByType]> {
   switch (req.type) {
@@ -89,6 +93,8 @@ async function serve(req: Served, signal: AbortSignal, emit: EmitEvent): Promise
       return null;
     case 'prepare-prompt':
       return requireModel().answerPrompt(req.question, req.request);
+    case 'debug-lose-device':
+      return debugLoseDevice();
     default:
       throw new InvalidInputError(`Unknown request type ${JSON.stringify((req as { type: unknown }).type)}.`);
   }
@@ -149,16 +155,9 @@ async function generate(req: GenerateRequest, signal: AbortSignal, emit: EmitEve
     if (!m.tokenizer) throw new TokenizerError('This model has no tokenizer.json, so it cannot take a text prompt; send token ids instead.');
     ids = m.encodePrompt(req.prompt, { chat: req.chat, system: req.system });
   }
-  let previous = '';
-  const result = await m.generate(ids, {
-    ...options,
-    signal,
-    onToken: (tokenId: number, textSoFar: string) => {
-      const text = textSoFar.startsWith(previous) ? textSoFar.slice(previous.length) : textSoFar.slice(commonPrefix(previous, textSoFar));
-      previous = textSoFar;
-      emit({ type: 'token', tokenId, text, textSoFar });
-    },
-  });
+  // Each event carries only the token's new text (never the text so far: that would copy O(n^2)
+  // characters across postMessage over a long answer); the result carries the full text.
+  const result = await m.generate(ids, { ...options, signal, onToken: (tokenId: number, text: string) => emit({ type: 'token', tokenId, text }) });
   const { lastLogits, ...rest } = result;
   return { ...rest, promptTokens: ids.length, ...(includeLogits ? { lastLogits: Array.from(lastLogits) } : {}) };
 }
@@ -315,6 +314,16 @@ function requireGpu(): GPU {
   return gpu;
 }
 
+/** Test only (protocol.ts DebugLoseDeviceRequest): the model's GPU device destroyed, as a driver reset would. */
+function debugLoseDevice(): { lost: boolean } {
+  if (!import.meta.env.DEV) throw new InvalidInputError('debug-lose-device is a test request; only development builds serve it.');
+  const engine = model?.engine;
+  if (!engine || !('ctx' in engine)) return { lost: false };
+  engine.ctx.device.destroy();
+  return { lost: true };
+}
+
+/** The loaded model; after device loss it is kept, and its calls reject with DeviceLostError until a new load. */
 function requireModel(): LlamaModel {
   if (!model) throw new InvalidInputError('No model is loaded; load one first.');
   return model;
@@ -331,8 +340,3 @@ function disposeModel(): void {
   old?.dispose();
 }
 
-function commonPrefix(a: string, b: string): number {
-  let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  return i;
-}

@@ -112,6 +112,14 @@ export type GetAdapterRequest = { type: 'get-adapter'; id: number };
 /** B = 0, A back to its attached value, optimizer state cleared: the base model again. */
 export type ResetAdapterRequest = { type: 'reset-adapter'; id: number };
 
+/**
+ * Test only: destroys the loaded model's GPU device, as a driver reset or a GPU process crash
+ * would, so tests can see device loss give DeviceLostError and a new load work afterwards.
+ * Answered at once (not queued behind a running generate or ttt). The app never sends it, and
+ * the worker refuses it outside development builds (import.meta.env.DEV).
+ */
+export type DebugLoseDeviceRequest = { type: 'debug-lose-device'; id: number };
+
 export type WorkerRequest =
   | LoadRequest
   | GenerateRequest
@@ -127,7 +135,8 @@ export type WorkerRequest =
   | ResetAdapterRequest
   | EnsureAdapterRequest
   | DetachAdapterRequest
-  | PreparePromptRequest;
+  | PreparePromptRequest
+  | DebugLoseDeviceRequest;
 
 /** What a loaded model looks like from the UI: plain data only. */
 export interface ModelInfo {
@@ -210,12 +219,14 @@ export interface ResultByType {
   'ensure-adapter': { reused: boolean; adapter: AdapterInfo };
   'detach-adapter': null;
   'prepare-prompt': PreparedPrompt;
+  /** `lost`: a GPU model's device was destroyed (false: no model, or a CPU one). */
+  'debug-lose-device': { lost: boolean };
 }
 
 export type ProgressMessage = { type: 'progress'; id: number; progress: LoadProgress };
-/** One generated token. `text` is the new text since the previous event (best effort when a
- *  multi-byte character completes late); `textSoFar` is authoritative. */
-export type TokenMessage = { type: 'token'; id: number; tokenId: number; text: string; textSoFar: string };
+/** One generated token. `text` is the new text it completes ('' while a multi-byte character is
+ *  incomplete); the events' texts concatenate to the answer, and the result's `text` is the whole. */
+export type TokenMessage = { type: 'token'; id: number; tokenId: number; text: string };
 /** After each TTT step: the loss before that step, and the step's wall time. */
 export type TttStepMessage = { type: 'ttt-step'; id: number; step: number; steps: number; loss: number; ms: number };
 /** ArrayBuffers in a result (get-adapter, loss-and-grads) are transferred, not copied. */

@@ -3,3 +3,11 @@ declare module '*?url' {
   const url: string;
   export default url;
 }
+
+/** What the workers read of Vite's `import.meta.env` (the same declarations as vite/client's). */
+interface ImportMetaEnv {
+  readonly DEV: boolean;
+}
+interface ImportMeta {
+  readonly env: ImportMetaEnv;
+}

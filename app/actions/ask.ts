@@ -30,7 +30,8 @@ function onEvent(run: Run, e: AskEvent): void {
     }
     case 'token': {
       const current = useApp.getState().ask.runs[run];
-      patchRun(run, { text: e.text, tokens: e.tokens, firstTokenAt: current?.firstTokenAt ?? performance.now() });
+      // Token events carry the new text only: the answer so far is their concatenation.
+      patchRun(run, { text: (current?.text ?? '') + e.text, tokens: e.tokens, firstTokenAt: current?.firstTokenAt ?? performance.now() });
       break;
     }
     case 'restored':

@@ -7,6 +7,8 @@ const HINTS: Partial<Record<string, string>> = {
   'gpu-unavailable': 'This browser gives no WebGPU adapter here. Try the CPU backend (small models only).',
   'gpu-oom': 'The GPU ran out of memory. Try 4-bit weights, a shorter context, or close other tabs.',
   'device-lost': 'The GPU device was lost. Load the model again.',
+  'gpu-validation': 'The GPU rejected a command, so no answer was shown. Please report this with your browser and GPU; reloading the model may help.',
+  'gpu-internal': 'The GPU driver failed a command. Load the model again; if it repeats, update the browser or the GPU driver.',
   tokenizer: 'The model folder needs a usable tokenizer.json.',
   config: 'config.json describes a model this app cannot run.',
 };

@@ -23,6 +23,7 @@ export { startServer, ROOT, type TestServer } from './server.ts';
 export { launchChromium, newPage, CHROMIUM_ARGS, CHROMIUM_PATH } from './browser.ts';
 export { startBuiltApp, type BuiltApp, type BuiltAppOptions } from './built-app.ts';
 export { BUILT_APP_DIR, buildApp } from './global-build.ts';
+export { openHarness, type HarnessSession } from './harness-page.ts';
 
 /** Path of the harness page relative to the server URL. */
 export const HARNESS_PATH = 'e2e/harness.html';

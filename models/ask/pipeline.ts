@@ -94,10 +94,12 @@ export async function askQuestion(question: string, overrides: Partial<AskSettin
     const tg = performance.now();
     let ttft: number | null = null;
     const thought = new ThoughtClock();
+    let soFar = '';
     const gen = await model.generate(prepared.ids, { maxNewTokens: prepared.answerTokens, sampling: samplingOf(settings) }, (text, tokens) => {
       const now = performance.now();
       ttft ??= now - tg;
-      thought.observe(text, now - tg);
+      soFar += text;
+      thought.observe(soFar, now - tg);
       emit({ type: 'token', text, tokens });
     }, signal);
     const generateMs = performance.now() - tg;

@@ -67,8 +67,8 @@ export interface AskModel {
   ensureAdapter(config: Partial<TttConfig>, signal?: AbortSignal): Promise<void>;
   /** Adam steps on the trace, rendered in `format`; `onStep` after each. */
   train(trace: CorpusRecord, format: PromptFormat, onStep: (s: TrainStepInfo) => void, signal?: AbortSignal): Promise<TrainOutcome>;
-  /** `onToken` with the text so far and the token count. A stop returns the text so far (stopReason 'aborted'). */
-  generate(ids: number[], options: { maxNewTokens: number; sampling: Sampling }, onToken: (textSoFar: string, tokens: number) => void, signal?: AbortSignal): Promise<GenerateOutcome>;
+  /** `onToken` with each token's new text and the token count; the outcome's `text` is the whole. A stop returns the text so far (stopReason 'aborted'). */
+  generate(ids: number[], options: { maxNewTokens: number; sampling: Sampling }, onToken: (text: string, tokens: number) => void, signal?: AbortSignal): Promise<GenerateOutcome>;
   /** B = 0 and the optimizer cleared: the base model again. */
   resetAdapter(): Promise<void>;
 }
@@ -89,6 +89,7 @@ export type AskEvent =
   | { type: 'prompt'; prompt: AskRecord['prompt'] }
   | { type: 'retrieved'; retrieval: RetrievalSummary }
   | ({ type: 'ttt-step' } & TrainStepInfo)
+  /** `text`: the new text of this token only (concatenate for the answer so far; 'done' has it whole). */
   | { type: 'token'; text: string; tokens: number }
   | { type: 'restored'; ms: number }
   | { type: 'done'; record: AskRecord };

@@ -24,10 +24,83 @@ export function bufferAllocSize(size: number): number {
   return Math.max(4, Math.ceil(size / 4) * 4);
 }
 
+/** The WebGPU limits buffers are sized against (a GPUSupportedLimits object satisfies it). */
+export interface BindingLimits {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+}
+
+/**
+ * The most bytes one storage buffer of the engine may have: it is bound whole, so both limits apply.
+ * @example bindingLimit({ maxBufferSize: 2 ** 32 - 1, maxStorageBufferBindingSize: 2 ** 27 }); // 134217728
+ */
+export function bindingLimit(limits: BindingLimits): number {
+  return Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize);
+}
+
+/** Rows [r0, r0 + rows) of a weight matrix held in their own GPU buffer(s). */
+export interface RowBlock {
+  r0: number;
+  rows: number;
+}
+
+/** Bytes per row of the largest buffer of an (N, K) matrix: f32 rows, or a q4 row's packed nibbles. */
+function largestRowBytes(K: number, format: 'f32' | 'q4'): number {
+  return format === 'f32' ? K * 4 : Math.ceil(K / Q4_GROUP) * 16;
+}
+
+/**
+ * How a weight matrix (N, K) is split into row blocks so every buffer fits `limits`: one block
+ * when it fits whole (or without limits), else the fewest blocks of an even row count (q4 scales
+ * pack two per u32, so an even row count keeps every block's scales on whole words of the
+ * tensor's byte stream). When even two rows do not fit, one block: the memory plan names it.
+ * @example matrixBlocks(128256, 4096, 'q4', { maxBufferSize: 2 ** 32, maxStorageBufferBindingSize: 2 ** 27 });
+ *   // [{ r0: 0, rows: 64128 }, { r0: 64128, rows: 64128 }]
+ */
+export function matrixBlocks(N: number, K: number, format: 'f32' | 'q4', limits?: BindingLimits): RowBlock[] {
+  if (!limits) return [{ r0: 0, rows: N }];
+  const rowBytes = largestRowBytes(K, format);
+  const maxRows = Math.floor(bindingLimit(limits) / rowBytes / 2) * 2;
+  if (N * rowBytes <= bindingLimit(limits) || maxRows < 2) return [{ r0: 0, rows: N }];
+  const n = Math.ceil(N / maxRows);
+  const rows = Math.ceil(N / n / 2) * 2; // balanced; <= maxRows as maxRows is even
+  const out: RowBlock[] = [];
+  for (let r0 = 0; r0 < N; r0 += rows) out.push({ r0, rows: Math.min(rows, N - r0) });
+  return out;
+}
+
+/**
+ * The label of a weight buffer: `name` (+ ' q4' / ' scales'), with ' #i' for block i of a split matrix.
+ * @example blockLabel('lm_head.weight', ' q4', 1, 2); // 'lm_head.weight q4 #1'
+ */
+export function blockLabel(name: string, part: '' | ' q4' | ' scales', block: number, blocks: number): string {
+  return blocks === 1 ? name + part : `${name}${part} #${block}`;
+}
+
 /** Bytes of f32 rows the weight uploader streams per chunk (bounded: no tensor held whole in JS). */
 export const UPLOAD_CHUNK_BYTES = 32 * 2 ** 20;
 /** The quantizer's staging buffer: one chunk plus slack for a chunk's rounding. */
 export const QUANTIZE_STAGING_BYTES = UPLOAD_CHUNK_BYTES + 8 * 4 * 4096;
+/**
+ * The quantizer's staging buffer for `limits`: QUANTIZE_STAGING_BYTES, at most the binding limit
+ * (it is bound whole). Chunks are sized to it (uploadRowsPerChunk).
+ */
+export function quantizeStagingBytes(limits?: BindingLimits): number {
+  return limits ? Math.min(QUANTIZE_STAGING_BYTES, bindingLimit(limits)) : QUANTIZE_STAGING_BYTES;
+}
+
+/**
+ * Rows of a K-wide f32 matrix streamed per upload chunk: UPLOAD_CHUNK_BYTES (or the staging
+ * buffer, if smaller) of rows, even so every chunk starts on a whole u32 of q4 scales; at least 2
+ * (2 rows over the staging buffer would mean a limit under 8 K bytes, which the plan refuses anyway).
+ * @example uploadRowsPerChunk(4096); // 2048
+ */
+export function uploadRowsPerChunk(K: number, limits?: BindingLimits): number {
+  const bytes = Math.min(UPLOAD_CHUNK_BYTES, quantizeStagingBytes(limits));
+  const rows = Math.max(2, Math.floor(bytes / (K * 4)));
+  return rows - (rows % 2);
+}
+
 /** The quantizer's uniform (rows, K, G, row0). */
 export const QUANTIZE_PARAMS_BYTES = 16;
 
@@ -46,12 +119,13 @@ export const SCORES_BUDGET = 128 * 2 ** 20;
 
 /**
  * Tokens per prefill chunk when the caller gives none: at most 512, at most the context, and the
- * (H, maxBatch, maxContext) f32 score matrix within SCORES_BUDGET.
+ * (H, maxBatch, maxContext) f32 score matrix within SCORES_BUDGET (and the binding limit, if given).
  * @example defaultMaxBatch(config, 4096); // 256 for FineMedLM-o1 (32 heads)
  */
-export function defaultMaxBatch(config: LlamaConfig, maxContext: number): number {
+export function defaultMaxBatch(config: LlamaConfig, maxContext: number, limits?: BindingLimits): number {
   const perToken = config.numHeads * maxContext * 4;
-  return Math.max(1, Math.min(512, maxContext, Math.floor(SCORES_BUDGET / perToken)));
+  const budget = limits ? Math.min(SCORES_BUDGET, bindingLimit(limits)) : SCORES_BUDGET;
+  return Math.max(1, Math.min(512, maxContext, Math.floor(budget / perToken)));
 }
 
 /** Bytes of one layer's K (or V) cache: (maxContext, KV, D) in the activation type. */
@@ -82,13 +156,24 @@ export function forwardActivationBuffers(config: LlamaConfig, maxBatch: number, 
     scores: s(H * B * maxContext * 4),
     hidden: s(C * e),
     logits: s(V * 4),
+    argmax: s(16), // [index, max bits] of the logits: greedy decode reads back 4 bytes, not V * 4
     'logits readback': { bytes: V * 4, kind: 'readback' } as BufferSpec,
   };
 }
 
-/** The (maxBatch, V) f32 logits of every position, allocated on the first `allLogits` forward. */
-export function allLogitsBytes(config: LlamaConfig, maxBatch: number): number {
-  return maxBatch * config.vocabSize * 4;
+/**
+ * Rows of the all-positions logits buffer: maxBatch, fewer if (maxBatch, V) f32 would break the
+ * binding limit (an allLogits forward then runs in chunks of this many tokens); at least 1.
+ * @example allLogitsRows(finemedLayerConfig(1, 128256), 256, lavapipe.limits); // 65
+ */
+export function allLogitsRows(config: LlamaConfig, maxBatch: number, limits?: BindingLimits): number {
+  if (!limits) return maxBatch;
+  return Math.max(1, Math.min(maxBatch, Math.floor(bindingLimit(limits) / (config.vocabSize * 4))));
+}
+
+/** The (rows, V) f32 logits of every position (rows = allLogitsRows), allocated on the first `allLogits` forward. */
+export function allLogitsBytes(config: LlamaConfig, rows: number): number {
+  return rows * config.vocabSize * 4;
 }
 
 /** The LoRA forward scratch x A^T (maxBatch, r) f32 GpuLlama allocates when an adapter attaches. */
@@ -96,7 +181,7 @@ export function loraScratchBytes(maxBatch: number, rank: number): number {
   return maxBatch * rank * 4;
 }
 
-/** Rows of logits per chunk of the trainer's loss head: bounds the (rows, V) f32 buffer at ~64 MiB. */
+/** Rows of logits per chunk of the trainer's loss head: bounds the (rows, V) f32 buffer at ~64 MiB (or the binding limit). */
 export const LOGITS_BUDGET = 64 * 2 ** 20;
 
 /** Tokens the trainer is built for: the request (default 1024), at most the model's context. */
@@ -109,8 +194,9 @@ export function trainerMaxTokens(requested: number | undefined, maxContext: numb
  * offset 256-byte aligned), rows padded to whole chunks, and the chunk count.
  * @example lossHeadChunks(1024, 128256); // { chunkRows: 128, rowsPadded: 1024, chunks: 8 }
  */
-export function lossHeadChunks(maxTokens: number, vocabSize: number, chunkRows?: number): { chunkRows: number; rowsPadded: number; chunks: number } {
-  const rows = chunkRows ?? Math.min(Math.ceil(maxTokens / 64) * 64, Math.max(64, Math.floor(LOGITS_BUDGET / (vocabSize * 4) / 64) * 64));
+export function lossHeadChunks(maxTokens: number, vocabSize: number, chunkRows?: number, limits?: BindingLimits): { chunkRows: number; rowsPadded: number; chunks: number } {
+  const budget = limits ? Math.min(LOGITS_BUDGET, bindingLimit(limits)) : LOGITS_BUDGET;
+  const rows = chunkRows ?? Math.min(Math.ceil(maxTokens / 64) * 64, Math.max(64, Math.floor(budget / (vocabSize * 4) / 64) * 64));
   const rowsPadded = Math.ceil(maxTokens / rows) * rows; // chunk bindings never run past the end
   return { chunkRows: rows, rowsPadded, chunks: Math.ceil(maxTokens / rows) };
 }
@@ -183,14 +269,14 @@ export function loraLayout(layers: Partial<Record<Projection, { inDim: number; o
 }
 
 /**
- * The bytes of a small uniform (16 bytes: u32 words, f32 at the indices in `floatAt`), or an
+ * The bytes of a small uniform (16 bytes per 4 words: u32 words, f32 at the indices in `floatAt`), or an
  * ArrayBuffer as given. GpuLlama caches uniforms by these bytes (uniformKey), so equal contents
  * share one buffer.
  * @example uniformKey(packUniform([64, 0, 1e-5, 0], [2]));
  */
 export function packUniform(words: ArrayLike<number> | ArrayBuffer, floatAt: number[] = []): ArrayBuffer {
   if (words instanceof ArrayBuffer) return words;
-  const data = new ArrayBuffer(16);
+  const data = new ArrayBuffer(Math.max(1, Math.ceil(words.length / 4)) * 16); // whole 16-byte rows
   const u = new Uint32Array(data), f = new Float32Array(data);
   for (let i = 0; i < words.length; i++) {
     if (floatAt.includes(i)) f[i] = words[i];

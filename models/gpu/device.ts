@@ -1,4 +1,6 @@
 import { DeviceLostError, GpuUnavailableError } from '../errors.ts';
+import type { BindingLimits } from './buffer-sizes.ts';
+import { GpuErrorScopes } from './error-scope.ts';
 
 export interface GpuContext {
   device: GPUDevice;
@@ -8,6 +10,13 @@ export interface GpuContext {
   hasTimestamps: boolean;
   /** Rejected with DeviceLostError when the device is lost (never resolves otherwise). */
   lost: Promise<never>;
+  /** Error scopes and loss state of the device: GPU errors as typed errors (./error-scope.ts). */
+  errors: GpuErrorScopes;
+  /**
+   * The buffer limits the engine plans, splits and checks against: the device's, or lower where
+   * acquireGpu was asked for lower ones (tests force small limits to exercise the row blocks).
+   */
+  limits: BindingLimits;
 }
 
 /**
@@ -15,11 +24,12 @@ export interface GpuContext {
  * on: buffer and storage-binding size (the WebGPU defaults, 256 MiB and 128 MiB, are below an 8B
  * model's 263 MB 4-bit embedding and lm_head), storage buffers per stage, and workgroup memory,
  * size and count. What even those limits cannot hold is reported before any download by
- * checkPlan (models/memory-plan.ts), naming the buffer and the limit.
+ * checkPlan (models/memory-plan.ts), naming the buffer and the limit. `limits` lowers the
+ * buffer limits the engine uses (GpuContext.limits), e.g. to test the row-block splitting.
  * @example
  *   const ctx = await acquireGpu(navigator.gpu, { f16: true });
  */
-export async function acquireGpu(gpu: GPU | undefined, opts: { f16?: boolean; powerPreference?: GPUPowerPreference } = {}): Promise<GpuContext> {
+export async function acquireGpu(gpu: GPU | undefined, opts: { f16?: boolean; powerPreference?: GPUPowerPreference; limits?: Partial<BindingLimits> } = {}): Promise<GpuContext> {
   if (!gpu) throw new GpuUnavailableError('WebGPU is not available here (no navigator.gpu). Use Chrome 113+ or the CPU backend for tiny models.');
   const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
   if (!adapter) throw new GpuUnavailableError('No WebGPU adapter was found (the GPU may be blocklisted or disabled).');
@@ -47,11 +57,15 @@ export async function acquireGpu(gpu: GPU | undefined, opts: { f16?: boolean; po
     throw new DeviceLostError(`The GPU device was lost (${i.reason}): ${i.message || 'no details'}. Reload the model to continue.`);
   });
   lost.catch(() => {}); // observed by whoever awaits it; never an unhandled rejection
+  // Lower limits are the engine's own: WebGPU never grants a device less than its defaults.
+  const lower = (k: keyof BindingLimits) => Math.min(device.limits[k], opts.limits?.[k] ?? Infinity);
   return {
     device,
+    limits: { maxBufferSize: lower('maxBufferSize'), maxStorageBufferBindingSize: lower('maxStorageBufferBindingSize') },
     f16: wantF16,
     hasTimestamps,
     lost,
+    errors: new GpuErrorScopes(device, lost),
     adapterInfo: {
       vendor: info?.vendor ?? '',
       architecture: info?.architecture ?? '',

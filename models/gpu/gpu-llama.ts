@@ -6,7 +6,7 @@ import { InvalidInputError, throwIfAborted } from '../errors.ts';
 import { ropeInvFreq, ropeTables } from '../rope.ts';
 import { layerWeightNames, lmHeadName } from '../weights-plan.ts';
 import { GpuAllocator, usageOf } from './allocator.ts';
-import { allLogitsBytes, defaultMaxBatch, forwardActivationBuffers, kvCacheBytes, loraScratchBytes, packUniform, uniformKey } from './buffer-sizes.ts';
+import { allLogitsBytes, allLogitsRows, defaultMaxBatch, forwardActivationBuffers, kvCacheBytes, loraScratchBytes, packUniform, uniformKey } from './buffer-sizes.ts';
 import type { GpuContext } from './device.ts';
 import { type GpuMatrix, WeightUploader } from './gpu-weights.ts';
 import { LayerEncoder } from './gpu-layer.ts';
@@ -14,8 +14,10 @@ import type { GpuLora, LoraSlot } from './gpu-lora.ts';
 import { grid1D, PipelineCache } from './pipelines.ts';
 import { gemmGrid, gemmParams, gemmWgsl, pickGemmTile } from './wgsl/gemm.ts';
 import type { ShaderOptions } from './wgsl/common.ts';
+import { argmaxWgsl } from './wgsl/argmax.ts';
 import { embedWgsl, rmsnormWgsl } from './wgsl/elementwise.ts';
-import { matmulTiledWgsl, matvecWgsl } from './wgsl/matmul.ts';
+import { matmulParams, matmulTiledWgsl, matvecWgsl } from './wgsl/matmul.ts';
+import { assertPlanFits, planMemory } from '../memory-plan.ts';
 
 export interface GpuLayer {
   inputNorm: GPUBuffer; postNorm: GPUBuffer;
@@ -27,6 +29,8 @@ export interface GpuLayer {
 export interface MatmulStepOptions {
   single?: boolean;
   out?: 'T' | 'f32';
+  /** Row stride of y (default W.N): y (T, ldy) holds W's rows as columns. */
+  ldy?: number;
   /** Run-parameter buffer to bind (the trainer has its own); default the forward's. */
   run?: GPUBuffer;
 }
@@ -55,6 +59,7 @@ interface Activations {
   scores: GPUBuffer; // (H, T, P) f32 scores of a chunk, room for (H, B, S = maxContext)
   hidden: GPUBuffer; // (1, C) final norm of the last row
   logits: GPUBuffer; // (V) f32 logits of the last row
+  argmax: GPUBuffer; // [index, max bits] of those logits (forwardArgmax)
   readback: GPUBuffer;
 }
 
@@ -96,6 +101,7 @@ export class GpuLlama {
   ropeSin!: GPUBuffer;
   private body: Step[] = [];
   private tailLast: Step[] = [];
+  private argmaxSteps: Step[] = [];
   private tailAll: Step[] = [];
   private logitsAll: GPUBuffer | null = null;
   private readonly uniforms = new Map<string, GPUBuffer>();
@@ -117,7 +123,7 @@ export class GpuLlama {
     this.maxContext = opts.maxContext;
     this.weightFormat = opts.weights;
     this.shader = { f16: ctx.f16 };
-    this.maxBatch = opts.maxBatch ?? defaultMaxBatch(config, opts.maxContext);
+    this.maxBatch = opts.maxBatch ?? defaultMaxBatch(config, opts.maxContext, ctx.limits);
   }
 
   get precision(): 'f16' | 'f32' {
@@ -131,6 +137,8 @@ export class GpuLlama {
   static async load(ckpt: Checkpoint | TensorSource, ctx: GpuContext, opts: GpuLoadOptions): Promise<GpuLlama> {
     const src = isTensorSource(ckpt) ? ckpt : checkpointTensors(ckpt);
     const m = new GpuLlama(src.config, ctx, opts);
+    // Refuse what cannot fit (DeviceLimitsError) before anything is allocated.
+    assertPlanFits(planMemory(src.config, { weights: opts.weights, precision: m.precision, maxContext: m.maxContext, maxBatch: m.maxBatch, limits: ctx.limits }), ctx.limits);
     try {
       await m.upload(src, opts);
       await m.allocateActivations();
@@ -145,7 +153,7 @@ export class GpuLlama {
   private async upload(src: TensorSource, opts: GpuLoadOptions): Promise<void> {
     const c = this.config;
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
-    const up = new WeightUploader(this.device, this.alloc, this.pipelines, src, opts.onBytes ?? (() => {}), opts.signal);
+    const up = new WeightUploader(this.device, this.alloc, this.pipelines, src, opts.onBytes ?? (() => {}), opts.signal, this.ctx.limits);
     const fmt = opts.weights;
     const actBytes = this.shader.f16 ? 2 : 4;
     for (let l = 0; l < c.numLayers; l++) {
@@ -183,7 +191,7 @@ export class GpuLlama {
       ids: a('ids'), run: a('run params'),
       x: a('x'), xn: a('xn'), q: a('q'), k: a('k'), v: a('v'), att: a('att'), proj: a('proj'),
       gate: a('gate'), up: a('up'), scores: a('scores'), hidden: a('hidden'),
-      logits: a('logits'), readback: a('logits readback'),
+      logits: a('logits'), argmax: a('argmax'), readback: a('logits readback'),
     }));
     const inv = ropeInvFreq(c);
     const { cos, sin } = ropeTables(inv, 0, this.maxContext);
@@ -262,21 +270,38 @@ export class GpuLlama {
   }
 
   /**
-   * @internal Steps of y (T, N) = x (T, K) W^T for W (N, K): the tiled kernel and the matvec one,
-   * of which encode runs the matvec for one row (or `single`) and the tiled kernel otherwise.
+   * @internal Steps of y (T, N) = x (T, K) W^T for W (N, K): per row block of W (columns
+   * r0..r0+rows of y), the tiled kernel and the matvec one, of which encode runs the matvec for
+   * one row (or `single`) and the tiled kernel otherwise.
    */
-  async matmul(label: string, x: GPUBuffer | GPUBufferBinding, W: GpuMatrix, y: GPUBuffer, opts: MatmulStepOptions = {}): Promise<Step[]> {
+  async matmul(label: string, x: GPUBuffer | GPUBufferBinding, W: GpuMatrix, y: GPUBuffer | GPUBufferBinding, opts: MatmulStepOptions = {}): Promise<Step[]> {
     const o = { ...this.shader, weights: W.kind, out: opts.out ?? 'T' } as const;
-    const params = this.uniform(`${label} params`, [W.N, W.K, Math.ceil(W.K / 32), opts.single ? 1 : 0]);
-    const wb = W.kind === 'q4' ? [W.qw, W.sc] : [W.w, null];
     const tiledP = await this.pipelines.get(`matmul ${W.kind}`, matmulTiledWgsl(o));
     const vecP = await this.pipelines.get(`matvec ${W.kind}`, matvecWgsl(o));
-    const buffers = [opts.run ?? this.act.run, params, x, wb[0], wb[1], y];
     const vec = (T: number) => opts.single || T === 1;
-    return [
-      { label, pipeline: tiledP, bind: this.bind(tiledP, buffers), grid: (T) => (vec(T) ? [0, 0, 0] : [Math.ceil(W.N / 64), Math.ceil(T / 32), 1]) },
-      { label, pipeline: vecP, bind: this.bind(vecP, buffers), grid: (T) => (vec(T) ? grid1D(W.N, 8) : [0, 0, 0]) },
-    ];
+    const steps: Step[] = [];
+    W.blocks.forEach((b, i) => {
+      const name = W.blocks.length === 1 ? label : `${label} #${i}`;
+      const params = this.uniform(`${name} params`, matmulParams(b.rows, W.K, { single: opts.single, yOff: b.r0, ldy: opts.ldy ?? W.N }));
+      const buffers = [opts.run ?? this.act.run, params, x, b.w, b.sc, y];
+      steps.push(
+        { label: name, pipeline: tiledP, bind: this.bind(tiledP, buffers), grid: (T) => (vec(T) ? [0, 0, 0] : [Math.ceil(b.rows / 64), Math.ceil(T / 32), 1]) },
+        { label: name, pipeline: vecP, bind: this.bind(vecP, buffers), grid: (T) => (vec(T) ? grid1D(b.rows, 8) : [0, 0, 0]) },
+      );
+    });
+    return steps;
+  }
+
+  /** @internal The embedding steps x (T, C) = rows of `E` for ids: one dispatch per row block. */
+  async embedSteps(run: GPUBuffer, ids: GPUBuffer, x: GPUBuffer): Promise<Step[]> {
+    const E = this.embed, C = this.config.hiddenSize;
+    const p = await this.pipelines.get(`embed ${E.kind}`, embedWgsl({ ...this.shader, weights: E.kind }));
+    return E.blocks.map((b, i) => ({
+      label: E.blocks.length === 1 ? 'embed' : `embed #${i}`,
+      pipeline: p,
+      bind: this.bind(p, [run, this.uniform('embed', [C, b.r0, b.rows, 0]), ids, b.w, b.sc, x]),
+      grid: (T: number) => grid1D(T * C, 256),
+    }));
   }
 
   private async buildSteps(): Promise<void> {
@@ -284,11 +309,7 @@ export class GpuLlama {
     const layer = await LayerEncoder.create(this);
     const norm = layer.pipelines.norm;
     const normLastP = this.uniform('norm last params', [C, 1, c.rmsNormEps, 0], [2]);
-    const E = this.embed;
-    const embed = await this.pipelines.get(`embed ${E.kind}`, embedWgsl({ ...this.shader, weights: E.kind }));
-    const embedP = this.uniform('embed', [C]);
-    const embBuffers = E.kind === 'q4' ? [A.run, embedP, A.ids, E.qw, E.sc, A.x] : [A.run, embedP, A.ids, E.w, null, A.x];
-    const steps: Step[] = [{ label: 'embed', pipeline: embed, bind: this.bind(embed, embBuffers), grid: (T) => grid1D(T * C, 256) }]; // x (T, C)
+    const steps: Step[] = await this.embedSteps(A.run, A.ids, A.x); // x (T, C)
     for (let l = 0; l < c.numLayers; l++) {
       const L = this.layers[l];
       // In place on x; the residual after attention lives in proj, SwiGLU runs in place on gate.
@@ -303,13 +324,18 @@ export class GpuLlama {
       { label: 'final norm', pipeline: norm, bind: this.bind(norm, [A.run, normLastP, A.x, this.norm, A.hidden]), grid: () => [1, 1, 1] }, // hidden (1, C)
       ...await this.matmul('lm_head', A.hidden, this.lmHead, A.logits, { single: true, out: 'f32' }), // logits (V)
     ];
+    const argmaxP = await this.pipelines.get('argmax', argmaxWgsl());
+    this.argmaxSteps = [{ label: 'argmax', pipeline: argmaxP, bind: this.bind(argmaxP, [this.uniform('argmax n', [c.vocabSize]), A.logits, A.argmax]), grid: () => [1, 1, 1] }];
   }
 
-  /** Steps for logits at every position (tests, TTT): allocated on first use. */
+  /**
+   * Steps for logits at every position (tests, TTT): allocated on first use, for
+   * allLogitsRows tokens (maxBatch, or fewer where (maxBatch, V) f32 would break the binding limit).
+   */
   private async ensureAllLogits(): Promise<GPUBuffer> {
     if (this.logitsAll) return this.logitsAll;
     const c = this.config, A = this.act;
-    const buf = this.alloc.create('logits all', allLogitsBytes(c, this.maxBatch), 'activations');
+    const buf = this.alloc.create('logits all', allLogitsBytes(c, this.allLogitsRows), 'activations');
     const norm = await this.pipelines.get('rmsnorm', rmsnormWgsl(this.shader));
     const normP = this.uniform('norm params all', [c.hiddenSize, 0, c.rmsNormEps, 0], [2]);
     this.tailAll = [
@@ -322,6 +348,11 @@ export class GpuLlama {
 
   get position(): number {
     return this.pos;
+  }
+
+  /** Tokens per chunk of an allLogits forward (its (rows, V) logits buffer within the binding limit). */
+  private get allLogitsRows(): number {
+    return allLogitsRows(this.config, this.maxBatch, this.ctx.limits);
   }
 
   resetCache(): void {
@@ -357,6 +388,22 @@ export class GpuLlama {
    * than maxBatch are run in chunks. Returns the last token's logits (V), or (T, V) with allLogits.
    */
   async forward(ids: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    return this.run(ids, opts.allLogits ? 'all' : 'last');
+  }
+
+  /**
+   * Runs `ids` like forward, then takes the argmax of the last token's logits on the GPU: greedy
+   * decode reads back 4 bytes instead of V * 4 (513 kB at 128,256 tokens). Ties go to the lowest
+   * id, as models/sampling.ts argmax.
+   * @example const next = await gpuModel.forwardArgmax([id]);
+   */
+  async forwardArgmax(ids: number[]): Promise<number> {
+    const bits = await this.run(ids, 'argmax');
+    return new Uint32Array(bits.buffer, bits.byteOffset, 1)[0];
+  }
+
+  /** Forward of `ids`; reads back every row's logits, the last row's, or the last row's argmax (as its u32 bits). */
+  private async run(ids: number[], out: 'all' | 'last' | 'argmax'): Promise<Float32Array> {
     if (this.disposed) throw new InvalidInputError('This model was disposed; load it again.');
     const { vocabSize: V } = this.config;
     const T = ids.length;
@@ -365,10 +412,11 @@ export class GpuLlama {
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= V) throw new InvalidInputError(`Token id ${id} is outside the vocabulary (0..${V - 1}).`);
     }
-    const all = opts.allLogits ? new Float32Array(T * V) : null;
+    const all = out === 'all' ? new Float32Array(T * V) : null;
     const allBuf = all ? await this.ensureAllLogits() : null;
-    for (let c0 = 0; c0 < T; c0 += this.maxBatch) {
-      const chunk = ids.slice(c0, c0 + this.maxBatch);
+    const step = all ? this.allLogitsRows : this.maxBatch;
+    for (let c0 = 0; c0 < T; c0 += step) {
+      const chunk = ids.slice(c0, c0 + step);
       const n = chunk.length, start = this.pos, P = start + n;
       this.device.queue.writeBuffer(this.act.ids, 0, new Uint32Array(chunk));
       this.device.queue.writeBuffer(this.act.run, 0, new Uint32Array([n, start, P, 0]));
@@ -378,12 +426,13 @@ export class GpuLlama {
       const last = c0 + n >= T;
       if (all) this.encode(pass, this.tailAll, n, P);
       else if (last) this.encode(pass, this.tailLast, n, P);
+      if (last && out === 'argmax') this.encode(pass, this.argmaxSteps, n, P);
       pass.end();
       this.device.queue.submit([enc.finish()]);
       this.pos += n;
       if (all && allBuf) all.set(await this.read(allBuf, n * V * 4), c0 * V);
     }
-    return all ?? this.read(this.act.logits, V * 4);
+    return all ?? (out === 'argmax' ? this.read(this.act.argmax, 4) : this.read(this.act.logits, V * 4));
   }
 
   memory(): MemoryReport {

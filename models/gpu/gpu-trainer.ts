@@ -13,9 +13,29 @@ import { grid1D } from './pipelines.ts';
 import { adamUpdateWgsl, ADAM_PARAMS_BYTES, gradNormFinalWgsl, gradNormGroups, gradNormPartialWgsl, packAdamParams } from './wgsl/adam.ts';
 import { attnBackwardDkWgsl, attnBackwardDqWgsl, attnBackwardDvWgsl, attnBackwardScoresWgsl, rmsnormBackwardWgsl, ropeBackwardWgsl, swigluBackwardWgsl } from './wgsl/backward.ts';
 import { crossEntropyWgsl, IGNORE_TARGET, lossMeanWgsl } from './wgsl/cross-entropy.ts';
-import { embedWgsl } from './wgsl/elementwise.ts';
 import { gemmDim, gemmGrid, gemmParams, gemmWgsl, pickGemmTile, type GemmOptions, type GemmShape } from './wgsl/gemm.ts';
 import { matmulBackwardInputGrid, matmulBackwardInputWgsl } from './wgsl/matmul-backward.ts';
+import { matmulParams } from './wgsl/matmul.ts';
+
+/** At most this many dispatches in one command buffer where a unit allows (a layer's backward is ~80). */
+export const MAX_DISPATCHES_PER_SUBMIT = 256;
+
+/** Steps encoded with one token count (a loss-head chunk runs with its own row count). */
+interface Unit { steps: Step[]; T: number }
+/** One command buffer of a step, encoded only when its turn to be submitted comes. */
+type Segment = () => GPUCommandBuffer;
+
+/** Groups units in order, starting a new group where `max` dispatches would be exceeded. */
+function packUnits(units: Unit[], max: number): Unit[][] {
+  const groups: Unit[][] = [];
+  let n = Infinity;
+  for (const u of units) {
+    if (n + u.steps.length > max) { groups.push([]); n = 0; }
+    groups.at(-1)!.push(u);
+    n += u.steps.length;
+  }
+  return groups;
+}
 
 export interface GpuTrainOptions extends AdamOptions {
   steps: number;
@@ -136,7 +156,7 @@ export class GpuTrainer {
 
   private async allocate(chunkRows?: number): Promise<void> {
     const c = this.m.config, Tm = this.maxTokens;
-    const head = lossHeadChunks(Tm, c.vocabSize, chunkRows);
+    const head = lossHeadChunks(Tm, c.vocabSize, chunkRows, this.m.ctx.limits);
     this.chunkRows = head.chunkRows;
     // Sizes from buffer-sizes.ts, which the memory plan (models/memory-plan.ts) reads too.
     const sizes = trainerBuffers(c, Tm, this.lora.config.rank, this.m.shader.f16 ? 2 : 4, head);
@@ -182,12 +202,21 @@ export class GpuTrainer {
     return this.step(label, p, [this.run, this.m.uniform(label, gemmParams(shape)), a, b, c], (T) => gemmGrid(tile, gemmDim(shape.M, T), gemmDim(shape.N, T)));
   }
 
-  /** dx (=|+=) dy W of a frozen matrix, reading packed 4-bit weights directly; `run` gives T. */
-  private async inputGradStep(label: string, run: GPUBuffer, dy: GPUBuffer, W: GpuMatrix, dx: GPUBuffer | GPUBufferBinding, accumulate: boolean): Promise<Step> {
-    const mb = await this.pipe(`${label} dx`, matmulBackwardInputWgsl({ f16: this.m.shader.f16, weights: W.kind, accumulate, grad: 'f32' }));
-    const mm = this.m.uniform(`${label} mm`, [W.N, W.K, Math.ceil(W.K / 32), 0]);
-    const wb = W.kind === 'q4' ? [W.qw, W.sc] : [W.w, null];
-    return this.step(`${label} dx`, mb, [run, mm, dy, wb[0], wb[1], dx], (T) => matmulBackwardInputGrid(T, W.K));
+  /**
+   * dx (=|+=) dy W of a frozen matrix, reading packed 4-bit weights directly; `run` gives T. A
+   * matrix in row blocks sums over them: the first block as asked (= or +=), the others +=, each
+   * reading its columns r0..r0+rows of dy (row stride W.N).
+   */
+  private async inputGradStep(label: string, run: GPUBuffer, dy: GPUBuffer, W: GpuMatrix, dx: GPUBuffer | GPUBufferBinding, accumulate: boolean): Promise<Step[]> {
+    const steps: Step[] = [];
+    for (const [i, b] of W.blocks.entries()) {
+      const acc = accumulate || i > 0;
+      const name = W.blocks.length === 1 ? label : `${label} #${i}`;
+      const mb = await this.pipe(`${label} dx`, matmulBackwardInputWgsl({ f16: this.m.shader.f16, weights: W.kind, accumulate: acc, grad: 'f32' }));
+      const mm = this.m.uniform(`${name} mm`, matmulParams(b.rows, W.K, { yOff: b.r0, ldy: W.N }));
+      steps.push(this.step(`${name} dx`, mb, [run, mm, dy, b.w, b.sc, dx], (T) => matmulBackwardInputGrid(T, W.K)));
+    }
+    return steps;
   }
 
   /**
@@ -195,7 +224,7 @@ export class GpuTrainer {
    * dx (T, K) (=|+=) dy (T, N) W, then the LoRA terms with xa (T, r) = x A^T from the forward.
    */
   private async projBackward(label: string, dy: GPUBuffer, W: GpuMatrix, dx: GPUBuffer, accumulate: boolean, x: GPUBuffer, s: LoraSlot | undefined, xa: GPUBuffer | undefined): Promise<Step[]> {
-    const steps = [await this.inputGradStep(label, this.run, dy, W, dx, accumulate)];
+    const steps = await this.inputGradStep(label, this.run, dy, W, dx, accumulate);
     if (!s || !xa) return steps;
     const r = this.lora.config.rank, scale = this.lora.scale, N = s.outDim, K = s.inDim;
     const params = this.lora.params, grads = this.lora.trainingBuffers().grads;
@@ -231,11 +260,7 @@ export class GpuTrainer {
     // The backward binds the forward's uniforms (same layouts).
     const { norm: normP, widthF: wF, ropeQ: ropeQP, ropeK: ropeKP, attention: attP } = layer.uniforms;
     const rows = (T: number): [number, number, number] => [T, 1, 1];
-    const E = m.embed;
-    const embed = await this.pipe(`embed ${E.kind}`, embedWgsl({ ...sh, weights: E.kind }));
-    this.embedSteps = [this.step('embed', embed, E.kind === 'q4'
-      ? [this.run, m.uniform('embed', [C]), this.ids, E.qw, E.sc, this.xs[0]]
-      : [this.run, m.uniform('embed', [C]), this.ids, E.w, null, this.xs[0]], (T) => grid1D(T * C, 256))];
+    this.embedSteps = await m.embedSteps(this.run, this.ids, this.xs[0]);
 
     for (let l = 0; l < c.numLayers; l++) {
       const L: GpuLayer = m.layers[l];
@@ -288,7 +313,7 @@ export class GpuTrainer {
       // Chunk steps are encoded with T = the chunk's row count.
       const ceStep = this.step(`ce ${i}`, ce, [ceU, this.targets, this.logits, this.lossRows], (rows) => [rows, 1, 1]);
       const back = await this.inputGradStep(`lm_head ${i}`, run, this.logits, m.lmHead, dhnRows, false);
-      this.chunks.push({ run, ce: ceU, steps: [...lm, ceStep, back] });
+      this.chunks.push({ run, ce: ceU, steps: [...lm, ceStep, ...back] });
     }
     const lossMean = await this.pipe('loss mean', lossMeanWgsl());
     this.lossMeanParams = m.alloc.create('loss mean params', 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
@@ -340,32 +365,72 @@ export class GpuTrainer {
     return active;
   }
 
-  /** Encodes forward (+ backward) of the prepared sequence; returns the command buffer. */
-  private encodePass(T: number, backward: boolean): GPUCommandBuffer {
-    const enc = this.device.createCommandEncoder({ label: 'ttt step' });
-    if (backward) {
-      enc.clearBuffer(this.lora.trainingBuffers().grads);
-      enc.clearBuffer(this.w.dx);
-    }
-    const pass = enc.beginComputePass();
-    const run = (steps: Step[]) => this.m.encode(pass, steps, T, T);
-    run(this.embedSteps);
-    for (const f of this.layerFwd) run(f);
-    run(this.headSteps);
+  /**
+   * Forward (+ backward) of the prepared sequence as a list of command buffers to submit in
+   * order, each encoded when its turn comes (see submitInTurn): one per layer forward, the loss
+   * head (split where it exceeds MAX_DISPATCHES_PER_SUBMIT), one per layer backward (recompute +
+   * backward). A real-size step is ~3,500 dispatches: in one submit it could trip an OS GPU
+   * watchdog, freeze the page, and no cancel could land before its end.
+   */
+  private passSegments(T: number, backward: boolean): Segment[] {
+    const whole = (steps: Step[]): Unit => ({ steps, T });
+    const parts: { label: string; units: Unit[]; lossCopy?: boolean }[] = [];
+    this.layerFwd.forEach((f, l) => parts.push({ label: `forward ${l}`, units: l === 0 ? [whole(this.embedSteps), whole(f)] : [whole(f)] }));
+    const head: Unit[] = [whole(this.headSteps)];
     this.chunks.forEach((ch, i) => {
       const rows = Math.min(this.chunkRows, T - i * this.chunkRows);
-      if (rows > 0) this.m.encode(pass, ch.steps, rows, rows);
+      if (rows > 0) head.push({ steps: ch.steps, T: rows });
     });
-    run(this.headTail);
+    head.push(whole(this.headTail));
+    const headParts = packUnits(head, MAX_DISPATCHES_PER_SUBMIT);
+    headParts.forEach((units, i) => parts.push({ label: 'loss head', units, lossCopy: i === headParts.length - 1 }));
     if (backward) {
-      for (let l = this.layerFwd.length - 1; l >= 0; l--) {
-        run(this.layerFwd[l]); // recompute (rewrites x[l+1] with the same values)
-        run(this.layerBwd[l]);
-      }
+      for (let l = this.layerFwd.length - 1; l >= 0; l--) parts.push({ label: `backward ${l}`, units: [whole(this.layerFwd[l]), whole(this.layerBwd[l])] }); // recompute, then backward
     }
-    pass.end();
-    enc.copyBufferToBuffer(this.lossOut, 0, this.readback, 0, 4);
-    return enc.finish();
+    return parts.map((part, i) => () => {
+      const enc = this.device.createCommandEncoder({ label: `ttt ${part.label}` });
+      if (i === 0 && backward) {
+        enc.clearBuffer(this.lora.trainingBuffers().grads);
+        enc.clearBuffer(this.w.dx);
+      }
+      const pass = enc.beginComputePass();
+      for (const u of part.units) this.m.encode(pass, u.steps, u.T, u.T);
+      pass.end();
+      if (part.lossCopy) enc.copyBufferToBuffer(this.lossOut, 0, this.readback, 0, 4);
+      return enc.finish();
+    });
+  }
+
+  /** The Adam update as the step's last command buffer: the step counts only once it is encoded. */
+  private adamSegment(opts: AdamOptions, T: number): Segment {
+    return () => {
+      this.adamStep++;
+      this.device.queue.writeBuffer(this.adamParams, 0, packAdamParams({ ...opts, step: this.adamStep, partials: this.partials }));
+      const enc = this.device.createCommandEncoder({ label: 'adam' });
+      const pass = enc.beginComputePass();
+      this.m.encode(pass, this.adamSteps, T, T);
+      pass.end();
+      return enc.finish();
+    };
+  }
+
+  /**
+   * Submits the segments in order, at most two on the queue at once (the GPU never waits for the
+   * CPU, and a yield per segment lets a cancel land), checking `signal` before each. Aborted: no
+   * further segment is submitted, the submitted ones finish, then AbortError.
+   */
+  private async submitInTurn(segments: Segment[], signal?: AbortSignal): Promise<void> {
+    let previous: Promise<unknown> | null = null;
+    const wait = (p: Promise<unknown>) => Promise.race([p, this.m.ctx.lost]);
+    for (const encode of segments) {
+      if (signal?.aborted) break;
+      this.device.queue.submit([encode()]);
+      const done = this.device.queue.onSubmittedWorkDone();
+      if (previous) await wait(previous);
+      previous = done;
+    }
+    if (previous) await wait(previous);
+    throwIfAborted(signal);
   }
 
   private async readLoss(): Promise<number> {
@@ -379,7 +444,7 @@ export class GpuTrainer {
   async loss(ids: ArrayLike<number>, mask: ArrayLike<number>): Promise<number> {
     return this.exclusive(async () => {
       this.prepare(ids, mask);
-      this.device.queue.submit([this.encodePass(ids.length, false)]);
+      await this.submitInTurn(this.passSegments(ids.length, false));
       return this.readLoss();
     });
   }
@@ -388,14 +453,18 @@ export class GpuTrainer {
   async lossAndGrads(ids: ArrayLike<number>, mask: ArrayLike<number>): Promise<number> {
     return this.exclusive(async () => {
       this.prepare(ids, mask);
-      this.device.queue.submit([this.encodePass(ids.length, true)]);
+      await this.submitInTurn(this.passSegments(ids.length, true));
       return this.readLoss();
     });
   }
 
   /**
    * `steps` Adam steps on the adapter; the loss before each step, and after the last. Cancellable
-   * between steps (AbortError; every step is applied whole or not at all, and reset() clears it).
+   * within a step: the signal is checked before each of the step's submits (one per layer, see
+   * passSegments), and an abort rejects with AbortError once the submitted work has finished. A
+   * step is applied whole or not at all: Adam is its last submit, so a step cut short leaves the
+   * adapter, the moments and the step count as the previous step left them (only the scratch
+   * gradients are partial; the next step clears them), and reset() restores the initial adapter.
    */
   async train(ids: ArrayLike<number>, mask: ArrayLike<number>, opts: GpuTrainOptions, onStep?: (e: { step: number; steps: number; loss: number; ms: number }) => void): Promise<GpuTrainResult> {
     if (!Number.isInteger(opts.steps) || opts.steps < 0) throw new InvalidInputError(`steps must be a non-negative integer, got ${opts.steps}.`);
@@ -407,20 +476,14 @@ export class GpuTrainer {
       for (let s = 1; s <= opts.steps; s++) {
         throwIfAborted(opts.signal);
         const s0 = performance.now();
-        this.adamStep++;
-        this.device.queue.writeBuffer(this.adamParams, 0, packAdamParams({ ...opts, step: this.adamStep, partials: this.partials }));
-        const enc = this.device.createCommandEncoder({ label: 'adam' });
-        const pass = enc.beginComputePass();
-        this.m.encode(pass, this.adamSteps, T, T);
-        pass.end();
-        this.device.queue.submit([this.encodePass(T, true), enc.finish()]);
+        await this.submitInTurn([...this.passSegments(T, true), this.adamSegment(opts, T)], opts.signal);
         losses.push(await this.readLoss());
         stepMs.push(performance.now() - s0);
         onStep?.({ step: s, steps: opts.steps, loss: losses[s - 1], ms: stepMs[s - 1] });
         await new Promise((r) => setTimeout(r, 0)); // let a cancel message land
       }
       throwIfAborted(opts.signal);
-      this.device.queue.submit([this.encodePass(T, false)]);
+      await this.submitInTurn(this.passSegments(T, false), opts.signal);
       const finalLoss = await this.readLoss();
       return { lossAtStart: losses[0] ?? finalLoss, losses, finalLoss, tokensTrained, timings: { totalMs: performance.now() - t0, stepMs } };
     });

@@ -3,18 +3,46 @@ import { bytesOf, writeThrough, type EngineTensor, type TensorSource } from '../
 import { throwIfAborted } from '../errors.ts';
 import { Q4_GROUP } from '../quant/q4.ts';
 import type { GpuAllocator } from './allocator.ts';
-import { q4BufferBytes, QUANTIZE_PARAMS_BYTES, QUANTIZE_STAGING_BYTES, UPLOAD_CHUNK_BYTES } from './buffer-sizes.ts';
+import { blockLabel, matrixBlocks, q4BufferBytes, QUANTIZE_PARAMS_BYTES, quantizeStagingBytes, uploadRowsPerChunk, type BindingLimits } from './buffer-sizes.ts';
 import type { PipelineCache } from './pipelines.ts';
 import { grid1D } from './pipelines.ts';
 import { quantizeQ4Wgsl } from './wgsl/quantize.ts';
 
-/** A weight matrix (N, K) on the GPU: plain f32, or the Q4 format of models/quant/q4.ts. */
-export type GpuMatrix =
-  | { kind: 'f32'; N: number; K: number; w: GPUBuffer }
-  | { kind: 'q4'; N: number; K: number; G: number; qw: GPUBuffer; sc: GPUBuffer };
+/**
+ * Rows r0..r0+rows of a weight matrix in their own buffers: `w` is the f32 rows or the Q4 packed
+ * nibbles, `sc` the Q4 scales (null for f32). Kernels bind (w, sc) of one block at a time.
+ */
+export interface GpuMatrixBlock {
+  r0: number;
+  rows: number;
+  w: GPUBuffer;
+  sc: GPUBuffer | null;
+}
 
-/** Bytes of f32 rows streamed per chunk: bounded so no tensor is ever held whole in JS. */
-const CHUNK_BYTES = UPLOAD_CHUNK_BYTES;
+/**
+ * A weight matrix (N, K) on the GPU, plain f32 or in the Q4 format of models/quant/q4.ts, as row
+ * blocks (matrixBlocks in ./buffer-sizes.ts): one block unless a buffer of the whole matrix would
+ * break the device's maxStorageBufferBindingSize or maxBufferSize (the 128,256-row embedding and
+ * lm_head of an 8B model on a 128 MiB device).
+ */
+export interface GpuMatrix {
+  kind: 'f32' | 'q4';
+  N: number;
+  K: number;
+  blocks: GpuMatrixBlock[];
+}
+
+/**
+ * The buffers of `m` in the order of its cached byte stream (models/cache/gpu-io.ts): the f32
+ * rows block by block, or every block's nibbles then every block's scales (the whole tensor's
+ * `qw` then `sc`, since each block holds an even number of rows).
+ */
+export function matrixParts(m: GpuMatrix): BufferPart[] {
+  if (m.kind === 'f32') return m.blocks.map((b) => [b.w, m.K * 4 * b.rows]);
+  const q = m.blocks.map((b) => q4BufferBytes(b.rows, m.K));
+  return [...m.blocks.map((b, i): BufferPart => [b.w, q[i].qweight]), ...m.blocks.map((b, i): BufferPart => [b.sc!, q[i].scales])];
+}
+
 
 /**
  * Streams tensors from a checkpoint to the GPU, quantizing on the GPU as the rows arrive.
@@ -22,6 +50,8 @@ const CHUNK_BYTES = UPLOAD_CHUNK_BYTES;
  * staging buffer, and quantized by a kernel into the destination; no tensor is held whole in JS.
  * A tensor the source has ready-made (weight cache) is written to its buffers as is, with no
  * kernel; a tensor produced here is copied to the source's sink (write-through cache) if it has one.
+ * A matrix too large for one binding is split into row blocks (GpuMatrix); its cached bytes are
+ * the same as the whole matrix's, mapped onto the blocks' buffers (matrixParts).
  */
 export class WeightUploader {
   private staging: GPUBuffer | null = null;
@@ -35,13 +65,15 @@ export class WeightUploader {
     private readonly src: TensorSource,
     private readonly onBytes: (tensor: string, bytes: number) => void,
     private readonly signal?: AbortSignal,
+    /** The device limits matrices are split for (matrixBlocks); none: every matrix whole. */
+    private readonly limits?: BindingLimits,
   ) {
     this.params = alloc.create('quantize params', QUANTIZE_PARAMS_BYTES, 'staging', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
   }
 
+  /** Rows per upload chunk: bounded so no tensor is ever held whole in JS (and within the staging buffer). */
   private rowsPerChunk(K: number): number {
-    const rows = Math.max(2, Math.floor(CHUNK_BYTES / (K * 4)));
-    return rows - (rows % 2); // even, so every chunk starts on a whole u32 of scales
+    return uploadRowsPerChunk(K, this.limits);
   }
 
   /** Reads a 1-D tensor (norm weights) into an f32 buffer. */
@@ -61,74 +93,82 @@ export class WeightUploader {
     return buf;
   }
 
+  /**
+   * Uploads an (N, K) matrix as row blocks that fit `limits` (one block when it fits whole): from
+   * the cache as is, or streamed in chunks of rows that never cross a block (quantized on the GPU
+   * into the block's buffers for q4).
+   */
   async matrix(name: string, N: number, K: number, format: 'f32' | 'q4'): Promise<GpuMatrix> {
     const ready = this.src.ready?.(name) ?? null;
     const R = this.rowsPerChunk(K);
+    const specs = matrixBlocks(N, K, format, this.limits);
+    const n = specs.length;
+    const blocks = await this.alloc.guarded(name, () => specs.map(({ r0, rows }, i): GpuMatrixBlock => {
+      if (format === 'f32') return { r0, rows, w: this.alloc.create(blockLabel(name, '', i, n), rows * K * 4, 'weights'), sc: null };
+      const q = q4BufferBytes(rows, K);
+      return { r0, rows, w: this.alloc.create(blockLabel(name, ' q4', i, n), q.qweight, 'weights'), sc: this.alloc.create(blockLabel(name, ' scales', i, n), q.scales, 'weights') };
+    }));
+    const m: GpuMatrix = { kind: format, N, K, blocks };
+    const parts = matrixParts(m);
+    if (ready) {
+      await this.fromCache(ready, parts);
+      return m;
+    }
+    const storedBytesPerRow = this.src.storedBytes(name) / N;
     if (format === 'f32') {
-      const w = await this.alloc.guarded(name, () => this.alloc.create(name, N * K * 4, 'weights'));
-      if (ready) {
-        await this.fromCache(ready, [[w, N * K * 4]]);
-        return { kind: 'f32', N, K, w };
-      }
-      const storedBytesPerRow = this.src.storedBytes(name) / N;
       const writer = await this.src.sink?.begin(name, 'f32', [N, K]);
       try {
-        for (let r0 = 0; r0 < N; r0 += R) {
-          const rows = Math.min(R, N - r0);
-          throwIfAborted(this.signal);
-          const data = await this.src.readRows(name, r0, rows, this.signal);
-          this.device.queue.writeBuffer(w, r0 * K * 4, data as Float32Array<ArrayBuffer>);
-          await writer?.write(bytesOf(data));
-          this.onBytes(name, rows * storedBytesPerRow);
-          await this.backpressure(data.byteLength);
+        for (const b of blocks) {
+          for (let r0 = b.r0; r0 < b.r0 + b.rows; r0 += R) {
+            const rows = Math.min(R, b.r0 + b.rows - r0);
+            throwIfAborted(this.signal);
+            const data = await this.src.readRows(name, r0, rows, this.signal);
+            this.device.queue.writeBuffer(b.w, (r0 - b.r0) * K * 4, data as Float32Array<ArrayBuffer>);
+            await writer?.write(bytesOf(data));
+            this.onBytes(name, rows * storedBytesPerRow);
+            await this.backpressure(data.byteLength);
+          }
         }
         await writer?.commit();
       } catch (e) {
         await writer?.abort();
         throw e;
       }
-      return { kind: 'f32', N, K, w };
+      return m;
     }
     const G = Math.ceil(K / Q4_GROUP);
-    const [qw, sc] = await this.alloc.guarded(name, () => [
-      this.alloc.create(name + ' q4', q4BufferBytes(N, K).qweight, 'weights'),
-      this.alloc.create(name + ' scales', q4BufferBytes(N, K).scales, 'weights'),
-    ]);
-    const parts: BufferPart[] = [[qw, q4BufferBytes(N, K).qweight], [sc, q4BufferBytes(N, K).scales]];
-    if (ready) {
-      await this.fromCache(ready, parts);
-      return { kind: 'q4', N, K, G, qw, sc };
-    }
-    const storedBytesPerRow = this.src.storedBytes(name) / N;
     const pipeline = await this.pipelines.get('quantize_q4', quantizeQ4Wgsl());
-    if (!this.staging) this.staging = this.alloc.create('quantize staging', QUANTIZE_STAGING_BYTES, 'staging');
-    const bind = this.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: this.params } },
-        { binding: 1, resource: { buffer: this.staging } },
-        { binding: 2, resource: { buffer: qw } },
-        { binding: 3, resource: { buffer: sc } },
-      ],
-    });
-    for (let r0 = 0; r0 < N; r0 += R) {
-      const rows = Math.min(R, N - r0);
-      throwIfAborted(this.signal);
-      const data = await this.src.readRows(name, r0, rows, this.signal);
-      this.device.queue.writeBuffer(this.staging, 0, data as Float32Array<ArrayBuffer>);
-      this.device.queue.writeBuffer(this.params, 0, new Uint32Array([rows, K, G, r0]));
-      const enc = this.device.createCommandEncoder({ label: 'quantize ' + name });
-      const pass = enc.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bind);
-      pass.dispatchWorkgroups(...grid1D(Math.ceil((rows * G) / 2), 64));
-      pass.end();
-      this.device.queue.submit([enc.finish()]);
-      this.onBytes(name, rows * storedBytesPerRow);
-      await this.backpressure(data.byteLength);
+    if (!this.staging) this.staging = this.alloc.create('quantize staging', quantizeStagingBytes(this.limits), 'staging');
+    for (const b of blocks) {
+      const bind = this.device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: this.params } },
+          { binding: 1, resource: { buffer: this.staging } },
+          { binding: 2, resource: { buffer: b.w } },
+          { binding: 3, resource: { buffer: b.sc! } },
+        ],
+      });
+      // Chunks start at even rows of the block, so each chunk's scales start on a whole u32.
+      for (let r0 = b.r0; r0 < b.r0 + b.rows; r0 += R) {
+        const rows = Math.min(R, b.r0 + b.rows - r0);
+        throwIfAborted(this.signal);
+        const data = await this.src.readRows(name, r0, rows, this.signal);
+        this.device.queue.writeBuffer(this.staging, 0, data as Float32Array<ArrayBuffer>);
+        this.device.queue.writeBuffer(this.params, 0, new Uint32Array([rows, K, G, r0 - b.r0]));
+        const enc = this.device.createCommandEncoder({ label: 'quantize ' + name });
+        const pass = enc.beginComputePass();
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bind);
+        pass.dispatchWorkgroups(...grid1D(Math.ceil((rows * G) / 2), 64));
+        pass.end();
+        this.device.queue.submit([enc.finish()]);
+        this.onBytes(name, rows * storedBytesPerRow);
+        await this.backpressure(data.byteLength);
+      }
     }
     if (this.src.sink) await readBackToSink(this.device, this.alloc, this.src.sink, name, 'q4', [N, K], parts, this.signal);
-    return { kind: 'q4', N, K, G, qw, sc };
+    return m;
   }
 
   /** Writes a cached tensor's bytes into its buffers (no kernel); its checksum is checked as it streams. */

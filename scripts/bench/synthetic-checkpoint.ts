@@ -21,10 +21,16 @@ export function syntheticCheckpoint(config: LlamaConfig, seed = 1): Checkpoint {
     const out = new Float32Array(rows * cols);
     const isNorm = shape.length === 1;
     const scale = isNorm ? 0.1 : 1 / Math.sqrt(cols);
-    let s = (seed * 2654435761 + rowStart * 40503 + name.length * 97) >>> 0;
-    for (let i = 0; i < out.length; i++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0; // LCG: fast enough for GBs of weights
-      out[i] = (isNorm ? 1 : 0) + ((s / 4294967296) * 2 - 1) * scale;
+    // Seeded per row, so a row's values do not depend on how the reads are chunked (the uploader
+    // splits its chunks at row-block boundaries; a CPU reference reads with other chunks).
+    let h = 0;
+    for (let i = 0; i < name.length; i++) h = (Math.imul(h, 31) + name.charCodeAt(i)) >>> 0; // q, k, v differ
+    for (let r = 0; r < rows; r++) {
+      let s = (seed * 2654435761 + (rowStart + r) * 40503 + h) >>> 0;
+      for (let i = r * cols; i < (r + 1) * cols; i++) {
+        s = (Math.imul(s, 1664525) + 1013904223) >>> 0; // LCG: fast enough for GBs of weights
+        out[i] = (isNorm ? 1 : 0) + ((s / 4294967296) * 2 - 1) * scale;
+      }
     }
     return out;
   };

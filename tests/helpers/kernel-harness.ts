@@ -21,11 +21,12 @@ export class KernelHarness {
     return this.storage(new Uint8Array(bytes) as unknown as Uint32Array);
   }
 
+  /** A uniform of u32 words (f32 at `floatAt`), 16 bytes per 4 words. */
   uniform(words: number[], floatAt: number[] = []): GPUBuffer {
-    const data = new ArrayBuffer(16);
+    const data = new ArrayBuffer(Math.max(1, Math.ceil(words.length / 4)) * 16);
     const u = new Uint32Array(data), f = new Float32Array(data);
     words.forEach((w, i) => { if (floatAt.includes(i)) f[i] = w; else u[i] = w; });
-    const b = this.ctx.device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const b = this.ctx.device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.ctx.device.queue.writeBuffer(b, 0, data);
     return b;
   }

@@ -132,13 +132,18 @@ describe('memory plan equals the allocator on seeded random models (Dawn)', () =
       throw e;
     }
     const o = TTT_MEMORY_DEFAULTS;
-    const plan = planMemory(finemedLayerConfig(1, o.vocab), { weights: 'q4', precision: 'f16', maxContext: o.tokens, ttt: { ...o.lora, maxTokens: o.tokens } });
+    const plan = planMemory(finemedLayerConfig(1, o.vocab), { weights: 'q4', precision: 'f16', maxContext: o.tokens, ttt: { ...o.lora, maxTokens: o.tokens }, limits: ctx.limits });
     expect(plan.byCategory).toEqual(snap.byCategory);
     expect(plan.total).toBe(snap.total);
     expect(plan.peak).toBe(snap.peak);
-    // The bindings Dawn saw over lavapipe's 128 MiB are exactly those the plan names.
+    // The bindings Dawn saw over lavapipe's 128 MiB are exactly those the plan names: none, the
+    // embedding and lm_head are in row blocks.
     const named = checkPlan(plan, ctx.device.limits).map((p) => p.buffer).sort();
     expect(named).toEqual(snap.oversize.map((b) => b.buffer).sort());
+    expect(snap.validationError).toBeUndefined();
+    if (ctx.device.limits.maxStorageBufferBindingSize < q4Bytes(o.vocab ?? 128256, 4096)) {
+      expect(plan.buffers.filter((b) => b.label.startsWith('model.embed_tokens.weight q4')).length).toBeGreaterThan(1);
+    }
     console.log(`[memory plan] 1 FineMedLM-o1 layer, vocab ${o.vocab}: plan = allocator = ${(plan.total / MiB).toFixed(1)} MiB (peak ${(plan.peak / MiB).toFixed(1)} MiB), measured in ${(snap.ms / 1000).toFixed(1)} s`);
   }, 300_000);
 });
@@ -177,7 +182,37 @@ describe("memory plan at FineMedLM-o1's real shape (nothing loaded)", () => {
     console.log(`[memory plan] FineMedLM-o1 q4/f16, context 4096, TTT rank 8 x 7 targets x 1024 tokens: ${describePlan(plan)}\n  byCategory (bytes): ${JSON.stringify(plan.byCategory)}; total ${plan.total}; peak ${plan.peak}`);
   });
 
-  it("against lavapipe's 128 MiB per binding: names model.embed_tokens.weight and lm_head; 1 GiB limits pass", () => {
+  it("planned for lavapipe's 128 MiB per binding, the embedding and lm_head are two row blocks each and everything fits", () => {
+    for (const ttt of [undefined, ttt1024]) {
+      const plan = planMemory(finemed, { ...q4f16, ttt, limits: lavapipe });
+      expect(checkPlan(plan, lavapipe)).toEqual([]);
+      for (const name of ['model.embed_tokens.weight', 'lm_head.weight']) {
+        const q = plan.buffers.filter((b) => b.label.startsWith(`${name} q4`));
+        expect(q.map((b) => b.label)).toEqual([`${name} q4 #0`, `${name} q4 #1`]);
+        expect(q.map((b) => b.bytes)).toEqual([64128 * 128 * 16, 64128 * 128 * 16]);
+        expect(q.every((b) => b.bytes <= 128 * MiB)).toBe(true);
+      }
+      // Same weight bytes as unsplit (the blocks partition the rows; even rows keep the scales whole).
+      expect(plan.byCategory.weights).toBe(planMemory(finemed, { ...q4f16, ttt }).byCategory.weights);
+      expect(plan.largestBinding!.bytes).toBeLessThanOrEqual(128 * MiB);
+    }
+    // 32 MiB, one layer (the 32 layers' flat LoRA and Adam buffers are 80 MiB each, TTT at 1024
+    // tokens' attention probabilities 128 MiB): eight blocks of 16,032 rows; the loss head's logits
+    // chunk shrinks to 64 rows (32.8 MB), the allLogits buffer to at most 65 rows.
+    const low = { maxBufferSize: 2 ** 32 - 1, maxStorageBufferBindingSize: 32 * MiB };
+    const plan = planMemory(finemedLayerConfig(1, 128256), { ...q4f16, ttt: { ...ttt1024, maxTokens: 512 }, limits: low, allLogits: true });
+    expect(checkPlan(plan, low)).toEqual([]);
+    expect(plan.buffers.filter((b) => b.label.startsWith('lm_head.weight q4')).length).toBe(8);
+    expect(plan.options.ttt!.chunkRows).toBe(64);
+    expect(plan.options.maxBatch).toBe(64); // the (H, B, S) scores within 32 MiB too
+    expect(plan.buffers.find((b) => b.label === 'logits all')!.bytes).toBe(64 * 128256 * 4);
+    expect(planMemory(finemedLayerConfig(1, 128256), { ...q4f16, maxBatch: 256, limits: low, allLogits: true }).buffers.find((b) => b.label === 'logits all')!.bytes).toBe(65 * 128256 * 4);
+    // A limit below one row pair (2 x 2 KiB of nibbles) cannot be met by splitting: refused, typed.
+    const tiny = { maxBufferSize: 2 ** 32 - 1, maxStorageBufferBindingSize: 3000 };
+    expect(() => assertPlanFits(planMemory(finemed, { ...q4f16, limits: tiny }), tiny)).toThrow(DeviceLimitsError);
+  });
+
+  it("unsplit (planned without limits), against lavapipe's 128 MiB per binding: names model.embed_tokens.weight and lm_head; 1 GiB limits pass", () => {
     for (const ttt of [undefined, ttt1024]) {
       const plan = planMemory(finemed, { ...q4f16, ttt });
       const problems = checkPlan(plan, lavapipe);

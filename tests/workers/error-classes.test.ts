@@ -23,6 +23,8 @@ const SAMPLES: Record<string, () => EngineError> = {
   NetworkError: () => new E.NetworkError('fetch failed', { cause: new Error('ECONNRESET') }),
   GpuUnavailableError: () => new E.GpuUnavailableError('navigator.gpu is missing'),
   GpuOutOfMemoryError: () => new E.GpuOutOfMemoryError('out of memory'),
+  GpuValidationError: () => new E.GpuValidationError('WebGPU rejected a command during a decode step: binding size too large'),
+  GpuInternalError: () => new E.GpuInternalError('The GPU failed a command during the load (internal error)'),
   DeviceLostError: () => new E.DeviceLostError('The GPU device was lost.'),
   AbortError: () => new E.AbortError(),
   InvalidInputError: () => new E.InvalidInputError('id 99999 is outside the vocabulary'),
@@ -52,7 +54,7 @@ const exportedClasses = Object.entries(E).filter(
 
 describe('errors across the worker boundary', () => {
   it('the table covers every exported EngineError class', () => {
-    expect(exportedClasses.length).toBe(22);
+    expect(exportedClasses.length).toBe(24);
     expect(Object.keys(SAMPLES).sort()).toEqual(exportedClasses.map(([name]) => name).sort());
   });
 

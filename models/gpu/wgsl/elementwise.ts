@@ -72,7 +72,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 `;
 }
 
-/** x (T, C) = embedding rows of ids, from f32 or Q4 embeddings. */
+/**
+ * x (T, C) = embedding rows of ids, from f32 or Q4 embeddings. The bound table holds rows
+ * r0..r0+rows of the embedding (one row block of a split matrix, models/gpu/gpu-weights.ts): ids
+ * outside it are left to the other blocks' dispatches. Uniform: (C, r0, rows, 0).
+ */
 export function embedWgsl(o: ShaderOptions & { weights: 'f32' | 'q4' }): string {
   const read = o.weights === 'q4'
     ? `@group(0) @binding(3) var<storage, read> qw: array<u32>;
@@ -87,7 +91,7 @@ fn emb(id: u32, c: u32) -> f32 {
     : `@group(0) @binding(3) var<storage, read> w: array<f32>;
 fn emb(id: u32, c: u32) -> f32 { return w[id * emb_p.C + c]; }`;
   return `${prelude(o)}${RUN_STRUCT}${FLAT_INDEX}
-struct Emb { C: u32, p0: u32, p1: u32, p2: u32 }
+struct Emb { C: u32, r0: u32, rows: u32, p0: u32 }
 @group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<uniform> emb_p: Emb;
 @group(0) @binding(2) var<storage, read> ids: array<u32>;
@@ -100,7 +104,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (i >= run.T * emb_p.C) { return; }
   let t = i / emb_p.C;
   let c = i % emb_p.C;
-  x[i] = T(emb(ids[t], c));
+  let id = ids[t];
+  if (id < emb_p.r0 || id >= emb_p.r0 + emb_p.rows) { return; }
+  x[i] = T(emb(id - emb_p.r0, c));
 }
 `;
 }

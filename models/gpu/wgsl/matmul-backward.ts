@@ -1,10 +1,12 @@
 import { prelude, Q4_SCALE, RUN_STRUCT, type ShaderOptions } from './common.ts';
+import { MM_STRUCT } from './matmul.ts';
 
 /**
  * Input gradient of a frozen projection y = x W^T (the transposed matmul of the backward pass):
  *   dx (T, K) (+)= dy (T, N) @ W (N, K),  T = run.T,
  * with W as f32 or read directly from the packed Q4 buffers (models/quant/q4.ts), never dequantized
- * to memory. Same bindings and MM uniform ({N, K, groups, single = 0}) as the forward matmul in ./matmul.ts,
+ * to memory. Same bindings and MM uniform (matmulParams: N, K, groups, single = 0, and dy's column
+ * offset yOff and row stride ldy for a row block of a split W) as the forward matmul in ./matmul.ts,
  * so a layer's forward params buffer and weight buffers serve both directions:
  *   0 run, 1 mm, 2 dy, 3 w | qweight, 4 scales (q4 only), 5 dx (read_write).
  * Dispatch: matmulBackwardInputGrid(T, K).
@@ -64,7 +66,7 @@ export function matmulBackwardInputWgsl(o: MatmulBackwardOptions): string {
 ${Q4_SCALE}`
     : `@group(0) @binding(3) var<storage, read> w: array<f32>;`;
   return `${prelude(o)}${RUN_STRUCT}
-struct MM { N: u32, K: u32, groups: u32, single: u32 }
+${MM_STRUCT}
 alias Grad = ${o.grad ?? 'T'};
 @group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<uniform> mm: MM;
@@ -93,7 +95,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       let t = t0 + r;
       let n = n0 + c;
       var v = 0.0;
-      if (t < T && n < mm.N) { v = f32(dy[t * mm.N + n]); }
+      if (t < T && n < mm.N) { v = f32(dy[t * mm.ldy + mm.yOff + n]); }
       dys[r][c] = v;
     }
     ${loadW}

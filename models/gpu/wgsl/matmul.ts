@@ -2,7 +2,7 @@ import { FLAT_INDEX, prelude, Q4_SCALE, RUN_STRUCT, type ShaderOptions } from '.
 
 /**
  * y (M, N) = x (M, K) W^T with W (N, K) as f32 or Q4 (see models/quant/q4.ts).
- * M = run.T, or 1 when mm.single (lm_head on the last row only).
+ * M = run.T, or 1 when mm.single (lm_head on the last row only); y[m * ldy + yOff + n] (see MM_STRUCT).
  * Bindings: 0 run, 1 mm, 2 x, 3 w | qweight, 4 scales (q4 only), 5 y.
  */
 export interface MatmulOptions extends ShaderOptions {
@@ -11,8 +11,25 @@ export interface MatmulOptions extends ShaderOptions {
   out: 'T' | 'f32';
 }
 
-const MM_STRUCT = /* wgsl */ `
-struct MM { N: u32, K: u32, groups: u32, single: u32 } // groups: Q4 groups of 32 per row of W`;
+/**
+ * The MM uniform of the matmul kernels (forward here, input gradient in ./matmul-backward.ts):
+ * W (N, K) in Q4 groups of 32 per row; `single` (forward only): the last row of x only; the
+ * output y (forward) or dy (backward) has row stride `ldy` and W's rows are its columns
+ * yOff..yOff+N, so one row block of a split matrix (models/gpu/gpu-weights.ts) reads or writes
+ * its own columns of the full (M, ldy) logits. ldy = N, yOff = 0 for an unsplit matrix.
+ */
+export const MM_STRUCT = /* wgsl */ `
+struct MM { N: u32, K: u32, groups: u32, single: u32, yOff: u32, ldy: u32, p0: u32, p1: u32 }`;
+
+/**
+ * The MM uniform's words (8 u32, 32 bytes) for a block of N rows of W written to columns yOff.. of
+ * a y with row stride ldy.
+ * @example matmulParams(4096, 4096); // [4096, 4096, 128, 0, 0, 4096, 0, 0]
+ * @example matmulParams(64128, 4096, { yOff: 64128, ldy: 128256, single: true });
+ */
+export function matmulParams(N: number, K: number, o: { single?: boolean; yOff?: number; ldy?: number } = {}): number[] {
+  return [N, K, Math.ceil(K / 32), o.single ? 1 : 0, o.yOff ?? 0, o.ldy ?? N, 0, 0];
+}
 
 function bindings(o: MatmulOptions): string {
   const w = o.weights === 'q4'
@@ -98,7 +115,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     let m = m0 + lid.y * 2u + r;
     for (var j = 0u; j < 4u; j++) {
       let n = n0 + lid.x + 16u * j;
-      if (m < M && n < mm.N) { y[m * mm.N + n] = OUT(acc[r * 4u + j]); }
+      if (m < M && n < mm.N) { y[m * mm.ldy + mm.yOff + n] = OUT(acc[r * 4u + j]); }
     }
   }
 }
@@ -160,7 +177,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (lane < s) { red[li] += red[li + s]; }
     workgroupBarrier();
   }
-  if (lane == 0u && n < mm.N) { y[n] = OUT(red[li]); }
+  if (lane == 0u && n < mm.N) { y[mm.yOff + n] = OUT(red[li]); }
 }
 `;
 }

@@ -49,7 +49,7 @@ function fakeModel(opts: { failAt?: 'train' | 'generate'; controller?: AbortCont
       onToken(text.slice(0, 5), 1);
       if (opts.abortAt === 'generate') opts.controller!.abort();
       if (signal?.aborted) return { ids: [7], text: text.slice(0, 5), stopReason: 'aborted', timings: timings() };
-      onToken(text, 2);
+      onToken(text.slice(5), 2); // token events carry the new text only
       return { ids: [7, 8], text, stopReason: 'eos', timings: timings() };
     },
     resetAdapter: async () => {

@@ -81,7 +81,7 @@ function fake(items: McqItem[], o: FakeOptions = {}) {
       onToken(text.slice(0, 4), 1);
       if (o.abortAt && o.abortAt.item === i && o.abortAt.mode === mode) o.abortAt.controller.abort();
       if (signal?.aborted) return { ids: [9], text: text.slice(0, 4), stopReason: 'aborted', timings: timings() };
-      onToken(text, 2);
+      onToken(text.slice(4), 2); // token events carry the new text only
       return { ids: [9, 9], text, stopReason: 'eos', timings: timings() };
     },
     resetAdapter: async () => {

@@ -6,7 +6,7 @@ import { dequantizeQ4, quantizeQ4 } from '../../../models/quant/q4.ts';
 import { ropeTables } from '../../../models/rope.ts';
 import { attnScoresWgsl, attnValuesWgsl, ropeWgsl, softmaxWgsl, toCacheWgsl } from '../../../models/gpu/wgsl/attention.ts';
 import { addWgsl, embedWgsl, rmsnormWgsl, swigluWgsl } from '../../../models/gpu/wgsl/elementwise.ts';
-import { matmulTiledWgsl, matvecWgsl } from '../../../models/gpu/wgsl/matmul.ts';
+import { matmulParams, matmulTiledWgsl, matvecWgsl } from '../../../models/gpu/wgsl/matmul.ts';
 import { quantizeQ4Wgsl } from '../../../models/gpu/wgsl/quantize.ts';
 import { expectNoGpuErrors, gpuContext, maxAbsDiff } from '../../helpers/gpu.ts';
 import { KernelHarness } from '../../helpers/kernel-harness.ts';
@@ -55,7 +55,28 @@ describe('WGSL kernels vs the CPU reference (Dawn)', () => {
         const o = { f16: false, weights, out: 'T' } as const;
         const code = M === 1 ? matvecWgsl(o) : matmulTiledWgsl(o);
         const grid: [number, number, number] = M === 1 ? grid1D(N, 8) : [Math.ceil(N / 64), Math.ceil(M / 32), 1];
-        await h.run(code, [h.uniform([M, 0, M, 0]), h.uniform([N, K, Math.ceil(K / 32), 0]), h.storage(x), wb[0], wb[1], y], grid);
+        await h.run(code, [h.uniform([M, 0, M, 0]), h.uniform(matmulParams(N, K)), h.storage(x), wb[0], wb[1], y], grid);
+        expect(maxAbsDiff(await h.readF32(y, M * N), ref)).toBeLessThan(1e-4 * Math.sqrt(K));
+      });
+    }
+    // A matrix split in row blocks (the 128,256-row lm_head over a binding limit): each block's
+    // dispatch writes its own columns r0..r0+rows of the full (M, N) output (row stride N).
+    for (const M of [1, 37]) {
+      it(`matmul ${weights} in row blocks M=${M} N=150 K=96: blocks write their columns of y`, async () => {
+        const N = 150, K = 96, x = randn(M * K), w = randn(N * K, 0.2);
+        const wEff = weights === 'q4' ? dequantizeQ4(quantizeQ4(w, N, K)) : w;
+        const ref = new Float32Array(M * N);
+        matmul(ref, x, wEff, M, K, N);
+        const y = h.storage(new Float32Array(M * N).fill(NaN)); // every element must be written once
+        const o = { f16: false, weights, out: 'f32' } as const;
+        for (const [r0, rows] of [[0, 64], [64, 64], [128, 22]]) {
+          const wb = w.subarray(r0 * K, (r0 + rows) * K);
+          const q = quantizeQ4(wb, rows, K);
+          const bufs = weights === 'q4' ? [h.storage(q.qweight), h.storage(q.scales)] : [h.storage(wb), null];
+          const code = M === 1 ? matvecWgsl(o) : matmulTiledWgsl(o);
+          const grid: [number, number, number] = M === 1 ? grid1D(rows, 8) : [Math.ceil(rows / 64), Math.ceil(M / 32), 1];
+          await h.run(code, [h.uniform([M, 0, M, 0]), h.uniform(matmulParams(rows, K, { yOff: r0, ldy: N })), h.storage(x), bufs[0], bufs[1], y], grid);
+        }
         expect(maxAbsDiff(await h.readF32(y, M * N), ref)).toBeLessThan(1e-4 * Math.sqrt(K));
       });
     }
@@ -69,7 +90,7 @@ describe('WGSL kernels vs the CPU reference (Dawn)', () => {
     const ref = new Float32Array(M * N);
     matmul(ref, Float32Array.from(x16, f16val), w, M, K, N);
     const y = h16.empty(M * N * 4);
-    await h16.run(matmulTiledWgsl({ f16: true, weights: 'f32', out: 'f32' }), [h16.uniform([M, 0, M, 0]), h16.uniform([N, K, 3, 0]), h16.storage(x16), h16.storage(w), null, y], [1, 1, 1]);
+    await h16.run(matmulTiledWgsl({ f16: true, weights: 'f32', out: 'f32' }), [h16.uniform([M, 0, M, 0]), h16.uniform(matmulParams(N, K)), h16.storage(x16), h16.storage(w), null, y], [1, 1, 1]);
     expect(maxAbsDiff(await h16.readF32(y, M * N), ref)).toBeLessThan(1e-3);
   });
 
@@ -140,11 +161,19 @@ describe('WGSL kernels vs the CPU reference (Dawn)', () => {
     for (const weights of ['f32', 'q4'] as const) {
       const x = h.empty(T * C * 4);
       const wb = weights === 'q4' ? [h.storage(q.qweight), h.storage(q.scales)] : [h.storage(emb), null];
-      await h.run(embedWgsl({ f16: false, weights }), [run, h.uniform([C]), h.storage(ids), wb[0], wb[1], x], grid1D(T * C, 256));
+      await h.run(embedWgsl({ f16: false, weights }), [run, h.uniform([C, 0, V, 0]), h.storage(ids), wb[0], wb[1], x], grid1D(T * C, 256));
       const src = weights === 'q4' ? deq : emb;
       const want = new Float32Array(T * C);
       ids.forEach((id, t) => want.set(src.subarray(id * C, (id + 1) * C), t * C));
       expect(maxAbsDiff(await h.readF32(x, T * C), want)).toBe(0);
+      // The same table in row blocks (rows 0..5, 6..10), one dispatch each: every id from its block.
+      const xb = h.storage(new Float32Array(T * C).fill(NaN));
+      for (const [r0, rows] of [[0, 6], [6, 5]]) {
+        const part = emb.subarray(r0 * C, (r0 + rows) * C), qp = quantizeQ4(part, rows, C);
+        const bb = weights === 'q4' ? [h.storage(qp.qweight), h.storage(qp.scales)] : [h.storage(part), null];
+        await h.run(embedWgsl({ f16: false, weights }), [run, h.uniform([C, r0, rows, 0]), h.storage(ids), bb[0], bb[1], xb], grid1D(T * C, 256));
+      }
+      expect(maxAbsDiff(await h.readF32(xb, T * C), want)).toBe(0);
     }
   });
 });

@@ -3,7 +3,7 @@ import { matmulBackwardInput } from '../../../models/cpu/ops-backward.ts';
 import { f16BitsToF32 as f16val, f32ToF16Bits as f16bits } from '../../../models/safetensors/dtype.ts';
 import { dequantizeQ4, quantizeQ4 } from '../../../models/quant/q4.ts';
 import { matmulBackwardInputGrid, matmulBackwardInputWgsl } from '../../../models/gpu/wgsl/matmul-backward.ts';
-import { matmulTiledWgsl } from '../../../models/gpu/wgsl/matmul.ts';
+import { matmulParams, matmulTiledWgsl } from '../../../models/gpu/wgsl/matmul.ts';
 import { expectNoGpuErrors, gpuContext, relErr } from '../../helpers/gpu.ts';
 import { KernelHarness } from '../../helpers/kernel-harness.ts';
 import { mulberry32 } from '../../helpers/random-model.ts';
@@ -35,12 +35,28 @@ describe('matmulBackwardInput kernel vs the CPU reference (Dawn)', () => {
           const dx = h.storage(dx0);
           const wb = weights === 'q4' ? [h.storage(q.qweight), h.storage(q.scales)] : [h.storage(w), null];
           await h.run(matmulBackwardInputWgsl({ f16: false, weights, accumulate }),
-            [h.uniform([T, 0, T, 0]), h.uniform([N, K, Math.ceil(K / 32), 0]), h.storage(dy), wb[0], wb[1], dx],
+            [h.uniform([T, 0, T, 0]), h.uniform(matmulParams(N, K)), h.storage(dy), wb[0], wb[1], dx],
             matmulBackwardInputGrid(T + 26, K));
           expect(relErr(await h.readF32(dx, T * K), ref)).toBeLessThan(1e-6);
         });
       }
     }
+    // W in row blocks (a split lm_head): dx = dy W = sum over blocks of dy[:, r0..r0+rows] W_block,
+    // the first block '=', the others '+=', each reading its columns of dy (row stride N).
+    it(`${weights} dx = dy W over row blocks (first =, then +=), T=37 N=150 K=96`, async () => {
+      const T = 37, N = 150, K = 96, dy = randn(T * N), w = randn(N * K, 0.2);
+      const wEff = weights === 'q4' ? dequantizeQ4(quantizeQ4(w, N, K)) : w;
+      const ref = new Float32Array(T * K);
+      matmulBackwardInput(ref, dy, wEff, T, K, N);
+      const dx = h.storage(new Float32Array(T * K).fill(NaN)), dyb = h.storage(dy);
+      for (const [i, [r0, rows]] of [[0, 64], [64, 64], [128, 22]].entries()) {
+        const wb = w.subarray(r0 * K, (r0 + rows) * K), q = quantizeQ4(wb, rows, K);
+        const bufs = weights === 'q4' ? [h.storage(q.qweight), h.storage(q.scales)] : [h.storage(wb), null];
+        await h.run(matmulBackwardInputWgsl({ f16: false, weights, accumulate: i > 0 }),
+          [h.uniform([T, 0, T, 0]), h.uniform(matmulParams(rows, K, { yOff: r0, ldy: N })), dyb, bufs[0], bufs[1], dx], matmulBackwardInputGrid(T, K));
+      }
+      expect(relErr(await h.readF32(dx, T * K), ref)).toBeLessThan(1e-6);
+    });
   }
 
   it('f16 activations: dy and dx in f16, q4 weights, accumulate', async () => {
@@ -52,7 +68,7 @@ describe('matmulBackwardInput kernel vs the CPU reference (Dawn)', () => {
     matmulBackwardInput(ref, Float32Array.from(dy16, f16val), dequantizeQ4(q), T, K, N);
     const dx = h16.storage(dx16);
     await h16.run(matmulBackwardInputWgsl({ f16: true, weights: 'q4', accumulate: true }),
-      [h16.uniform([T, 0, T, 0]), h16.uniform([N, K, Math.ceil(K / 32), 0]), h16.storage(dy16), h16.storage(q.qweight), h16.storage(q.scales), dx],
+      [h16.uniform([T, 0, T, 0]), h16.uniform(matmulParams(N, K)), h16.storage(dy16), h16.storage(q.qweight), h16.storage(q.scales), dx],
       matmulBackwardInputGrid(T, K));
     const got = Float32Array.from(new Uint16Array(await h16.read(dx)).subarray(0, T * K), f16val);
     expect(relErr(got, ref)).toBeLessThan(1e-3); // one f16 rounding of dx
@@ -66,7 +82,7 @@ describe('matmulBackwardInput kernel vs the CPU reference (Dawn)', () => {
     const qw = new Uint32Array(N * G * 4).map(() => (rand() * 2 ** 32) >>> 0);
     const sc = new Uint16Array(N * G).map(() => f16bits(0.01 * rand()));
     const qwb = h.storage(qw), scb = h.storage(sc);
-    const run = h.uniform([T, 0, T, 0]), mm = h.uniform([N, K, G, 0]);
+    const run = h.uniform([T, 0, T, 0]), mm = h.uniform(matmulParams(N, K));
     const dy = h.storage(randn(T * N)), dx = h.empty(T * K * 4);
     const x = h.storage(randn(T * K)), y = h.empty(T * N * 4);
     const bwd = matmulBackwardInputWgsl({ f16: false, weights: 'q4', accumulate: false });
