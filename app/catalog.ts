@@ -24,9 +24,9 @@ export const LLM_CATALOG: readonly LlmCatalogEntry[] = [
     repo: DEFAULT_LLM,
     title: 'FineMedLM-o1 (8B, Llama 3.1)',
     downloadBytes: 16.07e9,
-    cachedBytes: 4.52e9,
+    cachedBytes: 4.78e9, // 4-bit body (4.52 GB) + the 8-bit lm_head's extra 0.26 GB (models/memory-plan.ts)
     license: 'MIT (model card); built on Llama 3.1 (Llama 3.1 Community License)',
-    note: 'Quantized to 4-bit on first load; later loads read the 4-bit weights from this device.',
+    note: 'Quantized to 4-bit (the output layer to 8-bit) on first load; later loads read the 4-bit weights from this device.',
   },
 ];
 

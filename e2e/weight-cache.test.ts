@@ -61,7 +61,7 @@ describe.skipIf(!HAS_SHARED)('OPFS weight cache in the LLM worker', () => {
     const page1 = await harnessPage();
     const first = await loadAndLogits(page1);
     if (!first.info.ok) throw new Error(`first load failed: ${first.info.message}`);
-    expect(first.info.value).toMatchObject({ loadedFrom: 'source', cacheKey: expect.stringMatching(/^stories260K-hf--f32--q4-v1-/) });
+    expect(first.info.value).toMatchObject({ loadedFrom: 'source', cacheKey: expect.stringMatching(/^stories260K-hf--f32--q4-q8head-v2-/) });
     expect(modelRequests.length).toBeGreaterThan(0);
     const key = first.info.value.cacheKey!;
     const listed = await page1.evaluate(() => window.harness.client.listCachedModels());

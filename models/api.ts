@@ -7,6 +7,11 @@ import type { LoadCacheOptions } from './cache/open-weights.ts';
 export type Backend = 'webgpu' | 'cpu';
 /** 'q4': projections + embeddings quantized to 4-bit groups of 32 on load; 'f32': weights kept as f32. */
 export type WeightFormat = 'q4' | 'f32';
+/**
+ * The lm_head's format (and a tied embedding's, the same matrix): 'q8' = 8-bit groups of 32
+ * (models/quant/q8.ts, like llama.cpp's Q8_0), the default with 4-bit weights (resolveLmHead).
+ */
+export type LmHeadFormat = 'q4' | 'q8' | 'f32';
 /** Activation / KV-cache precision on the GPU. 'auto' = f16 when the adapter has shader-f16. */
 export type Precision = 'auto' | 'f16' | 'f32';
 /** Weight cache: 'use' a complete entry (else write one), 'refresh' (ignore and rewrite it), 'off'. */
@@ -15,6 +20,8 @@ export type CacheMode = 'use' | 'refresh' | 'off';
 export interface LoadOptions {
   backend: Backend;
   weights?: WeightFormat; // default 'q4'
+  /** The lm_head's format; default 'q8' with 4-bit weights, 'f32' with f32 ones (resolveLmHead in models/weights-plan.ts). */
+  lmHead?: LmHeadFormat;
   precision?: Precision; // default 'auto'
   /** KV-cache capacity in tokens; default min(config.maxPositionEmbeddings, 4096). */
   maxContext?: number;

@@ -1,4 +1,5 @@
-import type { Backend, ChatMessage, GenerateOptions, GenerateResult, LoadOptions, MemoryReport, WeightFormat } from './api.ts';
+import type { Backend, ChatMessage, GenerateOptions, GenerateResult, LmHeadFormat, LoadOptions, MemoryReport, WeightFormat } from './api.ts';
+import { resolveLmHead } from './weights-plan.ts';
 import { openWeights, type CacheEntryInfo } from './cache/open-weights.ts';
 import type { LlamaConfig } from './config.ts';
 import { CpuLlama } from './cpu/cpu-llama.ts';
@@ -52,6 +53,8 @@ export class LlamaModel {
   readonly tokenizer: Tokenizer | null;
   readonly backend: Backend;
   readonly weights: WeightFormat;
+  /** The lm_head's format (LoadOptions.lmHead, default resolveLmHead(weights)). */
+  readonly lmHead: LmHeadFormat;
   readonly engine: GpuLlama | CpuLlama;
   private fwd: ForwardBackend;
   private busy = false;
@@ -61,11 +64,12 @@ export class LlamaModel {
   private entry: CacheEntryInfo | null = null;
   private disposed = false;
 
-  private constructor(config: LlamaConfig, tokenizer: Tokenizer | null, backend: Backend, weights: WeightFormat, engine: GpuLlama | CpuLlama) {
+  private constructor(config: LlamaConfig, tokenizer: Tokenizer | null, backend: Backend, weights: WeightFormat, lmHead: LmHeadFormat, engine: GpuLlama | CpuLlama) {
     this.config = config;
     this.tokenizer = tokenizer;
     this.backend = backend;
     this.weights = weights;
+    this.lmHead = lmHead;
     this.engine = engine;
     this.fwd = engine instanceof GpuLlama ? new GpuBackend(engine) : new CpuBackend(engine);
   }
@@ -105,6 +109,7 @@ export class LlamaModel {
   static async load(source: ModelSource, options: LoadOptions): Promise<LlamaModel> {
     const { signal, onProgress } = options;
     const weights = options.weights ?? 'q4';
+    const lmHead = resolveLmHead(weights, options.lmHead);
     const maxContext = options.maxContext;
     if (maxContext !== undefined && (!Number.isInteger(maxContext) || maxContext < 1)) throw new InvalidInputError(`maxContext must be a positive integer, got ${maxContext}.`);
     const contextOf = (config: LlamaConfig) => maxContext ?? Math.min(config.maxPositionEmbeddings, 4096);
@@ -115,8 +120,8 @@ export class LlamaModel {
     let w: Awaited<ReturnType<typeof openWeights>>;
     try {
       w = await openWeights(source, {
-        weights, backend: options.backend, cache: options.cache, signal,
-        check: ctx ? (config) => assertPlanFits(planMemory(config, { weights, precision: ctx.f16 ? 'f16' : 'f32', maxContext: contextOf(config), limits: ctx.limits }), ctx.limits) : undefined,
+        weights, lmHead, backend: options.backend, cache: options.cache, signal,
+        check: ctx ? (config) => assertPlanFits(planMemory(config, { weights, lmHead, precision: ctx.f16 ? 'f16' : 'f32', maxContext: contextOf(config), limits: ctx.limits }), ctx.limits) : undefined,
       });
     } catch (e) {
       ctx?.device.destroy();
@@ -133,14 +138,14 @@ export class LlamaModel {
         onProgress?.({ phase: 'weights', loadedBytes: loaded, totalBytes, tensor, ...w.where(tensor) });
       };
       if (ctx) {
-        engine = await ctx.errors.run('the load', () => GpuLlama.load(w.tensors, ctx, { weights, maxContext: contextOf(config), signal, onBytes }));
+        engine = await ctx.errors.run('the load', () => GpuLlama.load(w.tensors, ctx, { weights, lmHead, maxContext: contextOf(config), signal, onBytes }));
       } else {
-        engine = await CpuLlama.load(config, w.tensors, { weights, maxContext: contextOf(config), signal, onTensor: (name) => onBytes(name, w.bytesOf(name)) });
+        engine = await CpuLlama.load(config, w.tensors, { weights, lmHead, maxContext: contextOf(config), signal, onTensor: (name) => onBytes(name, w.bytesOf(name)) });
       }
       throwIfAborted(signal);
       await w.finish(signal);
       onProgress?.({ phase: 'ready', loadedBytes: totalBytes, totalBytes, from });
-      const model = new LlamaModel(config, tokenizer, options.backend, weights, engine);
+      const model = new LlamaModel(config, tokenizer, options.backend, weights, lmHead, engine);
       model.from = from;
       model.entry = w.entry;
       return model;
@@ -234,7 +239,7 @@ export class LlamaModel {
         const e = this.engine;
         // The trainer's buffers must fit this GPU's limits too (the attention probabilities grow with maxTokens squared).
         const ttt = { rank: cfg.rank, alpha: cfg.alpha, targets: cfg.targets, maxTokens: Math.min(cfg.maxTokens, e.maxContext) };
-        assertPlanFits(planMemory(this.config, { weights: this.weights, precision: e.precision, maxContext: e.maxContext, maxBatch: e.maxBatch, ttt, limits: e.ctx.limits }), e.ctx.limits);
+        assertPlanFits(planMemory(this.config, { weights: this.weights, lmHead: this.lmHead, precision: e.precision, maxContext: e.maxContext, maxBatch: e.maxBatch, ttt, limits: e.ctx.limits }), e.ctx.limits);
         this.trainer = gpuAdapterTrainer(await GpuTrainer.create(this.engine, lora, { maxTokens: cfg.maxTokens }), lora);
       } else {
         const t = new CpuTrainer(this.engine, lora);

@@ -18,14 +18,15 @@ import { DeviceLimitsError, InvalidInputError } from './errors.ts';
 import type { MemoryCategory } from './gpu/allocator.ts';
 import {
   allLogitsBytes, allLogitsRows, blockLabel, bufferAllocSize, defaultMaxBatch, forwardActivationBuffers, kvCacheBytes, loraLayout, loraScratchBytes,
-  lossHeadChunks, matrixBlocks, packUniform, q4BufferBytes, QUANTIZE_PARAMS_BYTES, quantizeStagingBytes, ropeTableBytes, trainerBuffers,
+  lossHeadChunks, matrixBlocks, packUniform, QUANTIZE_PARAMS_BYTES, quantBufferBytes, quantizeStagingBytes, ropeTableBytes, trainerAttentionBlocks, trainerBuffers,
   trainerMaxTokens, uniformKey, type BindingLimits, type BufferKind, type LoraSlot, type RowBlock,
 } from './gpu/buffer-sizes.ts';
 import { ADAM_PARAMS_BYTES, gradNormGroups } from './gpu/wgsl/adam.ts';
 import { gemmParams } from './gpu/wgsl/gemm.ts';
 import { matmulParams } from './gpu/wgsl/matmul.ts';
 import { DEFAULT_LORA, projectionShape } from './lora/adapter.ts';
-import { layerWeightNames, lmHeadName } from './weights-plan.ts';
+import type { LmHeadFormat } from './api.ts';
+import { embedFormat, layerWeightNames, lmHeadName, resolveLmHead, type MatrixFormat } from './weights-plan.ts';
 
 const CATEGORIES: MemoryCategory[] = ['weights', 'kvCache', 'activations', 'lora', 'optimizer', 'staging'];
 
@@ -36,12 +37,16 @@ export interface TttPlanOptions {
   maxTokens: number;
   /** Loss-head rows per chunk (a positive multiple of 64); default as GpuTrainer. */
   chunkRows?: number;
+  /** Attention query rows per block (GpuTrainerOptions.queryRows); default as GpuTrainer. */
+  queryRows?: number;
   /** LoRA alpha (default DEFAULT_LORA's 16): only decides which 32-byte uniforms coincide. */
   alpha?: number;
 }
 
 export interface MemoryPlanOptions {
   weights: 'q4' | 'f32';
+  /** The lm_head's format (and a tied embedding's); default resolveLmHead(weights), as the loader. */
+  lmHead?: LmHeadFormat;
   /** Activation precision: 'f16' where the adapter has shader-f16 and it is enabled. */
   precision: 'f16' | 'f32';
   maxContext: number;
@@ -77,8 +82,9 @@ export interface MemoryPlan {
   config: LlamaConfig;
   /** The options with the engine's defaults filled in. */
   options: {
-    weights: 'q4' | 'f32'; precision: 'f16' | 'f32'; maxContext: number; maxBatch: number; allLogits: boolean; limits: BindingLimits | null;
-    ttt: (Required<TttPlanOptions> & { chunks: number }) | null;
+    weights: 'q4' | 'f32'; lmHead: LmHeadFormat; precision: 'f16' | 'f32'; maxContext: number; maxBatch: number; allLogits: boolean; limits: BindingLimits | null;
+    /** queryRows as resolved; attentionBlocks of them cover maxTokens; sharedProbs: in the model's score buffer. */
+    ttt: (Required<TttPlanOptions> & { chunks: number; attentionBlocks: number; sharedProbs: boolean }) | null;
   };
   /** Every buffer in creation order: resident ones and the loader's staging (phase 'load'). */
   buffers: PlannedBuffer[];
@@ -126,6 +132,7 @@ const positiveInt = (v: unknown): v is number => typeof v === 'number' && Number
 
 function checkOptions(opts: MemoryPlanOptions): void {
   if (opts.weights !== 'q4' && opts.weights !== 'f32') throw new InvalidInputError(`weights must be 'q4' or 'f32', got ${JSON.stringify(opts.weights)}.`);
+  resolveLmHead(opts.weights, opts.lmHead); // InvalidInputError for an unknown lm_head format
   if (opts.precision !== 'f16' && opts.precision !== 'f32') throw new InvalidInputError(`precision must be 'f16' or 'f32', got ${JSON.stringify(opts.precision)}.`);
   if (!positiveInt(opts.maxContext)) throw new InvalidInputError(`maxContext must be a positive integer, got ${opts.maxContext}.`);
   if (opts.maxBatch !== undefined && !positiveInt(opts.maxBatch)) throw new InvalidInputError(`maxBatch must be a positive integer, got ${opts.maxBatch}.`);
@@ -135,17 +142,18 @@ function checkOptions(opts: MemoryPlanOptions): void {
   if (!positiveInt(t.maxTokens)) throw new InvalidInputError(`TTT maxTokens must be a positive integer, got ${t.maxTokens}.`);
   if (t.alpha !== undefined && !(t.alpha > 0)) throw new InvalidInputError(`LoRA alpha must be > 0, got ${t.alpha}.`);
   if (t.chunkRows !== undefined && (!positiveInt(t.chunkRows) || t.chunkRows % 64 !== 0)) throw new InvalidInputError(`chunkRows must be a positive multiple of 64, got ${t.chunkRows}.`);
+  if (t.queryRows !== undefined && !positiveInt(t.queryRows)) throw new InvalidInputError(`queryRows must be a positive integer, got ${t.queryRows}.`);
   if (t.targets.length === 0) throw new InvalidInputError('LoRA needs at least one target projection.');
   for (const p of t.targets) if (!PROJECTIONS.includes(p)) throw new InvalidInputError(`Unknown LoRA target "${p}"; expected some of ${PROJECTIONS.join(', ')}.`);
   if (new Set(t.targets).size !== t.targets.length) throw new InvalidInputError(`LoRA targets repeat: ${t.targets.join(', ')}.`);
 }
 
-/** Row blocks of an (N, K) weight matrix, as the uploader splits it. */
-type Blocks = (N: number, K: number) => RowBlock[];
+/** Row blocks of an (N, K) weight matrix, as the uploader splits it (the embedding and lm_head in their own formats). */
+type Blocks = (N: number, K: number, matrix?: 'embed' | 'lm_head') => RowBlock[];
 
 /** GpuLlama.matmul's params per row block of W (N, K): label `${label} params` (`${label} #i params` when split). */
-function matmulUniforms(p: PlanBuilder, blocks: Blocks, label: string, N: number, K: number, o: { single?: boolean; suffix?: string; ldy?: number } = {}): void {
-  const bs = blocks(N, K);
+function matmulUniforms(p: PlanBuilder, blocks: Blocks, label: string, N: number, K: number, o: { single?: boolean; suffix?: string; ldy?: number; matrix?: 'lm_head' } = {}): void {
+  const bs = blocks(N, K, o.matrix);
   bs.forEach((b, i) => {
     const name = bs.length === 1 ? label : `${label} #${i}`;
     p.uniform(`${name}${o.suffix ?? ' params'}`, matmulParams(b.rows, K, { single: o.single, yOff: b.r0, ldy: o.ldy ?? N }));
@@ -154,7 +162,7 @@ function matmulUniforms(p: PlanBuilder, blocks: Blocks, label: string, N: number
 
 /** GpuLlama.embedSteps' uniforms: (C, r0, rows) per row block of the embedding. */
 function embedUniforms(p: PlanBuilder, c: LlamaConfig, blocks: Blocks): void {
-  for (const b of blocks(c.vocabSize, c.hiddenSize)) p.uniform('embed', [c.hiddenSize, b.r0, b.rows, 0]);
+  for (const b of blocks(c.vocabSize, c.hiddenSize, 'embed')) p.uniform('embed', [c.hiddenSize, b.r0, b.rows, 0]);
 }
 
 /** Projection -> [N (out), K (in)] of its frozen matrix. */
@@ -190,7 +198,7 @@ function forwardUniforms(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, lora: L
       if (lora && s) loraForwardUniforms(p, lora, s);
     }
   }
-  matmulUniforms(p, blocks, 'lm_head', V, C, { single: true });
+  matmulUniforms(p, blocks, 'lm_head', V, C, { single: true, matrix: 'lm_head' });
   p.uniform('argmax n', [V]); // greedy decode's argmax over the logits (GpuLlama.forwardArgmax)
 }
 
@@ -200,7 +208,7 @@ function loraForwardUniforms(p: PlanBuilder, lora: LoraPlan, s: LoraSlot): void 
 }
 
 /** GpuTrainer.create after the model is loaded: LoRA, attach, allocate(), build(). */
-function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, maxBatch: number, e: number, t: Required<TttPlanOptions>, head: { chunkRows: number; rowsPadded: number; chunks: number }): void {
+function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, maxBatch: number, e: number, t: Required<TttPlanOptions>, head: { chunkRows: number; rowsPadded: number; chunks: number }, attn: { blocks: number; probsBytes: number }): void {
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
   const r = t.rank;
   const dims = Object.fromEntries(t.targets.map((q) => [q, projectionShape(c, q)]));
@@ -211,7 +219,7 @@ function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, maxBatch: n
   p.add('lora xa', loraScratchBytes(maxBatch, r), 'lora');
   forwardUniforms(p, c, blocks, lora);
   // allocate()
-  for (const [label, spec] of Object.entries(trainerBuffers(c, t.maxTokens, r, e, head))) {
+  for (const [label, spec] of Object.entries(trainerBuffers(c, t.maxTokens, r, e, head, attn))) {
     if (label === 'ttt x') for (let l = 0; l <= c.numLayers; l++) p.add(`ttt x${l}`, spec.bytes, 'activations', spec.kind);
     else if (label === 'xa') for (const q of t.targets) p.add(`xa ${q}`, spec.bytes, 'activations', spec.kind);
     else p.add(label, spec.bytes, 'activations', spec.kind);
@@ -227,6 +235,7 @@ function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, maxBatch: n
   p.uniform('rope k', [KV, D]);
   p.uniform('attention', [H, KV, D, 1 / Math.sqrt(D)], [3]);
   embedUniforms(p, c, blocks);
+  for (let i = 0; i < attn.blocks; i++) p.add(`ttt attn run ${i}`, 16, 'activations', 'uniform');
   for (let l = 0; l < c.numLayers; l++) {
     for (const [name, proj] of FORWARD_ORDER) {
       const [N, K] = matrixShape(c, proj);
@@ -249,8 +258,8 @@ function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, maxBatch: n
   for (let i = 0; i < head.chunks; i++) {
     p.add(`ttt chunk run ${i}`, 16, 'activations', 'uniform');
     p.add(`ttt ce ${i}`, 16, 'activations', 'uniform');
-    matmulUniforms(p, blocks, `lm_head chunk ${i}`, V, C);
-    matmulUniforms(p, blocks, `lm_head ${i}`, V, C, { suffix: ' mm' });
+    matmulUniforms(p, blocks, `lm_head chunk ${i}`, V, C, { matrix: 'lm_head' });
+    matmulUniforms(p, blocks, `lm_head ${i}`, V, C, { suffix: ' mm', matrix: 'lm_head' });
   }
   p.add('loss mean params', 16, 'activations', 'uniform');
   p.add('adam partials', gradNormGroups(lora.floats) * 4, 'optimizer');
@@ -277,22 +286,25 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
   const S = opts.maxContext;
   const limits = opts.limits;
   const maxBatch = opts.maxBatch ?? defaultMaxBatch(c, S, limits);
-  const blocks: Blocks = (N, K) => matrixBlocks(N, K, opts.weights, limits);
+  const lmHead = resolveLmHead(opts.weights, opts.lmHead);
+  const formatOf = (m?: 'embed' | 'lm_head'): MatrixFormat => (m === 'lm_head' ? lmHead : m === 'embed' ? embedFormat(c, opts.weights, lmHead) : opts.weights);
+  const blocks: Blocks = (N, K, m) => matrixBlocks(N, K, formatOf(m), limits);
   const p = new PlanBuilder();
 
   // GpuLlama.upload through WeightUploader (norm vectors are f32).
   p.add('quantize params', QUANTIZE_PARAMS_BYTES, 'staging', 'uniform', 'load');
   let staging = false;
-  const matrix = (name: string, N: number, K: number) => {
-    const bs = blocks(N, K);
+  const matrix = (name: string, N: number, K: number, m?: 'embed' | 'lm_head') => {
+    const bs = blocks(N, K, m);
+    const format = formatOf(m);
     bs.forEach((b, i) => {
-      if (opts.weights === 'f32') return p.add(blockLabel(name, '', i, bs.length), b.rows * K * 4, 'weights');
-      const q = q4BufferBytes(b.rows, K);
-      p.add(blockLabel(name, ' q4', i, bs.length), q.qweight, 'weights');
+      if (format === 'f32') return p.add(blockLabel(name, '', i, bs.length), b.rows * K * 4, 'weights');
+      const q = quantBufferBytes(format, b.rows, K);
+      p.add(blockLabel(name, format === 'q8' ? ' q8' : ' q4', i, bs.length), q.qweight, 'weights');
       p.add(blockLabel(name, ' scales', i, bs.length), q.scales, 'weights');
     });
-    if (opts.weights === 'q4' && !staging) p.add('quantize staging', quantizeStagingBytes(limits), 'staging', 'storage', 'load');
-    if (opts.weights === 'q4') staging = true;
+    if (format !== 'f32' && !staging) p.add('quantize staging', quantizeStagingBytes(limits), 'staging', 'storage', 'load');
+    if (format !== 'f32') staging = true;
   };
   for (let l = 0; l < c.numLayers; l++) {
     const n = layerWeightNames(l);
@@ -308,8 +320,8 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
     p.add(`kcache ${l}`, kvCacheBytes(c, S, e), 'kvCache');
     p.add(`vcache ${l}`, kvCacheBytes(c, S, e), 'kvCache');
   }
-  matrix('model.embed_tokens.weight', V, C);
-  if (!c.tieWordEmbeddings) matrix(lmHeadName(c), V, C);
+  matrix('model.embed_tokens.weight', V, C, 'embed');
+  if (!c.tieWordEmbeddings) matrix(lmHeadName(c), V, C, 'lm_head');
   p.add('model.norm.weight', C * 4, 'weights');
   p.freeLoadPhase();
 
@@ -321,7 +333,7 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
   if (opts.allLogits) {
     p.add('logits all', allLogitsBytes(c, allLogitsRows(c, maxBatch, limits)), 'activations');
     p.uniform('norm params all', [C, 0, c.rmsNormEps, 0], [2]);
-    matmulUniforms(p, blocks, 'lm_head all', V, C);
+    matmulUniforms(p, blocks, 'lm_head all', V, C, { matrix: 'lm_head' });
   }
 
   let ttt: MemoryPlan['options']['ttt'] = null;
@@ -329,11 +341,14 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
     const t = opts.ttt;
     const maxTokens = trainerMaxTokens(t.maxTokens, S);
     const head = lossHeadChunks(maxTokens, V, t.chunkRows, limits);
+    // The query blocks borrow the model's prefill score buffer where they fit in it.
+    const attn = trainerAttentionBlocks(c, maxTokens, e, forwardActivationBuffers(c, maxBatch, S, e).scores.bytes, t.queryRows);
+    if (t.queryRows !== undefined && t.queryRows % attn.unit !== 0) throw new InvalidInputError(`queryRows must be a positive multiple of ${attn.unit} for this model, got ${t.queryRows}.`);
     // LoraWeights keep their targets in PROJECTIONS order, so the engine's buffers follow it.
     const targets = PROJECTIONS.filter((q) => t.targets.includes(q));
-    ttt = { rank: t.rank, alpha: t.alpha ?? DEFAULT_LORA.alpha, targets, maxTokens, chunkRows: head.chunkRows, chunks: head.chunks };
+    ttt = { rank: t.rank, alpha: t.alpha ?? DEFAULT_LORA.alpha, targets, maxTokens, chunkRows: head.chunkRows, chunks: head.chunks, queryRows: attn.rows, attentionBlocks: attn.blocks, sharedProbs: attn.probsBytes === 0 };
     p.owner = 'trainer';
-    planTrainer(p, c, blocks, maxBatch, e, ttt, head);
+    planTrainer(p, c, blocks, maxBatch, e, ttt, head, attn);
   }
 
   const byCategory = Object.fromEntries(CATEGORIES.map((k) => [k, 0])) as Record<MemoryCategory, number>;
@@ -342,7 +357,7 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
   const largest = (list: PlannedBuffer[]) => list.reduce<PlannedBuffer | null>((m, b) => (!m || b.bytes > m.bytes ? b : m), null);
   return {
     config: c,
-    options: { weights: opts.weights, precision: opts.precision, maxContext: S, maxBatch, allLogits: opts.allLogits ?? false, limits: limits ?? null, ttt },
+    options: { weights: opts.weights, lmHead, precision: opts.precision, maxContext: S, maxBatch, allLogits: opts.allLogits ?? false, limits: limits ?? null, ttt },
     buffers: p.buffers,
     byCategory,
     total,
@@ -441,7 +456,7 @@ export function describePlan(plan: MemoryPlan): string {
   const resident = plan.buffers.filter((b) => b.phase === 'resident');
   const sum = (f: (b: PlannedBuffer) => boolean) => resident.filter(f).reduce((s, b) => s + b.bytes, 0);
   const parts = [
-    `weights ${gb(plan.byCategory.weights)} (${o.weights === 'q4' ? '4-bit' : 'f32'})`,
+    `weights ${gb(plan.byCategory.weights)} (${o.weights === 'q4' ? '4-bit' : 'f32'}${o.lmHead !== o.weights ? `, lm_head ${o.lmHead === 'q8' ? '8-bit' : o.lmHead === 'q4' ? '4-bit' : 'f32'}` : ''})`,
     `KV cache ${gb(plan.byCategory.kvCache)} (${o.maxContext} tokens, ${o.precision})`,
     `activations ${gb(sum((b) => b.owner === 'model' && b.category === 'activations'))} (prefill chunk ${o.maxBatch})`,
   ];

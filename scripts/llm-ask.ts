@@ -7,7 +7,7 @@
  *     [--ttt on|off|compare] [--preset paper] [--steps N] [--lr X] [--rank R] [--alpha A] [--targets q,k,...]
  *     [--max-train-tokens N] [--max-new N] [--temperature T] [--top-p P] [--seed S] [-k N | --k N]
  *     [--system o1|card|none|custom] [--custom-system "..."] [--search voy|exact]
- *     --backend cpu|webgpu [--f32] [--precision auto|f16|f32] [--max-context N] --json
+ *     --backend cpu|webgpu [--f32] [--lm-head q4|q8|f32] [--precision auto|f16|f32] [--max-context N] --json
  *
  * The last stdout line is the pipeline's record as JSON (compare: {"without", "with", "differ"}).
  */
@@ -23,14 +23,14 @@ export const ASK_USAGE = `usage: npm run --silent llm -- ask --model <dir|url> -
   [--ttt on|off|compare] [--preset paper] [--steps N] [--lr X] [--rank R] [--alpha A] [--targets q,k,v,o,gate,up,down]
   [--max-train-tokens N] [--max-new N] [--temperature T (0 = greedy)] [--top-p P] [--seed S] [--k N]
   [--system o1|card|none|custom] [--custom-system "..."] [--search voy|exact]
-  --backend cpu|webgpu [--f32] [--precision auto|f16|f32] [--max-context N] [--json]
+  --backend cpu|webgpu [--f32] [--lm-head q4|q8|f32] [--precision auto|f16|f32] [--max-context N] [--json]
   --index is needed for --ttt on/compare (default on); --embedder defaults to the one the index was built with.`;
 
 export const ASK_SPEC: CommandSpec = {
   switches: ['json', 'f32'],
   valued: [
     'model', 'index', 'embedder', 'question', 'ttt', 'preset', 'steps', 'lr', 'rank', 'alpha', 'targets', 'max-train-tokens',
-    'max-new', 'temperature', 'top-p', 'seed', 'k', 'system', 'custom-system', 'search', 'backend', 'precision', 'max-context',
+    'max-new', 'temperature', 'top-p', 'seed', 'k', 'system', 'custom-system', 'search', 'backend', 'precision', 'max-context', 'lm-head',
   ],
 };
 

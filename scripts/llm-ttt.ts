@@ -6,7 +6,7 @@
  *   npm run --silent llm -- ttt --model <dir|url> --ids 1,2,3 --mask 0,0,1
  *     [--lora-init point.safetensors [--zero-b] | --seed S] [--rank R] [--alpha A] [--targets q,k,v,o,gate,up,down]
  *     [--steps N] [--lr X] [--beta1 B1] [--beta2 B2] [--eps E] [--weight-decay W] [--max-grad-norm G|none]
- *     --backend cpu|webgpu [--f32] [--precision auto|f16|f32] [--max-context N] [--max-tokens N]
+ *     --backend cpu|webgpu [--f32] [--lm-head q4|q8|f32] [--precision auto|f16|f32] [--max-context N] [--max-tokens N]
  *     [--grads grads.safetensors] [--out adapter.safetensors] --json
  *
  * The last stdout line is one JSON object:
@@ -26,7 +26,7 @@ import { UsageError } from './cli-errors.ts';
 export const TTT_USAGE = `usage: npm run --silent llm -- ttt --model <dir|url> --ids 1,2,3 --mask 0,0,1
   [--lora-init point.safetensors [--zero-b] | --seed S] [--rank R] [--alpha A] [--targets q,k,v,o,gate,up,down]
   [--steps N] [--lr X] [--beta1 B] [--beta2 B] [--eps E] [--weight-decay W] [--max-grad-norm G|none]
-  --backend cpu|webgpu [--f32] [--precision auto|f16|f32] [--max-context N] [--max-tokens N]
+  --backend cpu|webgpu [--f32] [--lm-head q4|q8|f32] [--precision auto|f16|f32] [--max-context N] [--max-tokens N]
   [--grads grads.safetensors] [--out adapter.safetensors] [--json]
   Defaults: rank/targets from --lora-init (else rank ${TTT_DEFAULTS.rank}, all seven projections), alpha from the
   file's metadata (else 2 * rank), seed ${TTT_DEFAULTS.seed},
@@ -37,7 +37,7 @@ export const TTT_SPEC: CommandSpec = {
   switches: ['json', 'f32', 'zero-b'],
   valued: [
     'model', 'ids', 'mask', 'lora-init', 'seed', 'rank', 'alpha', 'targets', 'steps', 'lr', 'beta1', 'beta2', 'eps',
-    'weight-decay', 'max-grad-norm', 'backend', 'precision', 'max-context', 'max-tokens', 'grads', 'out',
+    'weight-decay', 'max-grad-norm', 'backend', 'precision', 'max-context', 'max-tokens', 'grads', 'out', 'lm-head',
   ],
 };
 

@@ -2,7 +2,7 @@
  * Node CLI of the engine (same code as the browser; WebGPU through Dawn).
  *
  *   npm run --silent llm -- generate --model <dir|url> (--ids 1,403,407 | --prompt "...") [--chat]
- *     --max-new 32 [--greedy | --temperature T --top-p P --seed S] --backend cpu|webgpu [--f32]
+ *     --max-new 32 [--greedy | --temperature T --top-p P --seed S] --backend cpu|webgpu [--f32] [--lm-head q4|q8|f32]
  *     [--precision auto|f16|f32] [--max-context N] --json
  *
  *   npm run --silent llm -- ttt --model <dir|url> --ids 1,2,3 --mask 0,0,1 [--lora-init point.safetensors]
@@ -25,14 +25,14 @@ import { loadModelFromArgs } from './cli-model.ts';
 import { askCommand, ASK_SPEC, ASK_USAGE } from './llm-ask.ts';
 
 const GENERATE_USAGE = `usage: npm run --silent llm -- generate --model <dir|url> (--ids 1,2,3 | --prompt "text" [--chat] [--system "..."])
-  --max-new N [--greedy | --temperature T --top-p P --seed S] --backend cpu|webgpu [--f32] [--precision auto|f16|f32] [--max-context N] [--json]
+  --max-new N [--greedy | --temperature T --top-p P --seed S] --backend cpu|webgpu [--f32] [--lm-head q4|q8|f32] [--precision auto|f16|f32] [--max-context N] [--json]
   ${CACHE_USAGE}`;
 const USAGE = `${GENERATE_USAGE}\n${TTT_USAGE.replace(/^usage: /, '   or: ')}\n${ASK_USAGE.replace(/^usage: /, '   or: ')}`;
 
 const COMMANDS: Record<string, CommandSpec> = {
   generate: withCacheFlags({
     switches: ['json', 'greedy', 'f32', 'chat'],
-    valued: ['model', 'ids', 'prompt', 'system', 'max-new', 'temperature', 'top-p', 'seed', 'backend', 'precision', 'max-context'],
+    valued: ['model', 'ids', 'prompt', 'system', 'max-new', 'temperature', 'top-p', 'seed', 'backend', 'precision', 'max-context', 'lm-head'],
   }),
   ttt: withCacheFlags(TTT_SPEC),
   ask: withCacheFlags(ASK_SPEC),
@@ -74,6 +74,7 @@ async function generateCommand(args: ParsedArgs): Promise<unknown> {
       last_logits: Array.from(r.lastLogits),
       backend: model.backend,
       weights: model.weights,
+      lm_head: model.lmHead,
       precision: model.precision,
       memory: model.memory(),
       timings: { load_ms: loadMs, ...r.timings },

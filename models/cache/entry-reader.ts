@@ -18,7 +18,7 @@ export const READ_SLICE_BYTES = 16 * 2 ** 20;
 
 /**
  * Checks that the entry's tensors are exactly the engine's plan for its config and weight format
- * (names, kinds, shapes, sizes): an entry from another engine layout is never used.
+ * and lm_head format (names, kinds, shapes, sizes): an entry from another engine layout is never used.
  */
 function checkPlan(m: Manifest): void {
   let config;
@@ -27,7 +27,7 @@ function checkPlan(m: Manifest): void {
   } catch (e) {
     throw corruptEntryError(m.key, `its config does not parse (${(e as Error).message})`);
   }
-  const plan = new Map(engineTensorPlan(config, m.weights as WeightFormat).map((t) => [t.name, t]));
+  const plan = new Map(engineTensorPlan(config, m.weights as WeightFormat, m.lmHead).map((t) => [t.name, t]));
   if (m.tensorsTotal !== plan.size) throw corruptEntryError(m.key, `it plans ${m.tensorsTotal} tensors, the engine needs ${plan.size}`);
   for (const t of m.tensors) {
     const p = plan.get(t.name);

@@ -4,7 +4,7 @@
  * manifest is rewritten listing it, so an interrupted load resumes from the last finished tensor.
  * The small source files and `complete: true` come last.
  */
-import type { WeightFormat } from '../api.ts';
+import type { LmHeadFormat, WeightFormat } from '../api.ts';
 import { InvalidInputError, StorageQuotaError } from '../errors.ts';
 import { Checksum64, checksum64 } from './checksum.ts';
 import { CACHE_FORMAT, CACHE_FORMAT_VERSION, encodeManifest, filePath, MANIFEST_FILE, QUANT_FORMAT_VERSION, tensorPath, type Manifest, type SourceInfo, type TensorKind } from './format.ts';
@@ -16,6 +16,8 @@ export interface NewEntry {
   key: string;
   source: SourceInfo;
   weights: WeightFormat;
+  /** The lm_head's format (resolveLmHead: default q8 with 4-bit weights). */
+  lmHead: LmHeadFormat;
   producer: Manifest['producer'];
   config: unknown;
   plan: PlannedTensor[];
@@ -23,7 +25,7 @@ export interface NewEntry {
 
 /**
  * @example
- *   const w = await EntryWriter.start(store, { key, source, weights: 'q4', producer: 'webgpu', config, plan }, null);
+ *   const w = await EntryWriter.start(store, { key, source, weights: 'q4', lmHead: 'q8', producer: 'webgpu', config, plan }, null);
  *   // ... the engine loads with `w` as its sink ...
  *   await w.finish([{ name: 'config.json', bytes }]);
  */
@@ -45,7 +47,7 @@ export class EntryWriter implements TensorSink {
       ? { ...resume, source: e.source, complete: false }
       : {
         format: CACHE_FORMAT, version: CACHE_FORMAT_VERSION, quantVersion: QUANT_FORMAT_VERSION, key: e.key, source: e.source,
-        weights: e.weights, producer: e.producer, config: e.config, files: [], tensors: [], tensorsTotal: e.plan.length,
+        weights: e.weights, lmHead: e.lmHead, producer: e.producer, config: e.config, files: [], tensors: [], tensorsTotal: e.plan.length,
         complete: false, totalBytes, createdAt: new Date().toISOString(),
       };
     if (!resume) await store.deleteEntry(e.key);

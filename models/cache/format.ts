@@ -11,7 +11,9 @@
  *   <key>/tensors/<tensor name>.bin  one file per engine tensor, in the engine's GPU layout:
  *                                    q4 matrix (N, K): packed nibbles u32[N*G*4] then f16 scales
  *                                    two per u32 (N*G halves, padded to a whole u32), exactly the
- *                                    `qw` and `sc` buffers of models/quant/q4.ts; f32 matrices and
+ *                                    `qw` and `sc` buffers of models/quant/q4.ts; q8 matrix (the
+ *                                    lm_head): int8 words u32[N*G*8] then the scales likewise
+ *                                    (models/quant/q8.ts); f32 matrices and
  *                                    vectors: f32 little-endian, row-major
  *
  * A file counts only once the manifest lists it with its size and checksum (./checksum.ts), so a
@@ -19,7 +21,7 @@
  * every tensor and file is flushed. An entry whose manifest is unreadable, of another format or
  * version, or whose files do not match their sizes or checksums, is never used.
  */
-import type { WeightFormat } from '../api.ts';
+import type { LmHeadFormat, WeightFormat } from '../api.ts';
 import { CacheCorruptError } from '../errors.ts';
 
 export const CACHE_FORMAT = 'finemed-weight-cache';
@@ -27,9 +29,10 @@ export const CACHE_FORMAT = 'finemed-weight-cache';
 export const CACHE_FORMAT_VERSION = 1;
 /**
  * Version of the engine's 4-bit format (models/quant/q4.ts: group 32, f16 scale = absmax / -8,
- * nibble packing) and of the f32 layout. Part of the entry key: a new quant format is a new entry.
+ * nibble packing), its 8-bit one (models/quant/q8.ts) and of the f32 layout. Part of the entry
+ * key: a new quant format is a new entry. 2: the lm_head has its own format (default q8).
  */
-export const QUANT_FORMAT_VERSION = 1;
+export const QUANT_FORMAT_VERSION = 2;
 
 export const MANIFEST_FILE = 'manifest.json';
 export const filePath = (name: string) => `files/${name}`;
@@ -54,7 +57,8 @@ export interface SourceInfo {
   files: Record<string, number>;
 }
 
-export type TensorKind = 'q4' | 'f32';
+/** A tensor's engine layout: the weight formats of models/weights-plan.ts MatrixFormat. */
+export type TensorKind = 'q4' | 'q8' | 'f32';
 
 export interface TensorEntry {
   name: string;
@@ -78,6 +82,8 @@ export interface Manifest {
   key: string;
   source: SourceInfo;
   weights: WeightFormat;
+  /** The lm_head's format (and a tied embedding's): models/weights-plan.ts resolveLmHead. */
+  lmHead: LmHeadFormat;
   /** The backend whose quantizer produced the q4 bytes ('webgpu' and 'cpu' can differ in a few rounding ties). */
   producer: 'webgpu' | 'cpu';
   /** config.json as parsed JSON. */
@@ -130,6 +136,7 @@ export function parseManifest(bytes: Uint8Array, key: string): Manifest {
   if (m.quantVersion !== QUANT_FORMAT_VERSION) throw corrupt(key, `its weights are in quant format version ${String(m.quantVersion)}, this engine uses version ${QUANT_FORMAT_VERSION}`);
   if (m.key !== key) throw corrupt(key, `its manifest belongs to another entry (${String(m.key)})`);
   if (m.weights !== 'q4' && m.weights !== 'f32') throw corrupt(key, `its manifest has an unknown weight format ${String(m.weights)}`);
+  if (m.lmHead !== 'q4' && m.lmHead !== 'q8' && m.lmHead !== 'f32') throw corrupt(key, `its manifest has an unknown lm_head format ${String(m.lmHead)}`);
   const s = m.source;
   if (!isObj(s) || typeof s.kind !== 'string' || typeof s.location !== 'string' || !isObj(s.etags) || !isObj(s.files)) {
     throw corrupt(key, 'its manifest has no valid source description');
@@ -137,7 +144,7 @@ export function parseManifest(bytes: Uint8Array, key: string): Manifest {
   if (!isObj(m.config)) throw corrupt(key, 'its manifest has no config');
   checkEntries<FileEntry>(key, m.files, 'files', () => true);
   checkEntries<TensorEntry>(key, m.tensors, 'tensors', (e) =>
-    (e.kind === 'q4' || e.kind === 'f32') && Array.isArray(e.shape) && e.shape.length >= 1 && e.shape.length <= 2 && e.shape.every(isNat));
+    (e.kind === 'q4' || e.kind === 'q8' || e.kind === 'f32') && Array.isArray(e.shape) && e.shape.length >= 1 && e.shape.length <= 2 && e.shape.every(isNat));
   if (!isNat(m.tensorsTotal) || typeof m.complete !== 'boolean' || !isNat(m.totalBytes) || typeof m.createdAt !== 'string') {
     throw corrupt(key, 'its manifest lacks tensorsTotal, complete, totalBytes or createdAt');
   }

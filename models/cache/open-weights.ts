@@ -7,7 +7,7 @@
  *   its missing tensors are read from the source.
  * LlamaModel.load calls `finish` when the engine is loaded and `fail` when anything went wrong.
  */
-import type { Backend, CacheMode, WeightFormat } from '../api.ts';
+import type { Backend, CacheMode, LmHeadFormat, WeightFormat } from '../api.ts';
 import { openCheckpoint, type Checkpoint } from '../checkpoint.ts';
 import { parseLlamaConfig, type LlamaConfig } from '../config.ts';
 import { EngineError, InvalidInputError } from '../errors.ts';
@@ -21,6 +21,7 @@ import { RecordingSource } from './recording-source.ts';
 import type { CacheStore } from './store.ts';
 import { checkpointTensors, type TensorSource } from './tensor-source.ts';
 import { WeightCache } from './weight-cache.ts';
+import { resolveLmHead } from '../weights-plan.ts';
 
 /** LoadOptions.cache: the store, and whether to use ('use'), replace ('refresh') or skip ('off') it. */
 export interface LoadCacheOptions {
@@ -114,6 +115,8 @@ export async function openWeights(
   source: ModelSource,
   o: {
     weights: WeightFormat; backend: Backend; cache?: LoadCacheOptions; signal?: AbortSignal;
+    /** The lm_head's format (default resolveLmHead(weights)): part of the entry key. */
+    lmHead?: LmHeadFormat;
     /** Runs once the config is known, before any weight is read or written (e.g. the device-limits check). */
     check?: (config: LlamaConfig) => void | Promise<void>;
   },
@@ -129,7 +132,8 @@ export async function openWeights(
 
   const wc = new WeightCache(o.cache.store);
   const id = identifySource(source);
-  const key = cacheKey(id, o.weights);
+  const lmHead = resolveLmHead(o.weights, o.lmHead);
+  const key = cacheKey(id, o.weights, lmHead);
   let partial: Manifest | null = null;
   if (mode === 'refresh') await wc.delete(key);
   else {
@@ -146,13 +150,13 @@ export async function openWeights(
   await o.check?.(ckpt.config); // before the quota check: a model that cannot run needs no room
   const configBytes = rec.bytesOf('config.json') ?? 0;
   const info = sourceInfo(id, ckpt, await rec.revision(o.signal), configBytes);
-  const resumable = partial && partial.weights === o.weights && sameSource(partial.source, info)
+  const resumable = partial && partial.weights === o.weights && partial.lmHead === lmHead && sameSource(partial.source, info)
     && JSON.stringify(partial.config) === JSON.stringify(ckpt.rawConfig) ? partial : null;
   let cached: CacheEntry | null = null;
   if (resumable) cached = await wc.guard(key, async () => { const e = new CacheEntry(wc.store, resumable); await e.checkSizes(); return e; });
-  const plan = engineTensorPlan(ckpt.config, o.weights);
+  const plan = engineTensorPlan(ckpt.config, o.weights, lmHead);
   const writer = await EntryWriter.start(wc.store, {
-    key, source: info, weights: o.weights, producer: o.backend, config: ckpt.rawConfig, plan,
+    key, source: info, weights: o.weights, lmHead, producer: o.backend, config: ckpt.rawConfig, plan,
   }, resumable);
 
   const ready = (n: string) => cached?.tensor(n) ?? null;

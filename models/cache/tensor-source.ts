@@ -101,21 +101,24 @@ export async function writeThrough(sink: TensorSink | undefined, name: string, k
   }
 }
 
-/** A Q4 matrix as the engine stores it: packed words, then the f16 scales padded to a whole u32. */
+/** A Q4 (or Q8, the same shape) matrix as the engine stores it: packed words, then the f16 scales padded to a whole u32. */
 export function q4Parts(m: Q4Matrix): Uint8Array[] {
   const scales = new Uint8Array(Math.ceil(m.scales.length / 2) * 4);
   scales.set(bytesOf(m.scales));
   return [bytesOf(m.qweight), scales];
 }
 
-/** The inverse of q4Parts over one buffer (no copy when `bytes` is 4-byte aligned). */
-export function q4FromBytes(bytes: Uint8Array, N: number, K: number): Q4Matrix {
+/**
+ * The inverse of q4Parts over one buffer (no copy when `bytes` is 4-byte aligned); with
+ * `wordsPerGroup` 8, of a Q8 matrix (models/quant/q8.ts: same layout, 8 words per group).
+ */
+export function q4FromBytes(bytes: Uint8Array, N: number, K: number, wordsPerGroup: 4 | 8 = 4): Q4Matrix {
   const G = Math.ceil(K / 32);
   const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
   return {
     N, K, G,
-    qweight: new Uint32Array(aligned.buffer, aligned.byteOffset, N * G * 4),
-    scales: new Uint16Array(aligned.buffer, aligned.byteOffset + N * G * 16, N * G),
+    qweight: new Uint32Array(aligned.buffer, aligned.byteOffset, N * G * wordsPerGroup),
+    scales: new Uint16Array(aligned.buffer, aligned.byteOffset + N * G * wordsPerGroup * 4, N * G),
   };
 }
 

@@ -1,10 +1,10 @@
 import type { LlamaConfig } from '../config.ts';
-import type { WeightFormat } from '../api.ts';
+import type { LmHeadFormat, WeightFormat } from '../api.ts';
 import { InvalidInputError, throwIfAborted } from '../errors.ts';
 import { cpuTensor, type CpuTensorReader } from '../cache/cpu-io.ts';
 import type { LoraWeights } from '../lora/adapter.ts';
 import { ropeInvFreq, ropeTables } from '../rope.ts';
-import { layerWeightNames, lmHeadName } from '../weights-plan.ts';
+import { embedFormat, layerWeightNames, lmHeadName, resolveLmHead, type MatrixFormat } from '../weights-plan.ts';
 import { LayerWorkspace, layerForward } from './layer.ts';
 import { embedding, matmul, rmsnorm } from './ops.ts';
 
@@ -37,7 +37,8 @@ export interface CpuBase {
 /**
  * The CPU reference Llama: plain TypeScript, f32, with a KV cache. The oracle the WebGPU path is
  * tested against, and a slow fallback for tiny models. With `weights: 'q4'` the projections are
- * quantized and dequantized exactly as the GPU stores them, so it is also the 4-bit oracle.
+ * quantized and dequantized exactly as the GPU stores them, so it is also the 4-bit oracle; the
+ * lm_head (and a tied embedding) likewise in its own format (`lmHead`, default resolveLmHead).
  * With a LoRA adapter (see withLora) the adapter is read live: training it in place changes the
  * next forward; projections whose B is exactly zero skip the LoRA term, so an untrained or reset
  * adapter gives logits bit-identical to the base model's.
@@ -71,15 +72,16 @@ export class CpuLlama implements CpuBase {
    * Loads the weights from a checkpoint, or from a cache-aware reader (models/cache/cpu-io.ts):
    * cached tensors are taken as they are, others quantized here and written through to its sink.
    */
-  static async load(config: LlamaConfig, reader: TensorReader | CpuTensorReader, opts: { weights: WeightFormat; maxContext: number; signal?: AbortSignal; onTensor?: (name: string) => void }): Promise<CpuLlama> {
+  static async load(config: LlamaConfig, reader: TensorReader | CpuTensorReader, opts: { weights: WeightFormat; lmHead?: LmHeadFormat; maxContext: number; signal?: AbortSignal; onTensor?: (name: string) => void }): Promise<CpuLlama> {
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = config;
-    const tensor = async (name: string, shape: [number, number] | null) => {
+    const head = resolveLmHead(opts.weights, opts.lmHead);
+    const tensor = async (name: string, shape: [number, number] | null, format: MatrixFormat = opts.weights) => {
       throwIfAborted(opts.signal);
       opts.onTensor?.(name);
-      return cpuTensor(reader, name, shape ? opts.weights : 'f32', shape, opts.signal);
+      return cpuTensor(reader, name, shape ? format : 'f32', shape, opts.signal);
     };
     const read = (name: string) => tensor(name, null);
-    const proj = (name: string, N: number, K: number) => tensor(name, [N, K]);
+    const proj = (name: string, N: number, K: number, format?: MatrixFormat) => tensor(name, [N, K], format);
     const layers: CpuLayer[] = [];
     for (let l = 0; l < config.numLayers; l++) {
       const n = layerWeightNames(l);
@@ -95,8 +97,8 @@ export class CpuLlama implements CpuBase {
         down: await proj(n.down, C, F),
       });
     }
-    const embed = await proj('model.embed_tokens.weight', V, C);
-    const lmHead = config.tieWordEmbeddings ? embed : await proj(lmHeadName(config), V, C);
+    const embed = await proj('model.embed_tokens.weight', V, C, embedFormat(config, opts.weights, head));
+    const lmHead = config.tieWordEmbeddings ? embed : await proj(lmHeadName(config), V, C, head);
     return new CpuLlama(config, { embed, layers, norm: await read('model.norm.weight'), lmHead }, opts.maxContext);
   }
 

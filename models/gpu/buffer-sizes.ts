@@ -6,6 +6,7 @@
 import type { LlamaConfig, Projection } from '../config.ts';
 import { PROJECTIONS } from '../config.ts';
 import { Q4_GROUP } from '../quant/q4.ts';
+import type { MatrixFormat } from '../weights-plan.ts';
 
 /** How a buffer is used: bound as storage, bound as a uniform, or mapped for reading. */
 export type BufferKind = 'storage' | 'uniform' | 'readback';
@@ -44,20 +45,20 @@ export interface RowBlock {
   rows: number;
 }
 
-/** Bytes per row of the largest buffer of an (N, K) matrix: f32 rows, or a q4 row's packed nibbles. */
-function largestRowBytes(K: number, format: 'f32' | 'q4'): number {
-  return format === 'f32' ? K * 4 : Math.ceil(K / Q4_GROUP) * 16;
+/** Bytes per row of the largest buffer of an (N, K) matrix: f32 rows, or a q4 / q8 row's packed weights. */
+function largestRowBytes(K: number, format: MatrixFormat): number {
+  return format === 'f32' ? K * 4 : Math.ceil(K / Q4_GROUP) * (format === 'q8' ? 32 : 16);
 }
 
 /**
  * How a weight matrix (N, K) is split into row blocks so every buffer fits `limits`: one block
  * when it fits whole (or without limits), else the fewest blocks of an even row count (q4 scales
  * pack two per u32, so an even row count keeps every block's scales on whole words of the
- * tensor's byte stream). When even two rows do not fit, one block: the memory plan names it.
+ * tensor's byte stream; q8 likewise). When even two rows do not fit, one block: the memory plan names it.
  * @example matrixBlocks(128256, 4096, 'q4', { maxBufferSize: 2 ** 32, maxStorageBufferBindingSize: 2 ** 27 });
  *   // [{ r0: 0, rows: 64128 }, { r0: 64128, rows: 64128 }]
  */
-export function matrixBlocks(N: number, K: number, format: 'f32' | 'q4', limits?: BindingLimits): RowBlock[] {
+export function matrixBlocks(N: number, K: number, format: MatrixFormat, limits?: BindingLimits): RowBlock[] {
   if (!limits) return [{ r0: 0, rows: N }];
   const rowBytes = largestRowBytes(K, format);
   const maxRows = Math.floor(bindingLimit(limits) / rowBytes / 2) * 2;
@@ -70,10 +71,10 @@ export function matrixBlocks(N: number, K: number, format: 'f32' | 'q4', limits?
 }
 
 /**
- * The label of a weight buffer: `name` (+ ' q4' / ' scales'), with ' #i' for block i of a split matrix.
+ * The label of a weight buffer: `name` (+ ' q4' / ' q8' / ' scales'), with ' #i' for block i of a split matrix.
  * @example blockLabel('lm_head.weight', ' q4', 1, 2); // 'lm_head.weight q4 #1'
  */
-export function blockLabel(name: string, part: '' | ' q4' | ' scales', block: number, blocks: number): string {
+export function blockLabel(name: string, part: '' | ' q4' | ' q8' | ' scales', block: number, blocks: number): string {
   return blocks === 1 ? name + part : `${name}${part} #${block}`;
 }
 
@@ -112,6 +113,24 @@ export const QUANTIZE_PARAMS_BYTES = 16;
 export function q4BufferBytes(N: number, K: number): { qweight: number; scales: number } {
   const G = Math.ceil(K / Q4_GROUP);
   return { qweight: N * G * 16, scales: Math.ceil((N * G) / 2) * 4 };
+}
+
+/**
+ * The two GPU buffers of an 8-bit matrix (N, K) (models/quant/q8.ts): int8 weights (32 bytes per
+ * group of 32) and f16 scales stored two per u32.
+ * @example q8BufferBytes(128256, 4096); // { qweight: 525336576, scales: 32833536 }
+ */
+export function q8BufferBytes(N: number, K: number): { qweight: number; scales: number } {
+  const G = Math.ceil(K / Q4_GROUP);
+  return { qweight: N * G * 32, scales: Math.ceil((N * G) / 2) * 4 };
+}
+
+/**
+ * The packed-weight and scale buffers of a quantized (N, K) matrix in `format`.
+ * @example quantBufferBytes('q8', 512, 64); // { qweight: 32768, scales: 2048 }
+ */
+export function quantBufferBytes(format: 'q4' | 'q8', N: number, K: number): { qweight: number; scales: number } {
+  return format === 'q8' ? q8BufferBytes(N, K) : q4BufferBytes(N, K);
 }
 
 /** Budget for the attention score matrix (H, maxBatch, maxContext) f32: bounds the prefill chunk. */
@@ -201,16 +220,44 @@ export function lossHeadChunks(maxTokens: number, vocabSize: number, chunkRows?:
   return { chunkRows: rows, rowsPadded, chunks: Math.ceil(maxTokens / rows) };
 }
 
+/** Storage bindings start at multiples of this many bytes (WebGPU's default minStorageBufferOffsetAlignment). */
+export const STORAGE_OFFSET_ALIGN = 256;
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/**
+ * The trainer's attention runs in blocks of query rows (GpuTrainer; the probabilities of one block
+ * are (H, rows, P <= maxTokens) f32, so they grow linearly with the length, not with its square).
+ * Rows are a multiple of `unit`, so every block's q/att (actBytes) and dq/datt (f32) bindings start
+ * on STORAGE_OFFSET_ALIGN. By default the block fills the model's prefill score buffer (H,
+ * maxBatch, maxContext) f32 (`scoresBytes`), which is idle while training: then `probsBytes` is 0
+ * (no buffer of its own). Requested `rows` (a multiple of `unit`), or a score buffer too small for
+ * one unit, gives the trainer its own (H, rows, maxTokens) buffer when the shared one cannot hold it.
+ * @example trainerAttentionBlocks(finemedLayerConfig(32, 128256), 1024, 2, 32 * 256 * 4096 * 4);
+ *   // { rows: 1024, blocks: 1, unit: 1, probsBytes: 0 }
+ */
+export function trainerAttentionBlocks(config: LlamaConfig, maxTokens: number, actBytes: number, scoresBytes: number, rows?: number): { rows: number; blocks: number; unit: number; probsBytes: number } {
+  const H = config.numHeads, HD = H * config.headDim;
+  const unit = STORAGE_OFFSET_ALIGN / gcd(STORAGE_OFFSET_ALIGN, HD * Math.min(actBytes, 4));
+  const perRow = H * maxTokens * 4;
+  const fit = Math.floor(scoresBytes / perRow / unit) * unit;
+  const whole = Math.ceil(maxTokens / unit) * unit;
+  const r = Math.min(whole, rows ?? Math.max(unit, fit));
+  return { rows: r, blocks: Math.ceil(maxTokens / r), unit, probsBytes: r * perRow <= scoresBytes ? 0 : r * perRow };
+}
+
 /**
  * GpuTrainer's buffers made in allocate(), keyed by label. Two entries stand for several buffers:
  * `ttt x` is each layer's saved input (numLayers + 1 buffers `ttt x0`..), `xa` the saved x A^T of
- * each target (`xa q_proj`, ...).
- * @example trainerBuffers(config, 1024, 8, 2, lossHeadChunks(1024, config.vocabSize)).probs.bytes;
+ * each target (`xa q_proj`, ...). `probs` (the attention probabilities of a query block) is
+ * there only when the block does not fit the model's score buffer (trainerAttentionBlocks).
+ * @example trainerBuffers(config, 1024, 8, 2, lossHeadChunks(1024, config.vocabSize), { probsBytes: 0 }).dact.bytes;
  */
-export function trainerBuffers(config: LlamaConfig, maxTokens: number, rank: number, actBytes: number, head: { chunkRows: number; rowsPadded: number }) {
+export function trainerBuffers(config: LlamaConfig, maxTokens: number, rank: number, actBytes: number, head: { chunkRows: number; rowsPadded: number }, attention: { probsBytes: number }) {
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = config;
   const Tm = maxTokens, e = actBytes, { chunkRows, rowsPadded } = head;
   const s = (bytes: number): BufferSpec => ({ bytes, kind: 'storage' });
+  const probs: { probs?: BufferSpec } = attention.probsBytes ? { probs: s(attention.probsBytes) } : {};
   return {
     'ttt run': { bytes: 16, kind: 'uniform' } as BufferSpec,
     'ttt ids': s(Tm * 4),
@@ -223,7 +270,7 @@ export function trainerBuffers(config: LlamaConfig, maxTokens: number, rank: num
     'ttt loss': s(16),
     'ttt readback': { bytes: 16, kind: 'readback' } as BufferSpec,
     xn1: s(Tm * C * e), q: s(Tm * H * D * e), k: s(Tm * KV * D * e), 'k rotated': s(Tm * KV * D * e),
-    v: s(Tm * KV * D * e), probs: s(H * Tm * Tm * 4), att: s(Tm * H * D * e),
+    v: s(Tm * KV * D * e), ...probs, att: s(Tm * H * D * e),
     x1: s(Tm * C * e), xn2: s(Tm * C * e), gate: s(Tm * F * e), up: s(Tm * F * e), act: s(Tm * F * e),
     dx: s(Tm * C * 4), dxn: s(Tm * C * 4), dq: s(Tm * H * D * 4), dk: s(Tm * KV * D * 4),
     dv: s(Tm * KV * D * 4), datt: s(Tm * H * D * 4), dact: s(Tm * F * 4), dup: s(Tm * F * 4),

@@ -39,6 +39,18 @@ export interface LayerBuffers {
   xOut: GPUBuffer; // (T, C) layer output: down(act) + x1 (may be xIn, which is read before)
 }
 
+type Binding = GPUBuffer | GPUBufferBinding;
+
+/** What one attention (attentionSteps) binds: the run (T, start, P), q and att rows, caches, scores. */
+export interface AttentionBuffers {
+  run: GPUBuffer;
+  q: Binding; // (T, H*D) after RoPE
+  kCache: Binding; // (>= P, KV, D) rotated keys
+  vCache: Binding; // (>= P, KV, D) values
+  scores: Binding; // (H, T, P) f32: the probs once softmax ran
+  att: Binding; // (T, H*D) output
+}
+
 export interface LayerStepOptions {
   /** Run-parameter buffer (T, start, P) the steps bind. */
   run: GPUBuffer;
@@ -106,6 +118,16 @@ export class LayerEncoder {
 
   /** The forward steps of layer `l` (weights `L`) over `b`, labelled `L<l> <step>`. */
   async steps(l: number, L: GpuLayer, b: LayerBuffers, o: LayerStepOptions): Promise<Step[]> {
+    const p = await this.parts(l, L, b, o);
+    return [...p.pre, ...p.attention, ...p.post];
+  }
+
+  /**
+   * The forward of layer `l` in three parts: before attention (norm1 .. rope k [-> v cache]), the
+   * attention (scores, softmax, values; see attentionSteps) and after it (o .. residual2). The
+   * trainer runs the attention part per block of queries between the other two.
+   */
+  async parts(l: number, L: GpuLayer, b: LayerBuffers, o: LayerStepOptions): Promise<{ pre: Step[]; attention: Step[]; post: Step[] }> {
     const m = this.m, p = this.pipelines, u = this.uniforms;
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D } = m.config;
     const step = (name: string, pipeline: GPUComputePipeline, buffers: (GPUBuffer | null)[], grid: Step['grid']): Step =>
@@ -128,9 +150,8 @@ export class LayerEncoder {
     s.push(step('rope q', p.ropeQ, [u.ropeQ, m.ropeCos, m.ropeSin, b.q], elements((T) => T * H * D / 2, 256)));
     s.push(step('rope k', p.ropeK, [u.ropeK, m.ropeCos, m.ropeSin, b.k, b.kCache], elements((T) => T * KV * D / 2, 256))); // kCache rows start.. (T, KV, D)
     if (b.vCache !== b.v) s.push(step('v cache', p.copy, [u.widthKvD, b.v, b.vCache], elements((T) => T * KV * D, 256)));
-    s.push(step('scores', p.scores, [u.attention, b.q, b.kCache, b.scores], (T, P) => [Math.ceil(P / 64), T, H])); // (H, T, P)
-    s.push(step('softmax', p.softmax, [b.scores], (T) => [T, H, 1]));
-    s.push(step('attn values', p.values, [u.attention, b.scores, b.vCache, b.att], elements((T) => T * H * D, 64))); // att (T, H*D)
+    const pre = s.splice(0);
+    const attention = this.attentionSteps(`L${l}`, { run: o.run, q: b.q, kCache: b.kCache, vCache: b.vCache, scores: b.scores, att: b.att });
     s.push(...await proj('o', b.att, L.o, b.x1, 'o_proj')); // x1 (T, C) = o(att)
     s.push(step('residual1', p.add, [u.widthC, b.x1, b.xIn], elements((T) => T * C, 256))); // x1 += xIn
     s.push(step('norm2', p.norm, [u.norm, b.x1, L.postNorm, b.xn2], rows)); // xn2 (T, C)
@@ -140,6 +161,25 @@ export class LayerEncoder {
     s.push(step('swiglu', p.swiglu, [u.widthF, b.act, b.up], elements((T) => T * F, 256))); // act (T, F) = silu(act) * up
     s.push(...await proj('down', b.act, L.down, b.xOut, 'down_proj')); // xOut (T, C) = down(act)
     s.push(step('residual2', p.add, [u.widthC, b.xOut, b.x1], elements((T) => T * C, 256))); // xOut += x1
-    return s;
+    return { pre, attention, post: s };
+  }
+
+  /**
+   * Causal attention of T queries at positions start..start+T-1 (the run buffer) over P = start + T
+   * keys: scores (H, T, P) = q k^T scale, softmax in place, att (T, H*D) = probs V. The query-side
+   * bindings (q, att) hold the T rows; the caches hold the keys from row 0. Labelled `<prefix> <step>`.
+   * @example
+   *   const [scores, softmax, values] = layer.attentionSteps('block 1', { run, q: { buffer: q, offset, size }, kCache, vCache, scores, att });
+   */
+  attentionSteps(prefix: string, b: AttentionBuffers): Step[] {
+    const m = this.m, p = this.pipelines, u = this.uniforms;
+    const { numHeads: H, headDim: D } = m.config;
+    const step = (name: string, pipeline: GPUComputePipeline, buffers: Binding[], grid: Step['grid']): Step =>
+      ({ label: `${prefix} ${name}`, pipeline, bind: m.bind(pipeline, [b.run, ...buffers]), grid });
+    return [
+      step('scores', p.scores, [u.attention, b.q, b.kCache, b.scores], (T, P) => [Math.ceil(P / 64), T, H]), // (H, T, P)
+      step('softmax', p.softmax, [b.scores], (T) => [T, H, 1]),
+      step('attn values', p.values, [u.attention, b.scores, b.vCache, b.att], (T) => grid1D(T * H * D, 64)), // att (T, H*D)
+    ];
   }
 }

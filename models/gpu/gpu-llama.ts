@@ -1,10 +1,10 @@
 import type { LlamaConfig } from '../config.ts';
 import type { Checkpoint } from '../checkpoint.ts';
 import { checkpointTensors, isTensorSource, type TensorSource } from '../cache/tensor-source.ts';
-import type { MemoryReport, WeightFormat } from '../api.ts';
+import type { LmHeadFormat, MemoryReport, WeightFormat } from '../api.ts';
 import { InvalidInputError, throwIfAborted } from '../errors.ts';
 import { ropeInvFreq, ropeTables } from '../rope.ts';
-import { layerWeightNames, lmHeadName } from '../weights-plan.ts';
+import { embedFormat, layerWeightNames, lmHeadName, resolveLmHead } from '../weights-plan.ts';
 import { GpuAllocator, usageOf } from './allocator.ts';
 import { allLogitsBytes, allLogitsRows, defaultMaxBatch, forwardActivationBuffers, kvCacheBytes, loraScratchBytes, packUniform, uniformKey } from './buffer-sizes.ts';
 import type { GpuContext } from './device.ts';
@@ -65,6 +65,8 @@ interface Activations {
 
 export interface GpuLoadOptions {
   weights: WeightFormat;
+  /** The lm_head's format (and a tied embedding's, one shared buffer); default resolveLmHead(weights). */
+  lmHead?: LmHeadFormat;
   maxContext: number;
   /** Tokens per prefill chunk; default from the attention-score budget (tests set it small). */
   maxBatch?: number;
@@ -84,6 +86,8 @@ export class GpuLlama {
   readonly maxContext: number;
   readonly maxBatch: number;
   readonly weightFormat: WeightFormat;
+  /** The lm_head's format (a tied embedding shares its buffer, so it is the embedding's too). */
+  readonly lmHeadFormat: LmHeadFormat;
   /** @internal shared with GpuTrainer */
   readonly device: GPUDevice;
   /** @internal */
@@ -122,6 +126,7 @@ export class GpuLlama {
     this.pipelines = new PipelineCache(ctx.device);
     this.maxContext = opts.maxContext;
     this.weightFormat = opts.weights;
+    this.lmHeadFormat = resolveLmHead(opts.weights, opts.lmHead);
     this.shader = { f16: ctx.f16 };
     this.maxBatch = opts.maxBatch ?? defaultMaxBatch(config, opts.maxContext, ctx.limits);
   }
@@ -138,7 +143,7 @@ export class GpuLlama {
     const src = isTensorSource(ckpt) ? ckpt : checkpointTensors(ckpt);
     const m = new GpuLlama(src.config, ctx, opts);
     // Refuse what cannot fit (DeviceLimitsError) before anything is allocated.
-    assertPlanFits(planMemory(src.config, { weights: opts.weights, precision: m.precision, maxContext: m.maxContext, maxBatch: m.maxBatch, limits: ctx.limits }), ctx.limits);
+    assertPlanFits(planMemory(src.config, { weights: opts.weights, lmHead: m.lmHeadFormat, precision: m.precision, maxContext: m.maxContext, maxBatch: m.maxBatch, limits: ctx.limits }), ctx.limits);
     try {
       await m.upload(src, opts);
       await m.allocateActivations();
@@ -175,8 +180,10 @@ export class GpuLlama {
       };
       this.layers.push(layer);
     }
-    this.embed = await up.matrix('model.embed_tokens.weight', V, C, fmt);
-    this.lmHead = c.tieWordEmbeddings ? this.embed : await up.matrix(lmHeadName(c), V, C, fmt);
+    // A tied embedding is the lm_head: one buffer in the head's format serves the lookup and the
+    // head (no second copy; only small models tie, the 8B model's head is its own matrix).
+    this.embed = await up.matrix('model.embed_tokens.weight', V, C, embedFormat(c, fmt, this.lmHeadFormat));
+    this.lmHead = c.tieWordEmbeddings ? this.embed : await up.matrix(lmHeadName(c), V, C, this.lmHeadFormat);
     this.norm = await up.vector('model.norm.weight');
     await up.finish();
     throwIfAborted(opts.signal);
@@ -353,6 +360,11 @@ export class GpuLlama {
   /** Tokens per chunk of an allLogits forward (its (rows, V) logits buffer within the binding limit). */
   private get allLogitsRows(): number {
     return allLogitsRows(this.config, this.maxBatch, this.ctx.limits);
+  }
+
+  /** @internal The prefill score buffer (H, maxBatch, maxContext) f32: idle while training, GpuTrainer's attention probabilities. */
+  get scoresBuffer(): GPUBuffer {
+    return this.act.scores;
   }
 
   resetCache(): void {

@@ -1,11 +1,12 @@
 import type { Projection } from '../config.ts';
 import { AbortError, InvalidInputError, throwIfAborted } from '../errors.ts';
+import { assertPlanFits, planMemory } from '../memory-plan.ts';
 import type { LoraWeights } from '../lora/adapter.ts';
 import type { AdamOptions } from '../optim/adam.ts';
 import { validateTrainingSequence } from '../ttt/validate.ts';
 import type { GpuLayer, GpuLlama, Step } from './gpu-llama.ts';
 import { usageOf } from './allocator.ts';
-import { lossHeadChunks, trainerBuffers, trainerMaxTokens } from './buffer-sizes.ts';
+import { lossHeadChunks, trainerAttentionBlocks, trainerBuffers, trainerMaxTokens } from './buffer-sizes.ts';
 import { LayerEncoder, type LayerBuffers } from './gpu-layer.ts';
 import { GpuLora, type LoraSlot } from './gpu-lora.ts';
 import type { GpuMatrix } from './gpu-weights.ts';
@@ -20,8 +21,15 @@ import { matmulParams } from './wgsl/matmul.ts';
 /** At most this many dispatches in one command buffer where a unit allows (a layer's backward is ~80). */
 export const MAX_DISPATCHES_PER_SUBMIT = 256;
 
-/** Steps encoded with one token count (a loss-head chunk runs with its own row count). */
-interface Unit { steps: Step[]; T: number }
+/** Steps encoded with one token count (a loss-head chunk or an attention block runs with its own rows, and keys P, default T). */
+interface Unit { steps: Step[]; T: number; P?: number }
+/**
+ * One block of query rows of the attention (all layers share the workspace, so one set serves
+ * every layer): its run uniform (rows, t0, t0 + rows), the forward (scores, softmax, values), the
+ * backward when it is the first one run (the probs are still there from the forward; dk, dv
+ * written) and otherwise (scores and softmax recomputed, dk, dv accumulated).
+ */
+interface AttentionBlock { run: GPUBuffer; fwd: Step[]; first: Step[]; rest: Step[] }
 /** One command buffer of a step, encoded only when its turn to be submitted comes. */
 type Segment = () => GPUCommandBuffer;
 
@@ -35,6 +43,18 @@ function packUnits(units: Unit[], max: number): Unit[][] {
     n += u.steps.length;
   }
   return groups;
+}
+
+export interface GpuTrainerOptions {
+  /** Tokens of the longest training sequence (default 1024, at most the model's context). */
+  maxTokens?: number;
+  /** Loss-head rows per chunk (a positive multiple of 64; default from LOGITS_BUDGET and the limits). */
+  chunkRows?: number;
+  /**
+   * Query rows per attention block (default: as many as the model's prefill score buffer holds,
+   * which the trainer then borrows; see trainerAttentionBlocks). Memory (H, rows, maxTokens) f32.
+   */
+  queryRows?: number;
 }
 
 export interface GpuTrainOptions extends AdamOptions {
@@ -58,7 +78,7 @@ interface Work {
   k: GPUBuffer; // (T, KV*D) before RoPE
   kr: GPUBuffer; // (T, KV, D) after RoPE: the layer's key cache
   v: GPUBuffer; // (T, KV*D)
-  probs: GPUBuffer; // (H, T, T) f32 softmax; the backward turns it into dS in place
+  probs: GPUBuffer; // (H, rows, P) f32 softmax of one query block; the backward turns it into dS in place
   att: GPUBuffer; // (T, H*D)
   x1: GPUBuffer; // (T, C) residual after attention
   xn2: GPUBuffer; // (T, C) post-attention norm output
@@ -74,7 +94,10 @@ interface Work {
  * Test-time training on WebGPU: Adam on the LoRA parameters of a GpuLlama, with the base weights
  * frozen (f32 or 4-bit). One step = forward from position 0 keeping only each layer's input
  * (gradient checkpointing), the loss head in row chunks (lm_head, cross-entropy, its input
- * gradient), then per layer in reverse: recompute the layer, backward through it. Gradients and
+ * gradient), then per layer in reverse: recompute the layer, backward through it. The attention
+ * runs in blocks of query rows (forward in order, backward from the last block, whose probs the
+ * recompute leaves in place, to the first), so its probabilities take (H, rows, T) f32 in the
+ * model's idle prefill score buffer: memory linear in T, not quadratic. Gradients and
  * moments live in GpuLora's flat buffers, so the optimizer is three dispatches and the loss is the
  * only readback of a step.
  *
@@ -105,8 +128,12 @@ export class GpuTrainer {
   /** Loss-head chunks of `chunkRows` rows: own run/CE uniforms, steps lm_head -> CE -> dhn rows. */
   private chunks: { run: GPUBuffer; ce: GPUBuffer; steps: Step[] }[] = [];
   private embedSteps: Step[] = [];
-  private layerFwd: Step[][] = [];
-  private layerBwd: Step[][] = [];
+  private layerPre: Step[][] = []; // per layer: the forward up to the attention
+  private layerPost: Step[][] = []; // per layer: the forward after the attention
+  private bwdHead: Step[][] = []; // per layer: the backward down to d att
+  private bwdTail: Step[][] = []; // per layer: the backward from dq, dk, dv to d input
+  private attnBlocks: AttentionBlock[] = [];
+  private attnRows = 0;
   private headSteps: Step[] = [];
   private headTail: Step[] = [];
   private adamSteps: Step[] = [];
@@ -127,15 +154,20 @@ export class GpuTrainer {
   }
 
   /** Uploads `lora`, attaches it to the model for generation, and builds the training passes. */
-  static async create(m: GpuLlama, lora: LoraWeights, opts: { maxTokens?: number; chunkRows?: number } = {}): Promise<GpuTrainer> {
+  static async create(m: GpuLlama, lora: LoraWeights, opts: GpuTrainerOptions = {}): Promise<GpuTrainer> {
     const maxTokens = trainerMaxTokens(opts.maxTokens, m.maxContext);
     if (lora.layers.length !== m.config.numLayers) throw new InvalidInputError(`The adapter has ${lora.layers.length} layers; the model has ${m.config.numLayers}.`);
     if (opts.chunkRows !== undefined && (opts.chunkRows <= 0 || opts.chunkRows % 64 !== 0)) throw new InvalidInputError(`chunkRows must be a positive multiple of 64, got ${opts.chunkRows}.`);
+    const { unit } = trainerAttentionBlocks(m.config, maxTokens, m.shader.f16 ? 2 : 4, m.scoresBuffer.size);
+    if (opts.queryRows !== undefined && (!Number.isInteger(opts.queryRows) || opts.queryRows <= 0 || opts.queryRows % unit !== 0)) throw new InvalidInputError(`queryRows must be a positive multiple of ${unit} for this model, got ${opts.queryRows}.`);
+    // A length whose buffers break this GPU's limits is refused (DeviceLimitsError) before anything is allocated.
+    const ttt = { rank: lora.config.rank, alpha: lora.config.alpha, targets: lora.config.targets, maxTokens, chunkRows: opts.chunkRows, queryRows: opts.queryRows };
+    assertPlanFits(planMemory(m.config, { weights: m.weightFormat, lmHead: m.lmHeadFormat, precision: m.precision, maxContext: m.maxContext, maxBatch: m.maxBatch, ttt, limits: m.ctx.limits }), m.ctx.limits);
     const { result: t, buffers } = await m.alloc.collect(async () => {
       const gl = GpuLora.create(m.device, m.alloc, lora);
       const trainer = new GpuTrainer(m, gl, structuredClone(lora), maxTokens);
       await m.attachLora(gl); // first: the training passes reuse the model's LoRA steps
-      await trainer.allocate(opts.chunkRows);
+      await trainer.allocate(opts.chunkRows, opts.queryRows);
       await trainer.build();
       return trainer;
     });
@@ -154,15 +186,20 @@ export class GpuTrainer {
     this.owned = [];
   }
 
-  private async allocate(chunkRows?: number): Promise<void> {
-    const c = this.m.config, Tm = this.maxTokens;
+  private async allocate(chunkRows?: number, queryRows?: number): Promise<void> {
+    const c = this.m.config, Tm = this.maxTokens, e = this.m.shader.f16 ? 2 : 4;
     const head = lossHeadChunks(Tm, c.vocabSize, chunkRows, this.m.ctx.limits);
     this.chunkRows = head.chunkRows;
+    // The attention probabilities of one query block live in the model's idle prefill score buffer
+    // when they fit there, else in a buffer of the trainer's own.
+    const attn = trainerAttentionBlocks(c, Tm, e, this.m.scoresBuffer.size, queryRows);
+    this.attnRows = attn.rows;
     // Sizes from buffer-sizes.ts, which the memory plan (models/memory-plan.ts) reads too.
-    const sizes = trainerBuffers(c, Tm, this.lora.config.rank, this.m.shader.f16 ? 2 : 4, head);
+    const sizes = trainerBuffers(c, Tm, this.lora.config.rank, e, head, attn);
     const alloc = this.m.alloc;
     await alloc.guarded('TTT buffers', () => {
-      const a = (key: keyof typeof sizes, label: string = key) => alloc.create(label, sizes[key].bytes, 'activations', usageOf(sizes[key].kind));
+      const a = (key: Exclude<keyof typeof sizes, 'probs'>, label: string = key) => alloc.create(label, sizes[key].bytes, 'activations', usageOf(sizes[key].kind));
+      const probs = sizes.probs ? alloc.create('probs', sizes.probs.bytes, 'activations', usageOf(sizes.probs.kind)) : this.m.scoresBuffer;
       this.run = a('ttt run');
       this.ids = a('ttt ids');
       this.targets = a('ttt targets');
@@ -174,7 +211,7 @@ export class GpuTrainer {
       this.lossOut = a('ttt loss');
       this.readback = a('ttt readback');
       this.w = {
-        xn1: a('xn1'), q: a('q'), k: a('k'), kr: a('k rotated'), v: a('v'), probs: a('probs'), att: a('att'),
+        xn1: a('xn1'), q: a('q'), k: a('k'), kr: a('k rotated'), v: a('v'), probs, att: a('att'),
         x1: a('x1'), xn2: a('xn2'), gate: a('gate'), up: a('up'), act: a('act'),
         dx: a('dx'), dxn: a('dxn'), dq: a('dq'), dk: a('dk'), dv: a('dv'), datt: a('datt'), dact: a('dact'), dup: a('dup'),
         dxa: a('dxa'),
@@ -188,8 +225,8 @@ export class GpuTrainer {
     return this.m.pipelines.get(label, code);
   }
 
-  private step(label: string, p: GPUComputePipeline, buffers: (GPUBuffer | GPUBufferBinding | null)[], grid: (T: number) => [number, number, number]): Step {
-    return { label, pipeline: p, bind: this.m.bind(p, buffers), grid: (T) => grid(T) };
+  private step(label: string, p: GPUComputePipeline, buffers: (GPUBuffer | GPUBufferBinding | null)[], grid: Step['grid']): Step {
+    return { label, pipeline: p, bind: this.m.bind(p, buffers), grid };
   }
 
   /**
@@ -252,15 +289,35 @@ export class GpuTrainer {
     const normB = await this.pipe('rmsnorm bwd', rmsnormBackwardWgsl(bo));
     const ropeB = await this.pipe('rope bwd', ropeBackwardWgsl(bo));
     const dvP = await this.pipe('attn dv', attnBackwardDvWgsl(bo));
+    const dvAccP = await this.pipe('attn dv +=', attnBackwardDvWgsl({ ...bo, accumulate: true }));
     const dsP = await this.pipe('attn ds', attnBackwardScoresWgsl(bo));
     const dqP = await this.pipe('attn dq', attnBackwardDqWgsl(bo));
     const dkP = await this.pipe('attn dk', attnBackwardDkWgsl(bo));
+    const dkAccP = await this.pipe('attn dk +=', attnBackwardDkWgsl({ ...bo, accumulate: true }));
     const swigluB = await this.pipe('swiglu bwd', swigluBackwardWgsl(bo));
 
     // The backward binds the forward's uniforms (same layouts).
     const { norm: normP, widthF: wF, ropeQ: ropeQP, ropeK: ropeKP, attention: attP } = layer.uniforms;
     const rows = (T: number): [number, number, number] => [T, 1, 1];
     this.embedSteps = await m.embedSteps(this.run, this.ids, this.xs[0]);
+
+    // Attention in blocks of query rows t0..t0+rows-1 over keys 0..t0+rows-1: the block's rows
+    // of q, att, datt and dq are bound at their offsets (rows keep them 256-byte aligned).
+    const R = this.attnRows, Tm = this.maxTokens, e = sh.f16 ? 2 : 4;
+    const keys: Step['grid'] = (_T, P) => grid1D(P * KV * D, 64);
+    for (let i = 0, t0 = 0; t0 < Tm; i++, t0 += R) {
+      const n = Math.min(R, Tm - t0), name = `attn block ${i}`;
+      const qRows = (buffer: GPUBuffer, bytes: number): GPUBufferBinding => ({ buffer, offset: t0 * H * D * bytes, size: n * H * D * bytes });
+      const run = m.alloc.create(`ttt attn run ${i}`, 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+      const fwd = layer.attentionSteps(name, { run, q: qRows(w.q, e), kCache: w.kr, vCache: w.v, scores: w.probs, att: qRows(w.att, e) });
+      const bwd = (acc: boolean): Step[] => [
+        this.step(`${name} dv`, acc ? dvAccP : dvP, [run, attP, w.probs, qRows(w.datt, 4), w.dv], keys), // dv (P, KV*D)
+        this.step(`${name} ds`, dsP, [run, attP, w.probs, qRows(w.datt, 4), w.v, qRows(w.att, e)], (T) => [T, H, 1]), // probs -> dS (H, rows, P)
+        this.step(`${name} dq`, dqP, [run, attP, w.probs, w.kr, qRows(w.dq, 4)], (T) => grid1D(T * H * D, 64)), // dq rows (rows, H*D)
+        this.step(`${name} dk`, acc ? dkAccP : dkP, [run, attP, w.probs, qRows(w.q, e), w.dk], keys), // dk (P, KV*D)
+      ];
+      this.attnBlocks.push({ run, fwd, first: bwd(false), rest: [...fwd.slice(0, 2), ...bwd(true)] });
+    }
 
     for (let l = 0; l < c.numLayers; l++) {
       const L: GpuLayer = m.layers[l];
@@ -273,7 +330,9 @@ export class GpuTrainer {
         xIn: xin, xn1: w.xn1, q: w.q, k: w.k, v: w.v, kCache: w.kr, vCache: w.v, scores: w.probs, att: w.att,
         x1: w.x1, xn2: w.xn2, gate: w.gate, up: w.up, act: w.act, xOut: xout,
       };
-      this.layerFwd.push(await layer.steps(l, L, buffers, { run: this.run, gated: false, maxTokens: this.maxTokens, xa }));
+      const parts = await layer.parts(l, L, buffers, { run: this.run, gated: false, maxTokens: this.maxTokens, xa });
+      this.layerPre.push(parts.pre);
+      this.layerPost.push(parts.post); // parts.attention (whole sequence at once) is replaced by the blocks
 
       // Backward of layer l; on entry w.dx = dL/d(layer output), on exit dL/d(layer input).
       const b: Step[] = [];
@@ -283,17 +342,14 @@ export class GpuTrainer {
       b.push(...await this.projBackward(`L${l} up`, w.dup, L.up, w.dxn, true, w.xn2, slot('up_proj'), xa('up_proj'))); // dxn (T, C)
       b.push(this.step(`L${l} norm2 bwd`, normB, [this.run, normP, w.x1, L.postNorm, w.dxn, w.dx], rows)); // dx (T, C) += d x1
       b.push(...await this.projBackward(`L${l} o`, w.dx, L.o, w.datt, false, w.att, slot('o_proj'), xa('o_proj'))); // datt (T, H*D)
-      b.push(this.step(`L${l} attn dv`, dvP, [this.run, attP, w.probs, w.datt, w.dv], (T) => grid1D(T * KV * D, 64))); // dv (T, KV*D)
-      b.push(this.step(`L${l} attn ds`, dsP, [this.run, attP, w.probs, w.datt, w.v, w.att], (T) => [T, H, 1])); // probs -> dS (H, T, T)
-      b.push(this.step(`L${l} attn dq`, dqP, [this.run, attP, w.probs, w.kr, w.dq], (T) => grid1D(T * H * D, 64))); // dq (T, H*D)
-      b.push(this.step(`L${l} attn dk`, dkP, [this.run, attP, w.probs, w.q, w.dk], (T) => grid1D(T * KV * D, 64))); // dk (T, KV*D)
+      this.bwdHead.push(b.splice(0)); // then the attention blocks: dv, dq, dk (T, ...)
       b.push(this.step(`L${l} rope q bwd`, ropeB, [this.run, ropeQP, m.ropeCos, m.ropeSin, w.dq], (T) => grid1D(T * H * D / 2, 256)));
       b.push(this.step(`L${l} rope k bwd`, ropeB, [this.run, ropeKP, m.ropeCos, m.ropeSin, w.dk], (T) => grid1D(T * KV * D / 2, 256)));
       b.push(...await this.projBackward(`L${l} q`, w.dq, L.q, w.dxn, false, w.xn1, slot('q_proj'), xa('q_proj')));
       b.push(...await this.projBackward(`L${l} k`, w.dk, L.k, w.dxn, true, w.xn1, slot('k_proj'), xa('k_proj')));
       b.push(...await this.projBackward(`L${l} v`, w.dv, L.v, w.dxn, true, w.xn1, slot('v_proj'), xa('v_proj'))); // dxn (T, C)
       b.push(this.step(`L${l} norm1 bwd`, normB, [this.run, normP, xin, L.inputNorm, w.dxn, w.dx], rows)); // dx (T, C) += d x
-      this.layerBwd.push(b);
+      this.bwdTail.push(b);
     }
 
     // Loss head: final norm on every row, then per chunk of rows lm_head -> cross-entropy (in
@@ -302,7 +358,6 @@ export class GpuTrainer {
     this.headSteps = [this.step('final norm', norm, [this.run, normP, xL, m.norm, this.hn], rows)];
     const ce = await this.pipe('cross entropy', crossEntropyWgsl());
     const nChunks = Math.ceil(this.maxTokens / this.chunkRows);
-    const e = sh.f16 ? 2 : 4;
     for (let i = 0; i < nChunks; i++) {
       const row0 = i * this.chunkRows, R = this.chunkRows;
       const run = this.m.alloc.create(`ttt chunk run ${i}`, 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
@@ -349,6 +404,10 @@ export class GpuTrainer {
     q.writeBuffer(this.ids, 0, Uint32Array.from(ids));
     q.writeBuffer(this.targets, 0, targets);
     q.writeBuffer(this.run, 0, new Uint32Array([T, 0, T, 0]));
+    this.attnBlocks.forEach((b, i) => {
+      const t0 = i * this.attnRows, rows = Math.max(0, Math.min(this.attnRows, T - t0));
+      q.writeBuffer(b.run, 0, new Uint32Array([rows, t0, t0 + rows, 0]));
+    });
     const invN = 1 / active;
     this.chunks.forEach((ch, i) => {
       const rows = Math.max(0, Math.min(this.chunkRows, T - i * this.chunkRows));
@@ -374,8 +433,14 @@ export class GpuTrainer {
    */
   private passSegments(T: number, backward: boolean): Segment[] {
     const whole = (steps: Step[]): Unit => ({ steps, T });
+    // The attention blocks holding queries < T: forward in order; backward from the last (whose
+    // probs the forward just left in place) to the first, the others recomputing theirs.
+    const R = this.attnRows, active = this.attnBlocks.slice(0, Math.ceil(T / R));
+    const block = (i: number, steps: Step[]): Unit => ({ steps, T: Math.min(R, T - i * R), P: Math.min(T, (i + 1) * R) });
+    const forward = (l: number): Unit[] => [whole(this.layerPre[l]), ...active.map((b, i) => block(i, b.fwd)), whole(this.layerPost[l])];
+    const attnBackward = active.map((b, i) => block(i, i === active.length - 1 ? b.first : b.rest)).reverse();
     const parts: { label: string; units: Unit[]; lossCopy?: boolean }[] = [];
-    this.layerFwd.forEach((f, l) => parts.push({ label: `forward ${l}`, units: l === 0 ? [whole(this.embedSteps), whole(f)] : [whole(f)] }));
+    this.layerPre.forEach((_, l) => parts.push({ label: `forward ${l}`, units: l === 0 ? [whole(this.embedSteps), ...forward(l)] : forward(l) }));
     const head: Unit[] = [whole(this.headSteps)];
     this.chunks.forEach((ch, i) => {
       const rows = Math.min(this.chunkRows, T - i * this.chunkRows);
@@ -385,7 +450,7 @@ export class GpuTrainer {
     const headParts = packUnits(head, MAX_DISPATCHES_PER_SUBMIT);
     headParts.forEach((units, i) => parts.push({ label: 'loss head', units, lossCopy: i === headParts.length - 1 }));
     if (backward) {
-      for (let l = this.layerFwd.length - 1; l >= 0; l--) parts.push({ label: `backward ${l}`, units: [whole(this.layerFwd[l]), whole(this.layerBwd[l])] }); // recompute, then backward
+      for (let l = this.layerPre.length - 1; l >= 0; l--) parts.push({ label: `backward ${l}`, units: [...forward(l), whole(this.bwdHead[l]), ...attnBackward, whole(this.bwdTail[l])] }); // recompute, then backward
     }
     return parts.map((part, i) => () => {
       const enc = this.device.createCommandEncoder({ label: `ttt ${part.label}` });
@@ -394,7 +459,7 @@ export class GpuTrainer {
         enc.clearBuffer(this.w.dx);
       }
       const pass = enc.beginComputePass();
-      for (const u of part.units) this.m.encode(pass, u.steps, u.T, u.T);
+      for (const u of part.units) this.m.encode(pass, u.steps, u.T, u.P ?? u.T);
       pass.end();
       if (part.lossCopy) enc.copyBufferToBuffer(this.lossOut, 0, this.readback, 0, 4);
       return enc.finish();

@@ -3,14 +3,15 @@ import { bytesOf, writeThrough, type EngineTensor, type TensorSource } from '../
 import { throwIfAborted } from '../errors.ts';
 import { Q4_GROUP } from '../quant/q4.ts';
 import type { GpuAllocator } from './allocator.ts';
-import { blockLabel, matrixBlocks, q4BufferBytes, QUANTIZE_PARAMS_BYTES, quantizeStagingBytes, uploadRowsPerChunk, type BindingLimits } from './buffer-sizes.ts';
+import type { MatrixFormat } from '../weights-plan.ts';
+import { blockLabel, matrixBlocks, QUANTIZE_PARAMS_BYTES, quantBufferBytes, quantizeStagingBytes, uploadRowsPerChunk, type BindingLimits } from './buffer-sizes.ts';
 import type { PipelineCache } from './pipelines.ts';
 import { grid1D } from './pipelines.ts';
-import { quantizeQ4Wgsl } from './wgsl/quantize.ts';
+import { quantizeQ4Wgsl, quantizeQ8Wgsl } from './wgsl/quantize.ts';
 
 /**
- * Rows r0..r0+rows of a weight matrix in their own buffers: `w` is the f32 rows or the Q4 packed
- * nibbles, `sc` the Q4 scales (null for f32). Kernels bind (w, sc) of one block at a time.
+ * Rows r0..r0+rows of a weight matrix in their own buffers: `w` is the f32 rows or the Q4 / Q8
+ * packed weights, `sc` their scales (null for f32). Kernels bind (w, sc) of one block at a time.
  */
 export interface GpuMatrixBlock {
   r0: number;
@@ -20,13 +21,14 @@ export interface GpuMatrixBlock {
 }
 
 /**
- * A weight matrix (N, K) on the GPU, plain f32 or in the Q4 format of models/quant/q4.ts, as row
+ * A weight matrix (N, K) on the GPU, plain f32 or in the Q4 / Q8 format of models/quant/q4.ts /
+ * q8.ts (Q8: the lm_head), as row
  * blocks (matrixBlocks in ./buffer-sizes.ts): one block unless a buffer of the whole matrix would
  * break the device's maxStorageBufferBindingSize or maxBufferSize (the 128,256-row embedding and
  * lm_head of an 8B model on a 128 MiB device).
  */
 export interface GpuMatrix {
-  kind: 'f32' | 'q4';
+  kind: MatrixFormat;
   N: number;
   K: number;
   blocks: GpuMatrixBlock[];
@@ -39,7 +41,8 @@ export interface GpuMatrix {
  */
 export function matrixParts(m: GpuMatrix): BufferPart[] {
   if (m.kind === 'f32') return m.blocks.map((b) => [b.w, m.K * 4 * b.rows]);
-  const q = m.blocks.map((b) => q4BufferBytes(b.rows, m.K));
+  const kind = m.kind;
+  const q = m.blocks.map((b) => quantBufferBytes(kind, b.rows, m.K));
   return [...m.blocks.map((b, i): BufferPart => [b.w, q[i].qweight]), ...m.blocks.map((b, i): BufferPart => [b.sc!, q[i].scales])];
 }
 
@@ -96,17 +99,17 @@ export class WeightUploader {
   /**
    * Uploads an (N, K) matrix as row blocks that fit `limits` (one block when it fits whole): from
    * the cache as is, or streamed in chunks of rows that never cross a block (quantized on the GPU
-   * into the block's buffers for q4).
+   * into the block's buffers for q4 and q8).
    */
-  async matrix(name: string, N: number, K: number, format: 'f32' | 'q4'): Promise<GpuMatrix> {
+  async matrix(name: string, N: number, K: number, format: MatrixFormat): Promise<GpuMatrix> {
     const ready = this.src.ready?.(name) ?? null;
     const R = this.rowsPerChunk(K);
     const specs = matrixBlocks(N, K, format, this.limits);
     const n = specs.length;
     const blocks = await this.alloc.guarded(name, () => specs.map(({ r0, rows }, i): GpuMatrixBlock => {
       if (format === 'f32') return { r0, rows, w: this.alloc.create(blockLabel(name, '', i, n), rows * K * 4, 'weights'), sc: null };
-      const q = q4BufferBytes(rows, K);
-      return { r0, rows, w: this.alloc.create(blockLabel(name, ' q4', i, n), q.qweight, 'weights'), sc: this.alloc.create(blockLabel(name, ' scales', i, n), q.scales, 'weights') };
+      const q = quantBufferBytes(format, rows, K);
+      return { r0, rows, w: this.alloc.create(blockLabel(name, format === 'q8' ? ' q8' : ' q4', i, n), q.qweight, 'weights'), sc: this.alloc.create(blockLabel(name, ' scales', i, n), q.scales, 'weights') };
     }));
     const m: GpuMatrix = { kind: format, N, K, blocks };
     const parts = matrixParts(m);
@@ -137,7 +140,7 @@ export class WeightUploader {
       return m;
     }
     const G = Math.ceil(K / Q4_GROUP);
-    const pipeline = await this.pipelines.get('quantize_q4', quantizeQ4Wgsl());
+    const pipeline = format === 'q8' ? await this.pipelines.get('quantize_q8', quantizeQ8Wgsl()) : await this.pipelines.get('quantize_q4', quantizeQ4Wgsl());
     if (!this.staging) this.staging = this.alloc.create('quantize staging', quantizeStagingBytes(this.limits), 'staging');
     for (const b of blocks) {
       const bind = this.device.createBindGroup({
@@ -167,7 +170,7 @@ export class WeightUploader {
         await this.backpressure(data.byteLength);
       }
     }
-    if (this.src.sink) await readBackToSink(this.device, this.alloc, this.src.sink, name, 'q4', [N, K], parts, this.signal);
+    if (this.src.sink) await readBackToSink(this.device, this.alloc, this.src.sink, name, format, [N, K], parts, this.signal);
     return m;
   }
 

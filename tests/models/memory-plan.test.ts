@@ -20,6 +20,7 @@ import { NodeDirSource } from '../../node/io/node-source.ts';
 import { initLora } from '../../models/lora/adapter.ts';
 import { assertPlanFits, checkPlan, describePlan, planFromConfigJson, planMemory, type MemoryPlan, type MemoryPlanOptions } from '../../models/memory-plan.ts';
 import { q4Bytes } from '../../models/quant/q4.ts';
+import { q8Bytes } from '../../models/quant/q8.ts';
 import { expectNoGpuErrors, gpuContext } from '../helpers/gpu.ts';
 import { writeRandomLlama, type RandomLlamaOptions } from '../helpers/random-model.ts';
 
@@ -155,18 +156,24 @@ describe("memory plan at FineMedLM-o1's real shape (nothing loaded)", () => {
   const q4f16: MemoryPlanOptions = { weights: 'q4', precision: 'f16', maxContext: 4096 };
   const ttt1024 = { rank: 8, targets: [...PROJECTIONS], maxTokens: 1024 };
 
-  it('4-bit weights about 4.5 GB; KV cache 128 KiB per token in f16 (256 KiB in f32)', () => {
+  it('4-bit weights about 4.5 GB, 4.8 GB with the default 8-bit lm_head; KV cache 128 KiB per token in f16 (256 KiB in f32)', () => {
     const plan = planMemory(finemed, q4f16);
     const perLayer = 218_103_808 * 9 / 16 + 2 * 4096 * 4; // 4.5 bits per weight + two f32 norms
-    expect(plan.byCategory.weights).toBe(32 * perLayer + 2 * q4Bytes(128256, 4096) + 4096 * 4);
-    expect(plan.byCategory.weights / 1e9).toBeGreaterThan(4.4);
-    expect(plan.byCategory.weights / 1e9).toBeLessThan(4.6);
+    expect(plan.options.lmHead).toBe('q8');
+    expect(plan.byCategory.weights).toBe(32 * perLayer + q4Bytes(128256, 4096) + q8Bytes(128256, 4096) + 4096 * 4);
+    expect(plan.byCategory.weights / 1e9).toBeGreaterThan(4.7);
+    expect(plan.byCategory.weights / 1e9).toBeLessThan(4.8);
+    const allQ4 = planMemory(finemed, { ...q4f16, lmHead: 'q4' });
+    expect(allQ4.byCategory.weights).toBe(32 * perLayer + 2 * q4Bytes(128256, 4096) + 4096 * 4);
+    expect(allQ4.byCategory.weights / 1e9).toBeGreaterThan(4.4);
+    expect(allQ4.byCategory.weights / 1e9).toBeLessThan(4.6);
+    expect(describePlan(allQ4)).toMatch(/^weights 4\.52 GB \(4-bit\), KV cache/);
     expect(plan.byCategory.kvCache / 4096).toBe(128 * 1024);
     expect(planMemory(finemed, { ...q4f16, precision: 'f32' }).byCategory.kvCache / 4096).toBe(256 * 1024);
     expect(plan.options.maxBatch).toBe(256); // 32 heads x 4096 keys x f32 scores within 128 MiB
     expect(plan.byCategory.staging).toBe(0);
     expect(plan.buffers.filter((b) => b.phase === 'load').map((b) => b.label)).toEqual(['quantize params', 'quantize staging']);
-    expect(describePlan(plan)).toMatch(/^weights 4\.52 GB \(4-bit\), KV cache 0\.54 GB \(4096 tokens, f16\), activations 0\.\d\d GB/);
+    expect(describePlan(plan)).toMatch(/^weights 4\.78 GB \(4-bit, lm_head 8-bit\), KV cache 0\.54 GB \(4096 tokens, f16\), activations 0\.\d\d GB/);
   });
 
   it('with TTT (rank 8, all targets, 1024 tokens): every category, and the trainer within weights + 1.5 GB', () => {
@@ -182,14 +189,14 @@ describe("memory plan at FineMedLM-o1's real shape (nothing loaded)", () => {
     console.log(`[memory plan] FineMedLM-o1 q4/f16, context 4096, TTT rank 8 x 7 targets x 1024 tokens: ${describePlan(plan)}\n  byCategory (bytes): ${JSON.stringify(plan.byCategory)}; total ${plan.total}; peak ${plan.peak}`);
   });
 
-  it("planned for lavapipe's 128 MiB per binding, the embedding and lm_head are two row blocks each and everything fits", () => {
+  it("planned for lavapipe's 128 MiB per binding, the q4 embedding is two row blocks, the q8 lm_head four, and everything fits", () => {
     for (const ttt of [undefined, ttt1024]) {
       const plan = planMemory(finemed, { ...q4f16, ttt, limits: lavapipe });
       expect(checkPlan(plan, lavapipe)).toEqual([]);
-      for (const name of ['model.embed_tokens.weight', 'lm_head.weight']) {
-        const q = plan.buffers.filter((b) => b.label.startsWith(`${name} q4`));
-        expect(q.map((b) => b.label)).toEqual([`${name} q4 #0`, `${name} q4 #1`]);
-        expect(q.map((b) => b.bytes)).toEqual([64128 * 128 * 16, 64128 * 128 * 16]);
+      for (const [name, format, n, rows, groupBytes] of [['model.embed_tokens.weight', 'q4', 2, 64128, 16], ['lm_head.weight', 'q8', 4, 32064, 32]] as const) {
+        const q = plan.buffers.filter((b) => b.label.startsWith(`${name} ${format}`));
+        expect(q.map((b) => b.label)).toEqual(Array.from({ length: n }, (_, i) => `${name} ${format} #${i}`));
+        expect(q.map((b) => b.bytes)).toEqual(Array(n).fill(rows * 128 * groupBytes));
         expect(q.every((b) => b.bytes <= 128 * MiB)).toBe(true);
       }
       // Same weight bytes as unsplit (the blocks partition the rows; even rows keep the scales whole).
@@ -202,7 +209,7 @@ describe("memory plan at FineMedLM-o1's real shape (nothing loaded)", () => {
     const low = { maxBufferSize: 2 ** 32 - 1, maxStorageBufferBindingSize: 32 * MiB };
     const plan = planMemory(finemedLayerConfig(1, 128256), { ...q4f16, ttt: { ...ttt1024, maxTokens: 512 }, limits: low, allLogits: true });
     expect(checkPlan(plan, low)).toEqual([]);
-    expect(plan.buffers.filter((b) => b.label.startsWith('lm_head.weight q4')).length).toBe(8);
+    expect(plan.buffers.filter((b) => b.label.startsWith('lm_head.weight q8')).length).toBe(16); // 8-bit rows: twice the blocks of q4's eight
     expect(plan.options.ttt!.chunkRows).toBe(64);
     expect(plan.options.maxBatch).toBe(64); // the (H, B, S) scores within 32 MiB too
     expect(plan.buffers.find((b) => b.label === 'logits all')!.bytes).toBe(64 * 128256 * 4);
@@ -216,12 +223,11 @@ describe("memory plan at FineMedLM-o1's real shape (nothing loaded)", () => {
     for (const ttt of [undefined, ttt1024]) {
       const plan = planMemory(finemed, { ...q4f16, ttt });
       const problems = checkPlan(plan, lavapipe);
-      expect(problems.map((p) => p.buffer)).toEqual(['model.embed_tokens.weight q4', 'lm_head.weight q4']);
-      for (const p of problems) {
-        expect(p.limit).toBe('maxStorageBufferBindingSize');
-        expect(p.bytes).toBe(128256 * 128 * 16);
-        expect(p.message).toBe(`${p.buffer} needs 262.7 MB (250.5 MiB) in one storage binding; this GPU's maxStorageBufferBindingSize is 128 MiB`);
-      }
+      expect(problems.map((p) => p.buffer)).toEqual(['model.embed_tokens.weight q4', 'lm_head.weight q8']);
+      for (const p of problems) expect(p.limit).toBe('maxStorageBufferBindingSize');
+      expect(problems.map((p) => p.bytes)).toEqual([128256 * 128 * 16, 128256 * 128 * 32]);
+      expect(problems[0].message).toBe("model.embed_tokens.weight q4 needs 262.7 MB (250.5 MiB) in one storage binding; this GPU's maxStorageBufferBindingSize is 128 MiB");
+      expect(problems[1].message).toBe("lm_head.weight q8 needs 525.3 MB (501 MiB) in one storage binding; this GPU's maxStorageBufferBindingSize is 128 MiB");
       expect(checkPlan(plan, oneGiB)).toEqual([]);
       expect(() => assertPlanFits(plan, oneGiB)).not.toThrow();
     }
@@ -230,11 +236,21 @@ describe("memory plan at FineMedLM-o1's real shape (nothing loaded)", () => {
     expect(f32.filter((p) => p.limit === 'maxBufferSize').map((p) => p.buffer)).toEqual(['model.embed_tokens.weight', 'lm_head.weight']);
   });
 
-  it('TTT at 2048 tokens: the (H, T, T) attention probabilities (512 MiB) break 128 MiB and are named', () => {
-    const plan = planMemory(finemed, { ...q4f16, ttt: { ...ttt1024, maxTokens: 2048 } });
-    const probs = checkPlan(plan, lavapipe).find((p) => p.buffer === 'probs');
-    expect(probs?.bytes).toBe(32 * 2048 * 2048 * 4);
-    expect(() => assertPlanFits(plan, lavapipe)).toThrow(/TTT length \(2048 tokens\)/);
+  it('TTT at 2048 tokens: the attention runs in query blocks inside the prefill score buffer (no (H, T, T) buffer); 4096 tokens are refused, naming the buffer', () => {
+    const plan = planMemory(finemed, { ...q4f16, ttt: { ...ttt1024, maxTokens: 2048 }, limits: lavapipe });
+    // The score buffer (32, 256, 4096) f32 = 128 MiB holds (32, 512, 2048): 4 blocks of 512 query rows.
+    expect(plan.options.ttt).toMatchObject({ queryRows: 512, attentionBlocks: 4, sharedProbs: true });
+    expect(plan.buffers.filter((b) => b.label === 'probs')).toEqual([]);
+    expect(checkPlan(plan, lavapipe).filter((p) => plan.buffers.find((b) => b.label === p.buffer)?.owner === 'trainer')).toEqual([]);
+    // At 4096 tokens the (T, F) f32 MLP gradients (235 MB) are over 128 MiB: typed refusal naming them.
+    const long = planMemory(finemed, { ...q4f16, ttt: { ...ttt1024, maxTokens: 4096 }, limits: lavapipe });
+    expect(long.options.ttt).toMatchObject({ queryRows: 256, attentionBlocks: 16, sharedProbs: true });
+    expect(checkPlan(long, lavapipe).map((p) => p.buffer)).toEqual(expect.arrayContaining(['dact', 'dup']));
+    expect(() => assertPlanFits(long, lavapipe)).toThrow(/TTT length \(4096 tokens\)/);
+    // Asked for more query rows than the score buffer holds: a buffer of the trainer's own, checked like any other.
+    const own = planMemory(finemed, { ...q4f16, ttt: { ...ttt1024, maxTokens: 2048, queryRows: 2048 } });
+    expect(own.buffers.find((b) => b.label === 'probs')?.bytes).toBe(32 * 2048 * 2048 * 4);
+    expect(checkPlan(own, lavapipe).map((p) => p.buffer)).toContain('probs');
   });
 
   it('a made-up config with hidden 16384 and vocab 128256 fails 1 GiB maxBufferSize, naming the buffer (typed error)', () => {
@@ -253,8 +269,8 @@ describe("memory plan at FineMedLM-o1's real shape (nothing loaded)", () => {
     expect(e.problems.length).toBeGreaterThan(0);
     expect(e.problems.some((p) => p.buffer === 'model.embed_tokens.weight' && p.limit === 'maxBufferSize' && p.limitBytes === GiB)).toBe(true);
     expect(e.toJSON()).toMatchObject({ name: 'DeviceLimitsError', code: 'device-limits' });
-    // The same model in 4 bits: the embedding's packed nibbles are 1.05 GB, just under 1 GiB (1.074 GB).
-    const q4 = planMemory(big, q4f16);
+    // The same model all in 4 bits: the embedding's packed nibbles are 1.05 GB, just under 1 GiB (1.074 GB).
+    const q4 = planMemory(big, { ...q4f16, lmHead: 'q4' });
     expect(q4.buffers.find((b) => b.label === 'model.embed_tokens.weight q4')!.bytes).toBe(128256 * 512 * 16);
     expect(checkPlan(q4, oneGiB).filter((p) => p.limit === 'maxBufferSize')).toEqual([]);
     expect(checkPlan(q4, lavapipe).map((p) => p.buffer)).toContain('model.embed_tokens.weight q4');

@@ -108,22 +108,34 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 
 /*
- * Attention backward for training (start = 0, causal, GQA), from the probs the (re)computed
- * forward left in its scores buffer (H, T, T) f32 (rows padded with 0 past the diagonal, as
- * softmaxWgsl writes them). Four dispatches, in this order, all with Run.T = T, Run.start = 0:
- *   1. attnBackwardDvWgsl     dv (T, KV, D) = sum over the group's heads of probs^T dout
+ * Attention backward for training (causal, GQA) over one block of queries: rows t = 0..Run.T-1
+ * of the block are the sequence's queries start + t, and they see the keys j <= start + t of
+ * P = start + T keys (Run.start = 0, Run.P = Run.T: the whole sequence as one block). The probs
+ * are what the (re)computed forward left in its scores buffer (H, Run.T, P) f32 (rows padded with
+ * 0 past the diagonal, as softmaxWgsl writes them). Query-side buffers (dout, out, q, dq) hold the
+ * block's rows only (the trainer binds them at the block's offset); key-side ones (v, k, dv, dk)
+ * hold the P keys from row 0. Four dispatches per block, in this order:
+ *   1. attnBackwardDvWgsl     dv (P, KV, D) (+)= sum over the group's heads of probs^T dout
  *   2. attnBackwardScoresWgsl probs -> dS IN PLACE: dS = probs * (dout V^T - delta) * scale, with
  *      delta_{t,h} = rowsum(dprobs * probs) = dout_{t,h} . out_{t,h} (out = the attention output, which
- *      the trainer keeps for o_proj's LoRA backward anyway), so no second (H, T, T) buffer and
+ *      the trainer keeps for o_proj's LoRA backward anyway), so no second (H, T, P) buffer and
  *      no second pass over the keys
  *   3. attnBackwardDqWgsl     dq (T, H, D) = dS K  (scale already in dS)
- *   4. attnBackwardDkWgsl     dk (T, KV, D) = sum over the group's heads of dS^T Q
- * dq, dk, dv are WRITTEN (not accumulated), so they need no clearing. A thread that owns a dk/dv
- * element loops over its group's query heads: no float atomics.
+ *   4. attnBackwardDkWgsl     dk (P, KV, D) (+)= sum over the group's heads of dS^T Q
+ * dq is WRITTEN; dv and dk are written, or with `accumulate` added to (the blocks of a sequence
+ * sum their key gradients: the last block, which sees every key, writes, the earlier ones add),
+ * so they need no clearing. A thread that owns a dk/dv element loops over its group's query
+ * heads: no float atomics.
  */
 
-/** Shared body of dv and dk: out[j, kvh, d] = sum_{h in group(kvh)} sum_{t >= j} M[h, t, j] src[t, h, d]. */
-function groupTransposeWgsl(o: BackwardOptions, srcType: 'T' | 'Grad'): string {
+/** Options of the key-side kernels (dv, dk). */
+export interface KeyGradOptions extends BackwardOptions {
+  /** Add to dst instead of writing it (every query block but the one that writes first). */
+  accumulate?: boolean;
+}
+
+/** Shared body of dv and dk: out[j, kvh, d] (+)= sum_{h in group(kvh)} sum_{t: start + t >= j} M[h, t, j] src[t, h, d]. */
+function groupTransposeWgsl(o: KeyGradOptions, srcType: 'T' | 'Grad'): string {
   return `${head(o)}${ATT_STRUCT}${FLAT_INDEX}
 @group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<uniform> at: Att;
@@ -134,38 +146,39 @@ function groupTransposeWgsl(o: BackwardOptions, srcType: 'T' | 'Grad'): string {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let idx = flatIndex(wid, nwg, li, 64u);
-  if (idx >= run.T * at.KV * at.D) { return; }
+  if (idx >= run.P * at.KV * at.D) { return; }
   let d = idx % at.D;
   let kvh = (idx / at.D) % at.KV;
   let j = idx / (at.D * at.KV);
   let group = at.H / at.KV;
+  // Causal: only the block's queries at positions >= j saw key j.
+  let first = max(j, run.start) - run.start;
   var acc = 0.0;
   for (var g = 0u; g < group; g++) {
     let h = kvh * group + g;
-    // Causal: only queries t >= j saw key j.
-    for (var t = j; t < run.T; t++) {
-      acc += m[(h * run.T + t) * run.T + j] * f32(src[(t * at.H + h) * at.D + d]);
+    for (var t = first; t < run.T; t++) {
+      acc += m[(h * run.T + t) * run.P + j] * f32(src[(t * at.H + h) * at.D + d]);
     }
   }
-  dst[idx] = Grad(acc);
+  dst[idx] = Grad(${o.accumulate ? 'f32(dst[idx]) + ' : ''}acc);
 }
 `;
 }
 
 /**
- * dv (T, KV, D) = sum_{h in group} probs_h^T dout_h. Run before attnBackwardScoresWgsl overwrites probs.
- * Bindings: 0 run, 1 at (Att), 2 probs array<f32> (H, T, T), 3 dout array<Grad> (T, H, D), 4 dv array<Grad> (T, KV, D).
- * Grid: grid1D(T * KV * D, 64).
+ * dv (P, KV, D) (+)= sum_{h in group} probs_h^T dout_h. Run before attnBackwardScoresWgsl overwrites probs.
+ * Bindings: 0 run, 1 at (Att), 2 probs array<f32> (H, T, P), 3 dout array<Grad> (T, H, D), 4 dv array<Grad> (P, KV, D).
+ * Grid: grid1D(P * KV * D, 64).
  */
-export function attnBackwardDvWgsl(o: BackwardOptions): string {
+export function attnBackwardDvWgsl(o: KeyGradOptions): string {
   return groupTransposeWgsl(o, 'Grad');
 }
 
 /**
- * probs (H, T, T) -> dS in place: dS[h,t,j] = probs[h,t,j] (dout_{t,h} . v_{j,kvh} - dout_{t,h} . out_{t,h}) * scale
- * for j <= t (entries past the diagonal stay 0). One workgroup of 64 per (t, h).
+ * probs (H, T, P) -> dS in place: dS[h,t,j] = probs[h,t,j] (dout_{t,h} . v_{j,kvh} - dout_{t,h} . out_{t,h}) * scale
+ * for j <= start + t (entries past the diagonal stay 0). One workgroup of 64 per (t, h).
  * Bindings: 0 run, 1 at (Att), 2 probs array<f32> read_write, 3 dout array<Grad> (T, H, D),
- * 4 v array<T> (T, KV, D), 5 out array<T> (T, H, D) the attention output.
+ * 4 v array<T> (P, KV, D), 5 out array<T> (T, H, D) the attention output.
  * Grid: [T, H, 1].
  */
 export function attnBackwardScoresWgsl(o: BackwardOptions): string {
@@ -195,8 +208,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     workgroupBarrier();
   }
   let delta = red[0];
-  let po = (h * run.T + t) * run.T;
-  for (var j = li; j <= t; j += 64u) {
+  let po = (h * run.T + t) * run.P;
+  for (var j = li; j <= run.start + t; j += 64u) {
     let vo = (j * at.KV + kvh) * at.D;
     var dp = 0.0;
     for (var d = 0u; d < at.D; d++) { dp += f32(dout[qo + d]) * f32(v[vo + d]); }
@@ -208,7 +221,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
 
 /**
  * dq (T, H, D) = dS K, after attnBackwardScoresWgsl.
- * Bindings: 0 run, 1 at (Att), 2 ds array<f32> (H, T, T), 3 k array<T> (T, KV, D) after RoPE,
+ * Bindings: 0 run, 1 at (Att), 2 ds array<f32> (H, T, P), 3 k array<T> (P, KV, D) after RoPE,
  * 4 dq array<Grad> (T, H, D). Grid: grid1D(T * H * D, 64).
  */
 export function attnBackwardDqWgsl(o: BackwardOptions): string {
@@ -227,20 +240,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let h = (idx / at.D) % at.H;
   let t = idx / (at.D * at.H);
   let kvh = h / (at.H / at.KV);
-  let po = (h * run.T + t) * run.T;
+  let po = (h * run.T + t) * run.P;
   var acc = 0.0;
-  for (var j = 0u; j <= t; j++) { acc += ds[po + j] * f32(k[(j * at.KV + kvh) * at.D + d]); }
+  for (var j = 0u; j <= run.start + t; j++) { acc += ds[po + j] * f32(k[(j * at.KV + kvh) * at.D + d]); }
   dq[idx] = Grad(acc);
 }
 `;
 }
 
 /**
- * dk (T, KV, D) = sum_{h in group} dS_h^T Q_h, after attnBackwardScoresWgsl.
- * Bindings: 0 run, 1 at (Att), 2 ds array<f32> (H, T, T), 3 q array<T> (T, H, D) after RoPE,
- * 4 dk array<Grad> (T, KV, D). Grid: grid1D(T * KV * D, 64).
+ * dk (P, KV, D) (+)= sum_{h in group} dS_h^T Q_h, after attnBackwardScoresWgsl.
+ * Bindings: 0 run, 1 at (Att), 2 ds array<f32> (H, T, P), 3 q array<T> (T, H, D) after RoPE,
+ * 4 dk array<Grad> (P, KV, D). Grid: grid1D(P * KV * D, 64).
  */
-export function attnBackwardDkWgsl(o: BackwardOptions): string {
+export function attnBackwardDkWgsl(o: KeyGradOptions): string {
   return groupTransposeWgsl(o, 'T');
 }
 

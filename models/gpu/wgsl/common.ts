@@ -26,7 +26,16 @@ fn flatIndex(wid: vec3u, nwg: vec3u, lid: u32, wg: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * wg + lid;
 }`;
 
-/** Reads scale `i` of a Q4 matrix (f16 pairs packed in u32, low half first). */
+/**
+ * The four int8 weights of one u32 word of a Q8 matrix (models/quant/q8.ts), element i from bits
+ * 8i..8i+7, sign-extended by an arithmetic shift.
+ */
+export const Q8_UNPACK = /* wgsl */ `
+fn q8unpack(word: u32) -> vec4f {
+  return vec4f(bitcast<vec4i>(vec4u(word << 24u, word << 16u, word << 8u, word)) >> vec4u(24u));
+}`;
+
+/** Reads scale `i` of a Q4 (or Q8: same scale layout) matrix (f16 pairs packed in u32, low half first). */
 export const Q4_SCALE = /* wgsl */ `
 fn q4scale(i: u32) -> f32 {
   return unpack2x16float(sc[i >> 1u])[i & 1u];

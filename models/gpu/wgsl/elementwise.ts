@@ -73,12 +73,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 
 /**
- * x (T, C) = embedding rows of ids, from f32 or Q4 embeddings. The bound table holds rows
+ * x (T, C) = embedding rows of ids, from f32, Q4 or Q8 embeddings (Q8: a tied embedding, which is
+ * the lm_head's buffer itself, models/weights-plan.ts embedFormat). The bound table holds rows
  * r0..r0+rows of the embedding (one row block of a split matrix, models/gpu/gpu-weights.ts): ids
  * outside it are left to the other blocks' dispatches. Uniform: (C, r0, rows, 0).
  */
-export function embedWgsl(o: ShaderOptions & { weights: 'f32' | 'q4' }): string {
-  const read = o.weights === 'q4'
+export function embedWgsl(o: ShaderOptions & { weights: 'f32' | 'q4' | 'q8' }): string {
+  const q8 = `@group(0) @binding(3) var<storage, read> qw: array<u32>;
+@group(0) @binding(4) var<storage, read> sc: array<u32>;
+${Q4_SCALE}
+fn emb(id: u32, c: u32) -> f32 {
+  let groups = (emb_p.C + 31u) / 32u; // Q8 groups of 32 per row, 8 words each
+  let g = c / 32u;
+  let word = qw[(id * groups + g) * 8u + (c % 32u) / 4u];
+  return f32(bitcast<i32>(word << (24u - 8u * (c % 4u))) >> 24u) * q4scale(id * groups + g);
+}`;
+  const read = o.weights === 'q8' ? q8 : o.weights === 'q4'
     ? `@group(0) @binding(3) var<storage, read> qw: array<u32>;
 @group(0) @binding(4) var<storage, read> sc: array<u32>;
 ${Q4_SCALE}

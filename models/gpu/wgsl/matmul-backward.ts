@@ -1,14 +1,15 @@
-import { prelude, Q4_SCALE, RUN_STRUCT, type ShaderOptions } from './common.ts';
-import { MM_STRUCT } from './matmul.ts';
+import { prelude, RUN_STRUCT, type ShaderOptions } from './common.ts';
+import { MM_STRUCT, weightBindings } from './matmul.ts';
 
 /**
  * Input gradient of a frozen projection y = x W^T (the transposed matmul of the backward pass):
  *   dx (T, K) (+)= dy (T, N) @ W (N, K),  T = run.T,
- * with W as f32 or read directly from the packed Q4 buffers (models/quant/q4.ts), never dequantized
+ * with W as f32 or read directly from the packed Q4 or Q8 buffers (models/quant/q4.ts, q8.ts: the
+ * lm_head's input gradient in training), never dequantized
  * to memory. Same bindings and MM uniform (matmulParams: N, K, groups, single = 0, and dy's column
  * offset yOff and row stride ldy for a row block of a split W) as the forward matmul in ./matmul.ts,
  * so a layer's forward params buffer and weight buffers serve both directions:
- *   0 run, 1 mm, 2 dy, 3 w | qweight, 4 scales (q4 only), 5 dx (read_write).
+ *   0 run, 1 mm, 2 dy, 3 w | qweight, 4 scales (q4 / q8 only), 5 dx (read_write).
  * Dispatch: matmulBackwardInputGrid(T, K).
  *
  * Each workgroup (16x16 threads) owns 32 tokens x 64 input columns, 2 x 4 outputs per thread, and
@@ -16,7 +17,7 @@ import { MM_STRUCT } from './matmul.ts';
  * of 32 rows, one u32 word = 8 nibbles decoded per thread).
  */
 export interface MatmulBackwardOptions extends ShaderOptions {
-  weights: 'f32' | 'q4';
+  weights: 'f32' | 'q4' | 'q8';
   /** dx += (gradients of several branches sum in place) instead of dx =. */
   accumulate: boolean;
   /** Storage type of dy and dx: activations ('T', the default) or f32. */
@@ -31,7 +32,24 @@ export function matmulBackwardInputGrid(T: number, K: number): [number, number, 
 export function matmulBackwardInputWgsl(o: MatmulBackwardOptions): string {
   // W tile: rows n0..n0+31, columns k0..k0+63. Out-of-range rows / groups load zeros; the padding
   // of a K that is not a multiple of 32 is zero in the Q4 data already (and never stored).
-  const loadW = o.weights === 'q4'
+  const loadQ8 = `{
+      let r = li / 8u;         // row of the tile
+      let h = (li / 4u) % 2u;  // which of the two groups
+      let wq = li % 4u;        // quarter of the group: 8 weights, 2 words
+      let n = n0 + r;
+      let g = k0 / 32u + h;
+      let dst = r * 64u + h * 32u + wq * 8u;
+      if (n < mm.N && g < mm.groups) {
+        let base = (n * mm.groups + g) * 8u + wq * 2u;
+        let s = q4scale(n * mm.groups + g);
+        let a = q8unpack(qw[base]) * s;
+        let b = q8unpack(qw[base + 1u]) * s;
+        for (var i = 0u; i < 4u; i++) { ws[dst + i] = a[i]; ws[dst + 4u + i] = b[i]; }
+      } else {
+        for (var i = 0u; i < 8u; i++) { ws[dst + i] = 0.0; }
+      }
+    }`;
+  const loadW = o.weights === 'q8' ? loadQ8 : o.weights === 'q4'
     ? `{
       let r = li / 8u;         // row of the tile
       let h = (li / 4u) % 2u;  // which of the two groups
@@ -60,11 +78,7 @@ export function matmulBackwardInputWgsl(o: MatmulBackwardOptions): string {
       if (n < mm.N && k < mm.K) { v = w[n * mm.K + k]; }
       ws[e] = v;
     }`;
-  const w = o.weights === 'q4'
-    ? `@group(0) @binding(3) var<storage, read> qw: array<u32>;
-@group(0) @binding(4) var<storage, read> sc: array<u32>;
-${Q4_SCALE}`
-    : `@group(0) @binding(3) var<storage, read> w: array<f32>;`;
+  const w = weightBindings(o.weights);
   return `${prelude(o)}${RUN_STRUCT}
 ${MM_STRUCT}
 alias Grad = ${o.grad ?? 'T'};

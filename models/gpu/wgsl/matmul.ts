@@ -1,12 +1,12 @@
-import { FLAT_INDEX, prelude, Q4_SCALE, RUN_STRUCT, type ShaderOptions } from './common.ts';
+import { FLAT_INDEX, prelude, Q4_SCALE, Q8_UNPACK, RUN_STRUCT, type ShaderOptions } from './common.ts';
 
 /**
- * y (M, N) = x (M, K) W^T with W (N, K) as f32 or Q4 (see models/quant/q4.ts).
+ * y (M, N) = x (M, K) W^T with W (N, K) as f32, Q4 (see models/quant/q4.ts) or Q8 (models/quant/q8.ts, the lm_head).
  * M = run.T, or 1 when mm.single (lm_head on the last row only); y[m * ldy + yOff + n] (see MM_STRUCT).
- * Bindings: 0 run, 1 mm, 2 x, 3 w | qweight, 4 scales (q4 only), 5 y.
+ * Bindings: 0 run, 1 mm, 2 x, 3 w | qweight, 4 scales (q4 / q8 only), 5 y.
  */
 export interface MatmulOptions extends ShaderOptions {
-  weights: 'f32' | 'q4';
+  weights: 'f32' | 'q4' | 'q8';
   /** Output storage type: activations ('T') or f32 (logits). */
   out: 'T' | 'f32';
 }
@@ -31,12 +31,17 @@ export function matmulParams(N: number, K: number, o: { single?: boolean; yOff?:
   return [N, K, Math.ceil(K / 32), o.single ? 1 : 0, o.yOff ?? 0, o.ldy ?? N, 0, 0];
 }
 
-function bindings(o: MatmulOptions): string {
-  const w = o.weights === 'q4'
-    ? `@group(0) @binding(3) var<storage, read> qw: array<u32>;
+/** The weight bindings of a matmul kernel: f32 rows, or packed words + scales (q4, q8). */
+export function weightBindings(weights: 'f32' | 'q4' | 'q8'): string {
+  return weights === 'f32'
+    ? `@group(0) @binding(3) var<storage, read> w: array<f32>;`
+    : `@group(0) @binding(3) var<storage, read> qw: array<u32>;
 @group(0) @binding(4) var<storage, read> sc: array<u32>;
-${Q4_SCALE}`
-    : `@group(0) @binding(3) var<storage, read> w: array<f32>;`;
+${Q4_SCALE}${weights === 'q8' ? Q8_UNPACK : ''}`;
+}
+
+function bindings(o: MatmulOptions): string {
+  const w = weightBindings(o.weights);
   return `${prelude(o)}${RUN_STRUCT}${MM_STRUCT}
 alias OUT = ${o.out};
 @group(0) @binding(0) var<uniform> run: Run;
@@ -49,7 +54,21 @@ ${w}
 
 /** Tiled kernel for M > 1: 32x64 output tile per workgroup of 16x16 threads, 2x4 outputs each. */
 export function matmulTiledWgsl(o: MatmulOptions): string {
-  const loadW = o.weights === 'q4'
+  const loadQ8 = `{
+      let r = li / 4u;
+      let wq = li % 4u;
+      let n = n0 + r;
+      if (n < mm.N) {
+        let base = (n * mm.groups + g) * 8u + wq * 2u;
+        let s = q4scale(n * mm.groups + g);
+        let a = q8unpack(qw[base]) * s;
+        let b = q8unpack(qw[base + 1u]) * s;
+        for (var i = 0u; i < 4u; i++) { ws[r][wq * 8u + i] = a[i]; ws[r][wq * 8u + 4u + i] = b[i]; }
+      } else {
+        for (var i = 0u; i < 8u; i++) { ws[r][wq * 8u + i] = 0.0; }
+      }
+    }`;
+  const loadW = o.weights === 'q8' ? loadQ8 : o.weights === 'q4'
     ? `{
       let r = li / 4u;
       let wq = li % 4u;
@@ -129,7 +148,28 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 export function matvecWgsl(o: MatmulOptions): string {
   // Full groups take a branch-free path (nibbles unpacked four at a time into vec4 dot products);
   // only the last, zero-padded group of a K that is not a multiple of 32 checks bounds.
-  const body = o.weights === 'q4'
+  const q8 = `for (var g = lane; g < mm.groups; g += 32u) {
+      let s = q4scale(n * mm.groups + g);
+      let base = (n * mm.groups + g) * 8u;
+      let k0 = g * 32u;
+      var part = 0.0;
+      if (k0 + 32u <= mm.K) {
+        for (var wq = 0u; wq < 8u; wq++) {
+          let kb = k0 + wq * 4u;
+          part += dot(q8unpack(qw[base + wq]), vec4f(f32(x[kb]), f32(x[kb + 1u]), f32(x[kb + 2u]), f32(x[kb + 3u])));
+        }
+      } else {
+        for (var wq = 0u; wq < 8u; wq++) {
+          let v = q8unpack(qw[base + wq]);
+          for (var i = 0u; i < 4u; i++) {
+            let k = k0 + wq * 4u + i;
+            if (k < mm.K) { part += v[i] * f32(x[k]); }
+          }
+        }
+      }
+      acc += part * s;
+    }`;
+  const body = o.weights === 'q8' ? q8 : o.weights === 'q4'
     ? `for (var g = lane; g < mm.groups; g += 32u) {
       let s = q4scale(n * mm.groups + g);
       let base = (n * mm.groups + g) * 4u;

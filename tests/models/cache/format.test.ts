@@ -8,6 +8,7 @@ import { BlobModelSource } from '../../../models/io/blob-source.ts';
 import { NodeDirSource } from '../../../node/io/node-source.ts';
 import { UrlModelSource } from '../../../models/io/url-source.ts';
 import { q4Bytes } from '../../../models/quant/q4.ts';
+import { q8Bytes } from '../../../models/quant/q8.ts';
 
 const rawConfig = {
   architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 100, hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2,
@@ -17,7 +18,7 @@ const rawConfig = {
 
 function manifest(over: Partial<Manifest> = {}): Manifest {
   return {
-    format: CACHE_FORMAT, version: CACHE_FORMAT_VERSION, quantVersion: QUANT_FORMAT_VERSION, key: 'k', weights: 'q4', producer: 'cpu',
+    format: CACHE_FORMAT, version: CACHE_FORMAT_VERSION, quantVersion: QUANT_FORMAT_VERSION, key: 'k', weights: 'q4', lmHead: 'q8', producer: 'cpu',
     source: { kind: 'url', location: 'http://x/', etags: {}, files: { 'model.safetensors': 10 } }, config: rawConfig,
     files: [{ name: 'config.json', bytes: 5, checksum: '0123456789abcdef' }],
     tensors: [{ name: 'model.norm.weight', shape: [64], kind: 'f32', bytes: 256, checksum: 'fedcba9876543210' }],
@@ -69,10 +70,14 @@ describe('engine tensor plan', () => {
     expect(q4.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight')).toEqual({ name: 'model.layers.0.self_attn.q_proj.weight', shape: [64, 64], kind: 'q4', bytes: q4Bytes(64, 64) });
     expect(q4.find((t) => t.name === 'model.layers.1.mlp.down_proj.weight')!.bytes).toBe(64 * 3 * 16 + Math.ceil((64 * 3) / 2) * 4);
     expect(q4.find((t) => t.name === 'model.norm.weight')).toMatchObject({ kind: 'f32', bytes: 256 });
-    expect(q4.find((t) => t.name === 'lm_head.weight')).toMatchObject({ kind: 'q4', shape: [100, 64] });
+    expect(q4.find((t) => t.name === 'lm_head.weight')).toEqual({ name: 'lm_head.weight', shape: [100, 64], kind: 'q8', bytes: q8Bytes(100, 64) }); // the default head
+    expect(engineTensorPlan(config, 'q4', 'q4').find((t) => t.name === 'lm_head.weight')).toMatchObject({ kind: 'q4', shape: [100, 64], bytes: q4Bytes(100, 64) });
+    expect(q4.find((t) => t.name === 'model.embed_tokens.weight')!.kind).toBe('q4'); // untied: a body weight
     const f32 = engineTensorPlan(config, 'f32');
     expect(f32.find((t) => t.name === 'model.embed_tokens.weight')).toMatchObject({ kind: 'f32', bytes: 100 * 64 * 4 });
-    expect(engineTensorPlan(parseLlamaConfig({ ...rawConfig, tie_word_embeddings: true }), 'q4')).toHaveLength(20);
+    const tied = engineTensorPlan(parseLlamaConfig({ ...rawConfig, tie_word_embeddings: true }), 'q4');
+    expect(tied).toHaveLength(20);
+    expect(tied.find((t) => t.name === 'model.embed_tokens.weight')!.kind).toBe('q8'); // tied: the head's format
   });
 });
 
@@ -83,7 +88,9 @@ describe('cache key', () => {
     const local = new UrlModelSource('http://127.0.0.1:5173/hub/hongzhouyu/FineMedLM-o1/resolve/main');
     expect(identifySource(local)).toMatchObject({ kind: 'hub', repo: 'hongzhouyu/FineMedLM-o1', revision: 'main' });
     expect(cacheKeyFor(local, 'q4')).toBe(cacheKeyFor(hf, 'q4'));
-    expect(cacheKeyFor(hf, 'q4')).toMatch(/^hongzhouyu--FineMedLM-o1@main--q4-v1-[0-9a-f]{8}$/);
+    expect(cacheKeyFor(hf, 'q4')).toMatch(/^hongzhouyu--FineMedLM-o1@main--q4-q8head-v2-[0-9a-f]{8}$/);
+    expect(cacheKeyFor(hf, 'q4', 'q4')).toMatch(/^hongzhouyu--FineMedLM-o1@main--q4-v2-[0-9a-f]{8}$/);
+    expect(cacheKeyFor(hf, 'q4', 'q8')).toBe(cacheKeyFor(hf, 'q4')); // q8 is the default head with 4-bit weights
     expect(cacheKeyFor(hf, 'f32')).not.toBe(cacheKeyFor(hf, 'q4'));
     expect(cacheKeyFor(new UrlModelSource('https://huggingface.co/hongzhouyu/FineMedLM-o1/resolve/v2/'), 'q4')).not.toBe(cacheKeyFor(hf, 'q4'));
     expect(identifySource(new UrlModelSource('https://huggingface.co/datasets/org/d/resolve/main/')).kind).toBe('url');
@@ -92,11 +99,11 @@ describe('cache key', () => {
   it('keys plain URLs, folders and picked files by location; keys are safe folder names', () => {
     const url = new UrlModelSource('http://127.0.0.1:4000/shared/golden/stories260K-hf/f32/');
     expect(identifySource(url)).toEqual({ kind: 'url', location: 'http://127.0.0.1:4000/shared/golden/stories260K-hf/f32/' });
-    expect(cacheKeyFor(url, 'f32')).toMatch(/^stories260K-hf--f32--f32-v1-[0-9a-f]{8}$/);
+    expect(cacheKeyFor(url, 'f32')).toMatch(/^stories260K-hf--f32--f32-v2-[0-9a-f]{8}$/);
     expect(cacheKeyFor(new UrlModelSource('http://127.0.0.1:4001/shared/golden/stories260K-hf/f32/'), 'f32')).not.toBe(cacheKeyFor(url, 'f32'));
     const dir = new NodeDirSource('/tmp/some model/x');
     expect(identifySource(dir)).toEqual({ kind: 'node-dir', location: '/tmp/some model/x' });
-    expect(cacheKeyFor(dir, 'q4')).toMatch(/^some-model--x--q4-v1-[0-9a-f]{8}$/);
+    expect(cacheKeyFor(dir, 'q4')).toMatch(/^some-model--x--q4-q8head-v2-[0-9a-f]{8}$/);
     const picked = new BlobModelSource(new Map([['config.json', new Blob(['{}'])], ['model.safetensors', new Blob([new Uint8Array(10)])]]), 'my-model');
     expect(identifySource(picked)).toEqual({ kind: 'folder', location: 'my-model (2 files, 12 bytes)' });
     for (const k of [cacheKeyFor(url, 'q4'), cacheKeyFor(dir, 'q4'), cacheKeyFor(picked, 'q4'), cacheKey({ kind: 'url', location: '../../etc/passwd' }, 'q4')]) {

@@ -95,7 +95,8 @@ describe('row blocks at the real vocabulary: one FineMedLM-o1 layer, 128,256 tok
   async function check(ctx: GpuContext, what: string, blocks: number): Promise<void> {
     const V = config.vocabSize, T = prompt.length;
     const t0 = performance.now();
-    const m = await GpuLlama.load(ck, ctx, { weights: 'q4', maxContext: 16 });
+    // lm_head 4-bit too, as the streamed CPU reference (the 8-bit head's blocks: the small-model tests below).
+    const m = await GpuLlama.load(ck, ctx, { weights: 'q4', lmHead: 'q4', maxContext: 16 });
     const loadS = (performance.now() - t0) / 1000;
     try {
       expect(m.embed.blocks.length).toBe(blocks);
@@ -203,8 +204,9 @@ describe('row blocks on a small random model with the limits forced low (Dawn)',
       const ctx = await gpuContext(precision === 'f16');
       const split = await gpuTtt(limited(ctx, LIMIT), weights);
       const whole = await gpuTtt(ctx, weights);
-      expect(split.headBlocks).toBe(weights === 'q4' ? 4 : 32);
-      expect(split.projBlocks).toBe(split.headBlocks);
+      // With 4-bit weights the lm_head is 8-bit (the default): twice the row bytes, twice the blocks.
+      expect(split.headBlocks).toBe(weights === 'q4' ? 8 : 32);
+      expect(split.projBlocks).toBe(weights === 'q4' ? 4 : 32);
       expect(whole.headBlocks).toBe(1);
       expect(split.grads.length).toBe(whole.grads.length);
       expect(split.grads.length).toBeGreaterThan(0);
@@ -234,8 +236,9 @@ describe('row blocks on a small random model with the limits forced low (Dawn)',
       expect(first.loadedFrom).toBe('source');
       expect(second.loadedFrom).toBe('cache');
       const e1 = first.engine as GpuLlama, e2 = second.engine as GpuLlama;
-      expect(e1.lmHead.blocks.length).toBe(4);
-      expect(e2.lmHead.blocks.length).toBe(4);
+      expect(e1.lmHead.kind).toBe('q8');
+      expect(e1.lmHead.blocks.length).toBe(8); // the default 8-bit head: twice q4's 4 blocks
+      expect(e2.lmHead.blocks.length).toBe(8);
       const a = await e1.forward(ids.slice(0, 10), { allLogits: true });
       const b = await e2.forward(ids.slice(0, 10), { allLogits: true });
       expect(a.length).toBe(10 * 2048);

@@ -60,7 +60,8 @@ describe('TTT memory of FineMedLM-o1 (allocator accounting on 1 and 2 layers, sc
     expect(two.byCategory.staging).toBe(0);
     // The extrapolation from 1 and 2 real layers must equal the memory plan of all 32 layers,
     // computed from the config alone (models/memory-plan.ts; no allocation), category by category.
-    const plan32 = planMemory(finemedLayerConfig(FINEMED_LAYERS, opts.vocab), { weights: 'q4', precision: 'f16', maxContext: opts.tokens, ttt: { ...opts.lora, maxTokens: opts.tokens } });
+    // The device's limits, as the engine planned the measured models with (row blocks, chunk sizes).
+    const plan32 = planMemory(finemedLayerConfig(FINEMED_LAYERS, opts.vocab), { weights: 'q4', precision: 'f16', maxContext: opts.tokens, ttt: { ...opts.lora, maxTokens: opts.tokens }, limits: ctx.limits });
     for (const c of CATEGORIES) expect(r.scaled[c], c).toBe(plan32.byCategory[c]);
     expect(total32).toBe(plan32.total);
     expect(r.scaledTotal).toBe(plan32.total);

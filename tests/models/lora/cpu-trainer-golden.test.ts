@@ -160,7 +160,8 @@ for (const m of MODELS) {
     });
 
     it('4-bit weights: exactly the f32 trainer on the dequantized weights; loss falls; near the f32 golden (sanity)', async () => {
-      const q4 = await CpuLlama.load(ck.config, ck, { weights: 'q4', maxContext: 64 });
+      // Every matrix 4-bit, the head too (the default head is 8-bit): `dequantized` mirrors exactly that.
+      const q4 = await CpuLlama.load(ck.config, ck, { weights: 'q4', lmHead: 'q4', maxContext: 64 });
       const deq = await CpuLlama.load(ck.config, dequantized(ck), { weights: 'f32', maxContext: 64 });
       const q = new CpuTrainer(q4, load('point')).lossAndGrads(g.ids, g.loss_mask);
       const d = new CpuTrainer(deq, load('point')).lossAndGrads(g.ids, g.loss_mask);
