@@ -1,5 +1,13 @@
 import { FLAT_INDEX } from './common.ts';
 
+/** The uniform (rows, K, groups, first row) and bindings both quantizers share. */
+const QUANT_BINDINGS = `struct Q { R: u32, K: u32, G: u32, rowStart: u32 }
+@group(0) @binding(0) var<uniform> qp: Q;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> qw: array<u32>;
+@group(0) @binding(3) var<storage, read_write> sc: array<u32>;
+`;
+
 /**
  * The entry point both quantizers share: one invocation per pair of groups (the two f16 scales of
  * one u32), each group quantized by the kernel's own `quantGroup(flat group index) -> scale`.
@@ -24,12 +32,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  */
 export function quantizeQ4Wgsl(): string {
   return `${FLAT_INDEX}
-struct Q { R: u32, K: u32, G: u32, rowStart: u32 }
-@group(0) @binding(0) var<uniform> qp: Q;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> qw: array<u32>;
-@group(0) @binding(3) var<storage, read_write> sc: array<u32>;
-
+${QUANT_BINDINGS}
 fn quantGroup(flat: u32) -> f32 {
   let r = flat / qp.G;
   let g = flat % qp.G;
@@ -69,12 +72,7 @@ ${PAIR_MAIN}`;
  */
 export function quantizeQ8Wgsl(): string {
   return `${FLAT_INDEX}
-struct Q { R: u32, K: u32, G: u32, rowStart: u32 }
-@group(0) @binding(0) var<uniform> qp: Q;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> qw: array<u32>;
-@group(0) @binding(3) var<storage, read_write> sc: array<u32>;
-
+${QUANT_BINDINGS}
 fn quantGroup(flat: u32) -> f32 {
   let r = flat / qp.G;
   let g = flat % qp.G;
