@@ -8,7 +8,7 @@
  * come back as safetensors and are decoded here, in Node, with the project's safetensors reader.
  */
 import { readFileSync } from 'node:fs';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../models/checkpoint.ts';
 import { PROJECTIONS } from '../models/config.ts';
@@ -20,7 +20,7 @@ import { toFloat32 } from '../models/safetensors/dtype.ts';
 import { parseSafetensorsHeader } from '../models/safetensors/header.ts';
 import { relErr } from '../tests/helpers/gpu.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../tests/helpers/shared.ts';
-import { HARNESS_PATH, launchChromium, newPage, startServer, STORIES_URL, type TestServer } from './support/index.ts';
+import { HARNESS_PATH, openHarness, STORIES_URL, type HarnessSession } from './support/index.ts';
 
 warnIfNoShared('LoRA TTT through the LLM worker (golden stories260K adapters)');
 
@@ -88,22 +88,18 @@ const Q4_VS_CPU = {
 const fromBase64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
 const relLoss = (a: number, ref: number) => Math.abs(a - ref) / Math.abs(ref);
 
-let server: TestServer;
-let browser: Browser;
+let session: HarnessSession | undefined;
 let page: Page;
 const report: string[] = [];
 
 beforeAll(async () => {
   if (!HAS_SHARED) return;
-  server = await startServer();
-  browser = await launchChromium();
-  page = await newPage(browser, server.url + HARNESS_PATH);
-  await page.waitForFunction(() => window.harness?.ready === true);
+  session = await openHarness(HARNESS_PATH);
+  page = session.page;
 });
 afterAll(async () => {
   if (report.length) console.log(`\n[ttt e2e] ${report.join('\n[ttt e2e] ')}\n`);
-  await browser?.close();
-  await server?.close();
+  await session?.close();
 });
 
 describe.skipIf(!HAS_SHARED)('LoRA TTT through the LLM worker (WebGPU f32, stories260K)', () => {

@@ -3,30 +3,24 @@
  * protocol, cancellation stops loads and generations, misuse gives typed errors, not hangs.
  */
 import { readFileSync } from 'node:fs';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxAbsDiff } from '../tests/helpers/gpu.ts';
 import { HAS_SHARED, sharedPath, warnIfNoShared } from '../tests/helpers/shared.ts';
-import { HARNESS_PATH, launchChromium, newPage, startServer, STORIES_URL, type TestServer } from './support/index.ts';
+import { HARNESS_PATH, openHarness, STORIES_URL, type HarnessSession } from './support/index.ts';
 
 warnIfNoShared('LLM worker e2e with the golden stories260K model');
 
 /** max |logit - golden| through the worker, WebGPU f32 on SwiftShader (logits up to 18): measured 2.8e-6 .. 8.7e-6, x ~11. */
 const F32_LOGITS = 1e-4;
 
-let server: TestServer;
-let browser: Browser;
+let session: HarnessSession | undefined;
 let page: Page;
 beforeAll(async () => {
-  server = await startServer();
-  browser = await launchChromium();
-  page = await newPage(browser, server.url + HARNESS_PATH);
-  await page.waitForFunction(() => window.harness?.ready === true);
+  session = await openHarness(HARNESS_PATH);
+  page = session.page;
 });
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+afterAll(() => session?.close());
 
 describe('LLM worker without a model', () => {
   it('generate before any load is a typed invalid-input error', async () => {
