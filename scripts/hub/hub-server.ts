@@ -33,6 +33,11 @@ export interface HubServer {
   readonly requests: HubRequestLog[];
   /** The live fault rules; `faults.pending` is 0 once all fired. */
   readonly faults: FaultPlan;
+  /**
+   * Resolves once every request received so far has closed and been logged. A client can finish
+   * reading a body before the server sees the response close, so read `requests` after this.
+   */
+  settled(): Promise<void>;
   /** Replaces the fault rules (and their counts). */
   setFaults(faults: HubFaults): void;
   /** `${url}/<repo>/resolve/<revision>/` (for UrlModelSource). */
@@ -55,12 +60,19 @@ export async function startHubServer(dir: string, options: HubServerOptions = {}
   if (!(await stat(root).catch(() => null))?.isDirectory()) throw new NotFoundError(`Hub folder ${root} does not exist.`);
   const requests: HubRequestLog[] = [];
   const faults = new FaultPlan(options.faults);
+  // Counted apart from `requests`, which callers clear.
+  let received = 0;
+  let logged = 0;
+  const waiters: (() => void)[] = [];
   const onRequest = (e: HubRequestLog): void => {
     requests.push(e);
+    logged++;
     options.onRequest?.(e);
+    if (logged >= received) for (const w of waiters.splice(0)) w();
   };
   const middleware = localHubMiddleware(root, { prefix: PREFIX, onRequest, faults });
   const server = createServer((req, res) => {
+    received++;
     middleware(req, res, () => {
       const path = (req.url ?? '/').split('?')[0]!;
       res.once('close', () => onRequest({ method: req.method ?? 'GET', path, status: res.statusCode, bytes: sentBytes(res), complete: res.writableFinished }));
@@ -80,6 +92,7 @@ export async function startHubServer(dir: string, options: HubServerOptions = {}
     port,
     requests,
     faults,
+    settled: () => (logged >= received ? Promise.resolve() : new Promise<void>((ok) => void waiters.push(ok))),
     setFaults: (f) => faults.set(f),
     modelBase: (repo, revision = 'main') => `${url}/${repo}/resolve/${encodeURIComponent(revision)}/`,
     close: () =>

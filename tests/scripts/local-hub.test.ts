@@ -82,7 +82,9 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-beforeEach(() => {
+beforeEach(async () => {
+  // A response an earlier test left unread may close late; let it, then start a clean log.
+  await hub.settled();
   hub.requests.length = 0;
   hub.setFaults({});
 });
@@ -303,6 +305,7 @@ describe('API', () => {
     expect(r.license).toBe('mit');
     expect(r.records[3]!.question).toMatch(/\(case 3\)$/);
     expect(r.files).toEqual(['data/train-00000-of-00001.parquet']);
+    await hub.settled();
     const ranged = hub.requests.filter((e) => e.path.endsWith('.parquet') && e.method === 'GET');
     expect(ranged.length).toBeGreaterThan(0);
     expect(ranged.every((e) => e.status === 206 && e.range !== undefined)).toBe(true);
@@ -321,7 +324,7 @@ describe('request log and fault injection', () => {
     await (await fetch(file('org-a/model-x', 'weights.bin'), { headers: { Range: 'bytes=100-199' } })).arrayBuffer();
     await fetch(file('org-a/model-x', 'weights.bin'), { method: 'HEAD' });
     await (await fetch(file('org-a/model-x', 'nope'))).text();
-    // Filtered: a response an earlier test left unread may close (and be logged) late.
+    await hub.settled();
     expect(hub.requests.filter((e) => e.path.startsWith('/hub/org-a/model-x/'))).toEqual([
       { method: 'GET', path: '/hub/org-a/model-x/resolve/main/weights.bin', range: 'bytes=100-199', status: 206, bytes: 100, complete: true },
       { method: 'HEAD', path: '/hub/org-a/model-x/resolve/main/weights.bin', status: 200, bytes: 0, complete: true },
@@ -337,6 +340,7 @@ describe('request log and fault injection', () => {
     expect(hub.faults.pending).toBe(0);
     const again = new Uint8Array(await (await fetch(file('org-a/model-x', 'weights.bin'))).arrayBuffer());
     expect(again).toEqual(weights);
+    await hub.settled();
     expect(hub.requests.filter((e) => e.path.endsWith('/weights.bin')).map((e) => [e.bytes, e.complete])).toEqual([[1000, false], [5000, true]]);
   });
 
@@ -348,6 +352,7 @@ describe('request log and fault injection', () => {
     if (got instanceof Uint8Array) expect(got).toEqual(weights.subarray(0, 4096));
     else expect(got).toMatchObject({ code: expect.stringMatching(/^(network|weights-format)$/) });
     expect(await f.read(0, 4096)).toEqual(weights.subarray(0, 4096));
+    await hub.settled();
     const gets = hub.requests.filter((e) => e.method === 'GET' && e.path.endsWith('/weights.bin'));
     expect(gets[0]).toMatchObject({ range: 'bytes=0-4095', status: 206, bytes: 64, complete: false });
     expect(gets.slice(1).every((e) => e.complete)).toBe(true);
