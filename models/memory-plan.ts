@@ -17,8 +17,8 @@ import { parseLlamaConfig, PROJECTIONS, type LlamaConfig, type Projection } from
 import { DeviceLimitsError, InvalidInputError } from './errors.ts';
 import type { MemoryCategory } from './gpu/allocator.ts';
 import {
-  allLogitsBytes, allLogitsRows, blockLabel, bufferAllocSize, defaultMaxBatch, forwardActivationBuffers, kvCacheBytes, loraLayout, loraScratchBytes,
-  lossHeadChunks, matrixBlocks, packUniform, QUANTIZE_PARAMS_BYTES, quantBufferBytes, quantizeStagingBytes, ropeTableBytes, trainerAttentionBlocks, trainerBuffers,
+  allLogitsBytes, allLogitsRows, blockLabel, bufferAllocSize, defaultMaxBatch, forwardActivationBuffers, kvSlabs, loraLayout, loraScratchBytes,
+  lossHeadChunks, matrixBlocks, packUniform, QUANTIZE_PARAMS_BYTES, quantBufferBytes, quantizeStagingBytes, ropeTableBytes, trainerAllocations, trainerAttentionBlocks, trainerBuffers, trainerMlpBlocks,
   trainerMaxTokens, uniformKey, type BindingLimits, type BufferKind, type LoraSlot, type RowBlock,
 } from './gpu/buffer-sizes.ts';
 import { ADAM_PARAMS_BYTES, gradNormGroups } from './gpu/wgsl/adam.ts';
@@ -39,6 +39,10 @@ export interface TttPlanOptions {
   chunkRows?: number;
   /** Attention query rows per block (GpuTrainerOptions.queryRows); default as GpuTrainer. */
   queryRows?: number;
+  /** MLP token rows per block (GpuTrainerOptions.mlpRows); default as GpuTrainer. */
+  mlpRows?: number;
+  /** Training buffers in the idle KV-cache slabs (GpuTrainerOptions.shareKvCache); default true. */
+  shareKvCache?: boolean;
   /** LoRA alpha (default DEFAULT_LORA's 16): only decides which 32-byte uniforms coincide. */
   alpha?: number;
 }
@@ -64,13 +68,18 @@ export interface MemoryPlanOptions {
   limits?: BindingLimits;
 }
 
+/** A trainer buffer living at `offset` in KV slab `slab` while training. */
+export interface BorrowedBuffer { label: string; bytes: number; slab: number; offset: number }
+
 /** One buffer of the plan, with the bytes the allocator accounts (rounded up to 4). */
 export interface PlannedBuffer {
   label: string;
   category: MemoryCategory;
   bytes: number;
-  /** Bound as a storage buffer (so maxStorageBufferBindingSize applies to it whole). */
+  /** Bound as a storage buffer (so maxStorageBufferBindingSize applies to its bindings). */
   binding: boolean;
+  /** Its largest binding where that is less than the whole buffer (a KV slab: one layer's K or V). */
+  bindingBytes?: number;
   kind: BufferKind;
   /** 'load': the loader's staging, freed before load returns (counts in `peak`, not in `total`). */
   phase: 'resident' | 'load';
@@ -83,11 +92,19 @@ export interface MemoryPlan {
   /** The options with the engine's defaults filled in. */
   options: {
     weights: 'q4' | 'f32'; lmHead: LmHeadFormat; precision: 'f16' | 'f32'; maxContext: number; maxBatch: number; allLogits: boolean; limits: BindingLimits | null;
-    /** queryRows as resolved; attentionBlocks of them cover maxTokens; sharedProbs: in the model's score buffer. */
-    ttt: (Required<TttPlanOptions> & { chunks: number; attentionBlocks: number; sharedProbs: boolean }) | null;
+    /**
+     * queryRows as resolved; attentionBlocks of them cover maxTokens; sharedProbs: in the model's
+     * score buffer; mlpBlocks of mlpRows cover maxTokens.
+     */
+    ttt: (Required<TttPlanOptions> & { chunks: number; attentionBlocks: number; sharedProbs: boolean; mlpBlocks: number }) | null;
   };
   /** Every buffer in creation order: resident ones and the loader's staging (phase 'load'). */
   buffers: PlannedBuffer[];
+  /**
+   * The trainer's buffers placed in the idle KV-cache slabs (borrowFromPool) instead of buffers of
+   * their own: not in `buffers`, no bytes of their own, and bindings checked against the limits.
+   */
+  borrowed: BorrowedBuffer[];
   /** Resident bytes per category: GpuAllocator.byCategory() once load (and create) returned. */
   byCategory: Record<MemoryCategory, number>;
   /** Steady state: resident bytes, = GpuAllocator.total after load (and create). */
@@ -95,20 +112,21 @@ export interface MemoryPlan {
   /** High-water mark, = GpuAllocator.peak: the larger of the end of the upload (weights + KV + staging) and `total`. */
   peak: number;
   largestBuffer: PlannedBuffer;
-  /** The largest buffer bound as storage (null only if none is). */
+  /** The largest storage binding (`bytes`: of the binding, one layer's K or V for a KV slab; null only if none is). */
   largestBinding: PlannedBuffer | null;
 }
 
 /** Accumulates buffers in the engine's order, deduplicating uniforms by contents like GpuLlama.uniform. */
 class PlanBuilder {
   readonly buffers: PlannedBuffer[] = [];
+  readonly borrowed: BorrowedBuffer[] = [];
   owner: 'model' | 'trainer' = 'model';
   private readonly uniforms = new Set<string>();
   private live = 0;
   peak = 0;
 
-  add(label: string, bytes: number, category: MemoryCategory, kind: BufferKind = 'storage', phase: PlannedBuffer['phase'] = 'resident'): void {
-    const b: PlannedBuffer = { label, category, bytes: bufferAllocSize(bytes), binding: kind === 'storage', kind, phase, owner: this.owner };
+  add(label: string, bytes: number, category: MemoryCategory, kind: BufferKind = 'storage', phase: PlannedBuffer['phase'] = 'resident', bindingBytes?: number): void {
+    const b: PlannedBuffer = { label, category, bytes: bufferAllocSize(bytes), binding: kind === 'storage', kind, phase, owner: this.owner, ...(bindingBytes !== undefined ? { bindingBytes } : {}) };
     this.buffers.push(b);
     this.live += b.bytes;
     this.peak = Math.max(this.peak, this.live);
@@ -143,6 +161,7 @@ function checkOptions(opts: MemoryPlanOptions): void {
   if (t.alpha !== undefined && !(t.alpha > 0)) throw new InvalidInputError(`LoRA alpha must be > 0, got ${t.alpha}.`);
   if (t.chunkRows !== undefined && (!positiveInt(t.chunkRows) || t.chunkRows % 64 !== 0)) throw new InvalidInputError(`chunkRows must be a positive multiple of 64, got ${t.chunkRows}.`);
   if (t.queryRows !== undefined && !positiveInt(t.queryRows)) throw new InvalidInputError(`queryRows must be a positive integer, got ${t.queryRows}.`);
+  if (t.mlpRows !== undefined && !positiveInt(t.mlpRows)) throw new InvalidInputError(`mlpRows must be a positive integer, got ${t.mlpRows}.`);
   if (t.targets.length === 0) throw new InvalidInputError('LoRA needs at least one target projection.');
   for (const p of t.targets) if (!PROJECTIONS.includes(p)) throw new InvalidInputError(`Unknown LoRA target "${p}"; expected some of ${PROJECTIONS.join(', ')}.`);
   if (new Set(t.targets).size !== t.targets.length) throw new InvalidInputError(`LoRA targets repeat: ${t.targets.join(', ')}.`);
@@ -208,7 +227,7 @@ function loraForwardUniforms(p: PlanBuilder, lora: LoraPlan, s: LoraSlot): void 
 }
 
 /** GpuTrainer.create after the model is loaded: LoRA, attach, allocate(), build(). */
-function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, maxBatch: number, e: number, t: Required<TttPlanOptions>, head: { chunkRows: number; rowsPadded: number; chunks: number }, attn: { blocks: number; probsBytes: number }): void {
+function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, maxBatch: number, e: number, t: Required<TttPlanOptions>, head: { chunkRows: number; rowsPadded: number; chunks: number }, attn: { blocks: number; probsBytes: number }, mlp: { rows: number; blocks: number }, pool: number[]): void {
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
   const r = t.rank;
   const dims = Object.fromEntries(t.targets.map((q) => [q, projectionShape(c, q)]));
@@ -219,10 +238,10 @@ function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, maxBatch: n
   p.add('lora xa', loraScratchBytes(maxBatch, r), 'lora');
   forwardUniforms(p, c, blocks, lora);
   // allocate()
-  for (const [label, spec] of Object.entries(trainerBuffers(c, t.maxTokens, r, e, head, attn))) {
-    if (label === 'ttt x') for (let l = 0; l <= c.numLayers; l++) p.add(`ttt x${l}`, spec.bytes, 'activations', spec.kind);
-    else if (label === 'xa') for (const q of t.targets) p.add(`xa ${q}`, spec.bytes, 'activations', spec.kind);
-    else p.add(label, spec.bytes, 'activations', spec.kind);
+  // Its largest buffers live in the idle KV-cache slabs while training.
+  for (const a of trainerAllocations(trainerBuffers(c, t.maxTokens, r, e, head, attn, mlp), c.numLayers, t.targets, pool)) {
+    if (a.borrow) p.borrowed.push({ label: a.label, bytes: a.spec.bytes, ...a.borrow });
+    else p.add(a.label, a.spec.bytes, 'activations', a.spec.kind);
   }
   p.add('lora grads', lora.floats * 4, 'lora');
   p.add('adam m', lora.floats * 4, 'optimizer');
@@ -236,6 +255,7 @@ function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, maxBatch: n
   p.uniform('attention', [H, KV, D, 1 / Math.sqrt(D)], [3]);
   embedUniforms(p, c, blocks);
   for (let i = 0; i < attn.blocks; i++) p.add(`ttt attn run ${i}`, 16, 'activations', 'uniform');
+  for (let i = 0; i < mlp.blocks; i++) p.add(`ttt mlp run ${i}`, 16, 'activations', 'uniform');
   for (let l = 0; l < c.numLayers; l++) {
     for (const [name, proj] of FORWARD_ORDER) {
       const [N, K] = matrixShape(c, proj);
@@ -306,8 +326,11 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
     if (format !== 'f32' && !staging) p.add('quantize staging', quantizeStagingBytes(limits), 'staging', 'storage', 'load');
     if (format !== 'f32') staging = true;
   };
+  const kv = kvSlabs(c, S, e, limits);
   for (let l = 0; l < c.numLayers; l++) {
     const n = layerWeightNames(l);
+    const si = kv.slabs.findIndex((x) => x.first === l);
+    if (si >= 0) p.add(`kv cache ${si}`, kv.slabs[si].bytes, 'kvCache', 'storage', 'resident', kv.bytes);
     p.add(n.inputNorm, C * 4, 'weights');
     matrix(n.q, H * D, C);
     matrix(n.k, KV * D, C);
@@ -317,8 +340,6 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
     matrix(n.gate, F, C);
     matrix(n.up, F, C);
     matrix(n.down, C, F);
-    p.add(`kcache ${l}`, kvCacheBytes(c, S, e), 'kvCache');
-    p.add(`vcache ${l}`, kvCacheBytes(c, S, e), 'kvCache');
   }
   matrix('model.embed_tokens.weight', V, C, 'embed');
   if (!c.tieWordEmbeddings) matrix(lmHeadName(c), V, C, 'lm_head');
@@ -344,11 +365,16 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
     // The query blocks borrow the model's prefill score buffer where they fit in it.
     const attn = trainerAttentionBlocks(c, maxTokens, e, forwardActivationBuffers(c, maxBatch, S, e).scores.bytes, t.queryRows);
     if (t.queryRows !== undefined && t.queryRows % attn.unit !== 0) throw new InvalidInputError(`queryRows must be a positive multiple of ${attn.unit} for this model, got ${t.queryRows}.`);
+    const mlp = trainerMlpBlocks(c, maxTokens, t.rank, e, t.mlpRows, limits);
+    if (t.mlpRows !== undefined && t.mlpRows % mlp.unit !== 0) throw new InvalidInputError(`mlpRows must be a positive multiple of ${mlp.unit} for this model, got ${t.mlpRows}.`);
     // LoraWeights keep their targets in PROJECTIONS order, so the engine's buffers follow it.
     const targets = PROJECTIONS.filter((q) => t.targets.includes(q));
-    ttt = { rank: t.rank, alpha: t.alpha ?? DEFAULT_LORA.alpha, targets, maxTokens, chunkRows: head.chunkRows, chunks: head.chunks, queryRows: attn.rows, attentionBlocks: attn.blocks, sharedProbs: attn.probsBytes === 0 };
+    ttt = {
+      rank: t.rank, alpha: t.alpha ?? DEFAULT_LORA.alpha, targets, maxTokens, chunkRows: head.chunkRows, chunks: head.chunks,
+      queryRows: attn.rows, attentionBlocks: attn.blocks, sharedProbs: attn.probsBytes === 0, mlpRows: mlp.rows, mlpBlocks: mlp.blocks, shareKvCache: t.shareKvCache ?? true,
+    };
     p.owner = 'trainer';
-    planTrainer(p, c, blocks, maxBatch, e, ttt, head, attn);
+    planTrainer(p, c, blocks, maxBatch, e, ttt, head, attn, mlp, ttt.shareKvCache ? kv.slabs.map((x) => x.bytes) : []);
   }
 
   const byCategory = Object.fromEntries(CATEGORIES.map((k) => [k, 0])) as Record<MemoryCategory, number>;
@@ -359,11 +385,12 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
     config: c,
     options: { weights: opts.weights, lmHead, precision: opts.precision, maxContext: S, maxBatch, allLogits: opts.allLogits ?? false, limits: limits ?? null, ttt },
     buffers: p.buffers,
+    borrowed: p.borrowed,
     byCategory,
     total,
     peak: p.peak,
     largestBuffer: largest(p.buffers)!,
-    largestBinding: largest(p.buffers.filter((b) => b.binding)),
+    largestBinding: largest(p.buffers.filter((b) => b.binding).map((b) => ({ ...b, bytes: b.bindingBytes ?? b.bytes }))),
   };
 }
 
@@ -416,14 +443,19 @@ function mib(bytes: number): string {
 export function checkPlan(plan: MemoryPlan, limits: PlanLimits): PlanProblem[] {
   const out: PlanProblem[] = [];
   for (const b of plan.buffers) {
-    const problem = (limit: PlanProblem['limit'], limitBytes: number, what: string) =>
-      out.push({ buffer: b.label, bytes: b.bytes, category: b.category, limit, limitBytes, message: `${b.label} needs ${size(b.bytes)} in ${what}; this GPU's ${limit} is ${mib(limitBytes)}` });
+    const problem = (limit: PlanProblem['limit'], limitBytes: number, what: string, bytes = b.bytes) =>
+      out.push({ buffer: b.label, bytes, category: b.category, limit, limitBytes, message: `${b.label} needs ${size(bytes)} in ${what}; this GPU's ${limit} is ${mib(limitBytes)}` });
     // A buffer over maxBufferSize cannot be created at all: that is its one problem.
     if (b.bytes > limits.maxBufferSize) problem('maxBufferSize', limits.maxBufferSize, 'one buffer');
-    else if (b.binding && b.bytes > limits.maxStorageBufferBindingSize) problem('maxStorageBufferBindingSize', limits.maxStorageBufferBindingSize, 'one storage binding');
+    else if (b.binding && (b.bindingBytes ?? b.bytes) > limits.maxStorageBufferBindingSize) problem('maxStorageBufferBindingSize', limits.maxStorageBufferBindingSize, 'one storage binding', b.bindingBytes ?? b.bytes);
     if (b.kind === 'uniform' && limits.maxUniformBufferBindingSize !== undefined && b.bytes > limits.maxUniformBufferBindingSize) {
       problem('maxUniformBufferBindingSize', limits.maxUniformBufferBindingSize, 'one uniform binding');
     }
+  }
+  for (const b of plan.borrowed) {
+    if (b.bytes <= limits.maxStorageBufferBindingSize) continue;
+    const limitBytes = limits.maxStorageBufferBindingSize;
+    out.push({ buffer: b.label, bytes: b.bytes, category: 'activations', limit: 'maxStorageBufferBindingSize', limitBytes, message: `${b.label} needs ${size(b.bytes)} in one storage binding; this GPU's maxStorageBufferBindingSize is ${mib(limitBytes)}` });
   }
   return out;
 }

@@ -160,7 +160,7 @@ console.log('\n' + rows.map((r) => r.map((v, c) => v.padEnd(widths[c])).join(' |
 for (const e of envs) for (const n of results[e].notes) console.log(`note (${e}): ${n}`);
 if (memory.length) {
   for (const m of memory) {
-    console.log(`memory (${m.device.f16 ? 'f16' : 'f32'} activations, context ${m.options.maxContext}): 32-layer TTT ${(Math.max(m.scaledTotal, m.scaledPeak) / 1e9).toFixed(3)} GB vs bound ${(m.bound / 1e9).toFixed(3)} GB -> ${m.ok ? 'OK' : 'OVER'}`);
+    console.log(`memory (${m.device.f16 ? 'f16' : 'f32'} activations, context ${m.options.maxContext}): 32-layer TTT ${(Math.max(m.plannedTotal, m.plannedPeak) / 1e9).toFixed(3)} GB (plan; 1 and 2 layers measured ${m.planExact ? '=' : '!='} plan) vs bound ${(m.bound / 1e9).toFixed(3)} GB -> ${m.ok ? 'OK' : 'OVER'}`);
   }
 }
 console.log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s, load average now ${load()}`);

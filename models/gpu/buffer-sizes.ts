@@ -152,6 +152,51 @@ export function kvCacheBytes(config: LlamaConfig, maxContext: number, actBytes: 
   return maxContext * config.numKvHeads * config.headDim * actBytes;
 }
 
+/** Bytes of one buffer holding several layers' KV caches: WebGPU's default maxBufferSize. */
+export const KV_SLAB_BYTES = 256 * 2 ** 20;
+
+/**
+ * The KV cache in slabs: each slab holds `count` consecutive layers from `first`, layer i of the
+ * slab with K at offset i * 2 * `stride` and V at (2i + 1) * `stride` (stride: one cache, 256-byte
+ * aligned). Slabs of up to KV_SLAB_BYTES (or maxBufferSize), not 2 buffers per layer, so that the
+ * trainer can borrow the idle cache in pieces as large as its own buffers (see borrowFromPool).
+ * @example kvSlabs(finemedLayerConfig(32, 128256), 4096, 2).slabs.length; // 2 slabs of 16 layers (256 MiB)
+ */
+export function kvSlabs(config: LlamaConfig, maxContext: number, actBytes: number, limits?: BindingLimits): { stride: number; bytes: number; slabs: { first: number; count: number; bytes: number }[] } {
+  const bytes = kvCacheBytes(config, maxContext, actBytes);
+  const stride = Math.ceil(bytes / STORAGE_OFFSET_ALIGN) * STORAGE_OFFSET_ALIGN;
+  const cap = Math.min(KV_SLAB_BYTES, limits?.maxBufferSize ?? Infinity);
+  const perSlab = Math.max(1, Math.floor(cap / (2 * stride)));
+  const slabs: { first: number; count: number; bytes: number }[] = [];
+  for (let first = 0; first < config.numLayers; first += perSlab) {
+    const count = Math.min(perSlab, config.numLayers - first);
+    slabs.push({ first, count, bytes: (2 * count - 1) * stride + bytes });
+  }
+  return { stride, bytes, slabs };
+}
+
+/**
+ * Places buffers in the free space of `pool` (the idle KV-cache slabs while training), largest
+ * first, each in the first slab with room, at 256-byte aligned offsets; what fits nowhere is left
+ * out. Deterministic: the trainer and the memory plan both call it.
+ * @example borrowFromPool([1024], [{ label: 'a', bytes: 600 }, { label: 'b', bytes: 300 }]); // a at 0, b at 768 of slab 0
+ */
+export function borrowFromPool(pool: number[], requests: { label: string; bytes: number }[]): Map<string, { slab: number; offset: number }> {
+  const used = pool.map(() => 0);
+  const out = new Map<string, { slab: number; offset: number }>();
+  const order = requests.map((r, i) => ({ ...r, i })).sort((a, b) => b.bytes - a.bytes || a.i - b.i);
+  for (const r of order) {
+    for (let slab = 0; slab < pool.length; slab++) {
+      const offset = Math.ceil(used[slab] / STORAGE_OFFSET_ALIGN) * STORAGE_OFFSET_ALIGN;
+      if (offset + r.bytes > pool[slab]) continue;
+      out.set(r.label, { slab, offset });
+      used[slab] = offset + r.bytes;
+      break;
+    }
+  }
+  return out;
+}
+
 /** Bytes of each RoPE table (cos, sin): (maxContext, D/2) f32. */
 export function ropeTableBytes(config: LlamaConfig, maxContext: number): number {
   return maxContext * (config.headDim / 2) * 4;
@@ -246,16 +291,38 @@ export function trainerAttentionBlocks(config: LlamaConfig, maxTokens: number, a
   return { rows: r, blocks: Math.ceil(maxTokens / r), unit, probsBytes: r * perRow <= scoresBytes ? 0 : r * perRow };
 }
 
+/** Bytes of one (rows, F) f32 MLP scratch buffer of the trainer (gate/up/act and their gradients). */
+export const MLP_BLOCK_BUDGET = 16 * 2 ** 20;
+
+/**
+ * The trainer's MLP runs in blocks of token rows (GpuTrainer): every MLP op is row-local, so its
+ * (rows, F) scratch (gate, up, act, dact, dup) need not hold the whole sequence. At 1024 tokens of
+ * FineMedLM-o1 that is 5 x 14 MiB instead of 5 x 56 MiB, and at any length no MLP buffer breaks
+ * the binding limit. Rows are a multiple of 64 and of `unit`, so every block's (T, C) row bindings
+ * (activations and f32 gradients) and (T, r) LoRA rows start on STORAGE_OFFSET_ALIGN. By default
+ * a block's (rows, F) f32 fits MLP_BLOCK_BUDGET (and the binding limit).
+ * @example trainerMlpBlocks(finemedLayerConfig(32, 128256), 1024, 8, 2); // { rows: 256, blocks: 4, unit: 64 }
+ */
+export function trainerMlpBlocks(config: LlamaConfig, maxTokens: number, rank: number, actBytes: number, rows?: number, limits?: BindingLimits): { rows: number; blocks: number; unit: number } {
+  const C = config.hiddenSize, F = config.intermediateSize;
+  const lcm = (a: number, b: number) => (a / gcd(a, b)) * b;
+  const unit = [C * actBytes, C * 4, rank * 4].reduce((u, w) => lcm(u, STORAGE_OFFSET_ALIGN / gcd(STORAGE_OFFSET_ALIGN, w)), 64);
+  const budget = limits ? Math.min(MLP_BLOCK_BUDGET, bindingLimit(limits)) : MLP_BLOCK_BUDGET;
+  const whole = Math.ceil(maxTokens / unit) * unit;
+  const r = Math.min(whole, rows ?? Math.max(unit, Math.floor(budget / (F * 4) / unit) * unit));
+  return { rows: r, blocks: Math.ceil(maxTokens / r), unit };
+}
+
 /**
  * GpuTrainer's buffers made in allocate(), keyed by label. Two entries stand for several buffers:
  * `ttt x` is each layer's saved input (numLayers + 1 buffers `ttt x0`..), `xa` the saved x A^T of
  * each target (`xa q_proj`, ...). `probs` (the attention probabilities of a query block) is
  * there only when the block does not fit the model's score buffer (trainerAttentionBlocks).
- * @example trainerBuffers(config, 1024, 8, 2, lossHeadChunks(1024, config.vocabSize), { probsBytes: 0 }).dact.bytes;
+ * @example trainerBuffers(config, 1024, 8, 2, lossHeadChunks(1024, config.vocabSize), { probsBytes: 0 }, { rows: 256 }).dact.bytes;
  */
-export function trainerBuffers(config: LlamaConfig, maxTokens: number, rank: number, actBytes: number, head: { chunkRows: number; rowsPadded: number }, attention: { probsBytes: number }) {
+export function trainerBuffers(config: LlamaConfig, maxTokens: number, rank: number, actBytes: number, head: { chunkRows: number; rowsPadded: number }, attention: { probsBytes: number }, mlp: { rows: number }) {
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = config;
-  const Tm = maxTokens, e = actBytes, { chunkRows, rowsPadded } = head;
+  const Tm = maxTokens, e = actBytes, { chunkRows, rowsPadded } = head, R = mlp.rows;
   const s = (bytes: number): BufferSpec => ({ bytes, kind: 'storage' });
   const probs: { probs?: BufferSpec } = attention.probsBytes ? { probs: s(attention.probsBytes) } : {};
   return {
@@ -271,12 +338,38 @@ export function trainerBuffers(config: LlamaConfig, maxTokens: number, rank: num
     'ttt readback': { bytes: 16, kind: 'readback' } as BufferSpec,
     xn1: s(Tm * C * e), q: s(Tm * H * D * e), k: s(Tm * KV * D * e), 'k rotated': s(Tm * KV * D * e),
     v: s(Tm * KV * D * e), ...probs, att: s(Tm * H * D * e),
-    x1: s(Tm * C * e), xn2: s(Tm * C * e), gate: s(Tm * F * e), up: s(Tm * F * e), act: s(Tm * F * e),
+    x1: s(Tm * C * e), xn2: s(Tm * C * e), gate: s(R * F * e), up: s(R * F * e), act: s(R * F * e),
     dx: s(Tm * C * 4), dxn: s(Tm * C * 4), dq: s(Tm * H * D * 4), dk: s(Tm * KV * D * 4),
-    dv: s(Tm * KV * D * 4), datt: s(Tm * H * D * 4), dact: s(Tm * F * 4), dup: s(Tm * F * 4),
+    dv: s(Tm * KV * D * 4), datt: s(Tm * H * D * 4), dact: s(R * F * 4), dup: s(R * F * 4),
     dxa: s(Tm * rank * 4),
     xa: s(Tm * rank * 4),
   };
+}
+
+/**
+ * The trainer buffers that may live in a KV slab: each layer's saved input. WebGPU forbids one
+ * buffer bound writable and read-only in the same dispatch, whatever the ranges, so buffers sharing
+ * a slab must never meet in one dispatch with different access; no dispatch binds two of these
+ * (layer l reads x_l and writes x_l+1 in different dispatches), and no KV binding is used while
+ * training.
+ */
+const BORROWABLE = /^ttt x\d+$/;
+
+/**
+ * GpuTrainer.allocate's buffers in creation order (trainerBuffers expanded: `ttt x0`.., `xa
+ * <target>`), each with where it lives: `borrow` set for those placed in the idle KV-cache slabs
+ * `pool` (bytes per slab; borrowFromPool; BORROWABLE), else a buffer of its own.
+ * @example trainerAllocations(sizes, 32, ['q_proj'], [256 * 2 ** 20]).filter((a) => a.borrow).length;
+ */
+export function trainerAllocations(sizes: Record<string, BufferSpec>, numLayers: number, targets: readonly string[], pool: number[]): { label: string; key: string; spec: BufferSpec; borrow?: { slab: number; offset: number } }[] {
+  const list: { label: string; key: string; spec: BufferSpec }[] = [];
+  for (const [key, spec] of Object.entries(sizes)) {
+    if (key === 'ttt x') for (let l = 0; l <= numLayers; l++) list.push({ label: `ttt x${l}`, key, spec });
+    else if (key === 'xa') for (const t of targets) list.push({ label: `xa ${t}`, key, spec });
+    else list.push({ label: key, key, spec });
+  }
+  const placed = borrowFromPool(pool, list.filter((a) => BORROWABLE.test(a.label)).map((a) => ({ label: a.label, bytes: a.spec.bytes })));
+  return list.map((a) => { const borrow = placed.get(a.label); return borrow ? { ...a, borrow } : a; });
 }
 
 /** Storage-buffer bindings must start at multiples of 256 bytes: LoRA slots align to 64 floats. */

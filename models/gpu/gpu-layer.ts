@@ -16,30 +16,43 @@ import { grid1D } from './pipelines.ts';
 import { attnScoresWgsl, attnValuesWgsl, ropeWgsl, softmaxWgsl, toCacheWgsl } from './wgsl/attention.ts';
 import { addWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
 
+type Binding = GPUBuffer | GPUBufferBinding;
+
 /**
  * What one layer's forward reads and writes. Two aliases choose between generation and training:
  * `vCache === v` reads the values in place (training, start 0: no copy), and `act === gate` runs
  * SwiGLU in place (generation; the trainer keeps the pre-activation gate for the backward pass).
  */
 export interface LayerBuffers {
-  xIn: GPUBuffer; // (T, C) layer input
-  xn1: GPUBuffer; // (T, C) input RMSNorm
-  q: GPUBuffer; // (T, H*D), RoPE applied in place
-  k: GPUBuffer; // (T, KV*D) before RoPE
-  v: GPUBuffer; // (T, KV*D)
-  kCache: GPUBuffer; // (>= P, KV, D) rotated keys; this chunk's are written at row start
-  vCache: GPUBuffer; // (>= P, KV, D) values; this chunk's are written at row start (unless === v)
-  scores: GPUBuffer; // (H, T, P) f32 scores, softmax in place (the probs the backward reads)
-  att: GPUBuffer; // (T, H*D) attention output
-  x1: GPUBuffer; // (T, C) residual after attention: o(att) + xIn
-  xn2: GPUBuffer; // (T, C) post-attention RMSNorm
-  gate: GPUBuffer; // (T, F)
-  up: GPUBuffer; // (T, F)
-  act: GPUBuffer; // (T, F) silu(gate) * up (=== gate: in place)
-  xOut: GPUBuffer; // (T, C) layer output: down(act) + x1 (may be xIn, which is read before)
+  xIn: Binding; // (T, C) layer input
+  xn1: Binding; // (T, C) input RMSNorm
+  q: Binding; // (T, H*D), RoPE applied in place
+  k: Binding; // (T, KV*D) before RoPE
+  v: Binding; // (T, KV*D)
+  kCache: Binding; // (>= P, KV, D) rotated keys; this chunk's are written at row start
+  vCache: Binding; // (>= P, KV, D) values; this chunk's are written at row start (unless === v)
+  scores: Binding; // (H, T, P) f32 scores, softmax in place (the probs the backward reads)
+  att: Binding; // (T, H*D) attention output
+  x1: Binding; // (T, C) residual after attention: o(att) + xIn
+  xn2: Binding; // (T, C) post-attention RMSNorm
+  gate: Binding; // (T, F)
+  up: Binding; // (T, F)
+  act: Binding; // (T, F) silu(gate) * up (=== gate: in place)
+  xOut: Binding; // (T, C) layer output: down(act) + x1 (may be xIn, which is read before)
 }
 
-type Binding = GPUBuffer | GPUBufferBinding;
+/**
+ * What the MLP of one layer (norm2's output onwards) binds: row-local throughout, so the trainer
+ * runs it on blocks of rows (bindings at the block's offset; gate, up, act block-sized).
+ */
+export interface MlpBuffers {
+  xn2: Binding; // (T, C) post-attention RMSNorm
+  x1: Binding; // (T, C) residual after attention
+  gate: Binding; up: Binding; act: Binding; // (T, F); act === gate: SwiGLU in place
+  xOut: Binding; // (T, C) layer output: down(act) + x1
+  /** The (T, r) x A^T rows of a target, kept for dB (training); default the model's scratch. */
+  xa?: (p: Projection) => Binding | undefined;
+}
 
 /** What one attention (attentionSteps) binds: the run (T, start, P), q and att rows, caches, scores. */
 export interface AttentionBuffers {
@@ -59,7 +72,7 @@ export interface LayerStepOptions {
   /** Largest T the steps will see (picks the LoRA gemm tiles). */
   maxTokens: number;
   /** The (T, r) x A^T buffer of a target, kept for dB (training); default the model's scratch. */
-  xa?: (p: Projection) => GPUBuffer | undefined;
+  xa?: (p: Projection) => GPUBuffer | GPUBufferBinding | undefined;
 }
 
 /** The small uniforms a layer binds; the backward kernels read the same ones. */
@@ -119,29 +132,24 @@ export class LayerEncoder {
   /** The forward steps of layer `l` (weights `L`) over `b`, labelled `L<l> <step>`. */
   async steps(l: number, L: GpuLayer, b: LayerBuffers, o: LayerStepOptions): Promise<Step[]> {
     const p = await this.parts(l, L, b, o);
-    return [...p.pre, ...p.attention, ...p.post];
+    return [...p.pre, ...p.attention, ...p.post, ...p.mlp];
   }
 
   /**
-   * The forward of layer `l` in three parts: before attention (norm1 .. rope k [-> v cache]), the
-   * attention (scores, softmax, values; see attentionSteps) and after it (o .. residual2). The
-   * trainer runs the attention part per block of queries between the other two.
+   * The forward of layer `l` in four parts: before attention (norm1 .. rope k [-> v cache]), the
+   * attention (scores, softmax, values; see attentionSteps), after it (o .. norm2) and the MLP
+   * (gate .. residual2; see mlpSteps). The trainer runs the attention per block of queries and
+   * the MLP per block of rows.
    */
-  async parts(l: number, L: GpuLayer, b: LayerBuffers, o: LayerStepOptions): Promise<{ pre: Step[]; attention: Step[]; post: Step[] }> {
+  async parts(l: number, L: GpuLayer, b: LayerBuffers, o: LayerStepOptions): Promise<{ pre: Step[]; attention: Step[]; post: Step[]; mlp: Step[] }> {
     const m = this.m, p = this.pipelines, u = this.uniforms;
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D } = m.config;
-    const step = (name: string, pipeline: GPUComputePipeline, buffers: (GPUBuffer | null)[], grid: Step['grid']): Step =>
+    const step = (name: string, pipeline: GPUComputePipeline, buffers: (Binding | null)[], grid: Step['grid']): Step =>
       ({ label: `L${l} ${name}`, pipeline, bind: m.bind(pipeline, [o.run, ...buffers]), grid });
     const elements = (n: (T: number) => number, wg: number): Step['grid'] => (T) => grid1D(n(T), wg);
     const rows: Step['grid'] = (T) => [T, 1, 1];
     // y = x W^T, then the adapter's term y += s (x A^T) B^T when the projection is a target.
-    const proj = async (name: string, x: GPUBuffer, W: GpuMatrix, y: GPUBuffer, target: Projection): Promise<Step[]> => {
-      const label = `L${l} ${name}`;
-      const steps = await m.matmul(label, x, W, y, { run: o.run });
-      const slot = m.lora?.slot(l, target);
-      if (slot) steps.push(...await m.loraSteps(label, x, slot, y, { run: o.run, xa: o.xa?.(target), maxTokens: o.maxTokens, gated: o.gated }));
-      return steps;
-    };
+    const proj = (name: string, x: Binding, W: GpuMatrix, y: Binding, target: Projection) => this.proj(l, name, x, W, y, target, o, o.xa?.(target));
     const s: Step[] = [];
     s.push(step('norm1', p.norm, [u.norm, b.xIn, L.inputNorm, b.xn1], rows)); // xn1 (T, C)
     s.push(...await proj('q', b.xn1, L.q, b.q, 'q_proj')); // q (T, H*D)
@@ -155,13 +163,40 @@ export class LayerEncoder {
     s.push(...await proj('o', b.att, L.o, b.x1, 'o_proj')); // x1 (T, C) = o(att)
     s.push(step('residual1', p.add, [u.widthC, b.x1, b.xIn], elements((T) => T * C, 256))); // x1 += xIn
     s.push(step('norm2', p.norm, [u.norm, b.x1, L.postNorm, b.xn2], rows)); // xn2 (T, C)
-    s.push(...await proj('gate', b.xn2, L.gate, b.gate, 'gate_proj')); // gate (T, F)
-    s.push(...await proj('up', b.xn2, L.up, b.up, 'up_proj')); // up (T, F)
-    if (b.act !== b.gate) s.push(step('copy gate', p.copy, [u.widthF, b.gate, b.act], elements((T) => T * F, 256)));
-    s.push(step('swiglu', p.swiglu, [u.widthF, b.act, b.up], elements((T) => T * F, 256))); // act (T, F) = silu(act) * up
-    s.push(...await proj('down', b.act, L.down, b.xOut, 'down_proj')); // xOut (T, C) = down(act)
-    s.push(step('residual2', p.add, [u.widthC, b.xOut, b.x1], elements((T) => T * C, 256))); // xOut += x1
-    return { pre, attention, post: s };
+    const mlp = await this.mlpSteps(l, L, { xn2: b.xn2, x1: b.x1, gate: b.gate, up: b.up, act: b.act, xOut: b.xOut, xa: o.xa }, o);
+    return { pre, attention, post: s, mlp: mlp.forward };
+  }
+
+  /** y = x W^T, then the adapter's term y += s (x A^T) B^T when the projection is a target: [matmul..., lora xa, lora y]. */
+  private async proj(l: number, name: string, x: Binding, W: GpuMatrix, y: Binding, target: Projection, o: LayerStepOptions, xa?: Binding): Promise<Step[]> {
+    const m = this.m, label = `L${l} ${name}`;
+    const steps = await m.matmul(label, x, W, y, { run: o.run });
+    const slot = m.lora?.slot(l, target);
+    if (slot) steps.push(...await m.loraSteps(label, x, slot, y, { run: o.run, xa, maxTokens: o.maxTokens, gated: o.gated }));
+    return steps;
+  }
+
+  /**
+   * The MLP of layer `l` over `b`: gate, up (+ LoRA) [-> copy gate] -> swiglu -> down (+ LoRA) ->
+   * residual2. `recompute` is what the trainer's backward needs again, without touching xOut:
+   * gate, up, act and the saved x A^T of every MLP target (down's `lora xa` only, not its matmul).
+   */
+  async mlpSteps(l: number, L: GpuLayer, b: MlpBuffers, o: LayerStepOptions): Promise<{ forward: Step[]; recompute: Step[] }> {
+    const m = this.m, p = this.pipelines, u = this.uniforms, { hiddenSize: C, intermediateSize: F } = m.config;
+    const step = (name: string, pipeline: GPUComputePipeline, buffers: Binding[], grid: Step['grid']): Step =>
+      ({ label: `L${l} ${name}`, pipeline, bind: m.bind(pipeline, [o.run, ...buffers]), grid });
+    const elements = (n: (T: number) => number): Step['grid'] => (T) => grid1D(n(T), 256);
+    const s: Step[] = [];
+    s.push(...await this.proj(l, 'gate', b.xn2, L.gate, b.gate, 'gate_proj', o, b.xa?.('gate_proj'))); // gate (T, F)
+    s.push(...await this.proj(l, 'up', b.xn2, L.up, b.up, 'up_proj', o, b.xa?.('up_proj'))); // up (T, F)
+    if (b.act !== b.gate) s.push(step('copy gate', p.copy, [u.widthF, b.gate, b.act], elements((T) => T * F)));
+    s.push(step('swiglu', p.swiglu, [u.widthF, b.act, b.up], elements((T) => T * F))); // act (T, F) = silu(act) * up
+    const upper = [...s];
+    const down = await this.proj(l, 'down', b.act, L.down, b.xOut, 'down_proj', o, b.xa?.('down_proj')); // xOut (T, C) = down(act)
+    const downXa = down.filter((st) => st.label === `L${l} down lora xa`);
+    s.push(...down);
+    s.push(step('residual2', p.add, [u.widthC, b.xOut, b.x1], elements((T) => T * C))); // xOut += x1
+    return { forward: s, recompute: [...upper, ...downXa] };
   }
 
   /**

@@ -6,7 +6,7 @@ import { InvalidInputError, throwIfAborted } from '../errors.ts';
 import { ropeInvFreq, ropeTables } from '../rope.ts';
 import { embedFormat, layerWeightNames, lmHeadName, resolveLmHead } from '../weights-plan.ts';
 import { GpuAllocator, usageOf } from './allocator.ts';
-import { allLogitsBytes, allLogitsRows, defaultMaxBatch, forwardActivationBuffers, kvCacheBytes, loraScratchBytes, packUniform, uniformKey } from './buffer-sizes.ts';
+import { allLogitsBytes, allLogitsRows, defaultMaxBatch, forwardActivationBuffers, kvSlabs, loraScratchBytes, packUniform, uniformKey } from './buffer-sizes.ts';
 import type { GpuContext } from './device.ts';
 import { type GpuMatrix, WeightUploader } from './gpu-weights.ts';
 import { LayerEncoder } from './gpu-layer.ts';
@@ -23,7 +23,7 @@ export interface GpuLayer {
   inputNorm: GPUBuffer; postNorm: GPUBuffer;
   q: GpuMatrix; k: GpuMatrix; v: GpuMatrix; o: GpuMatrix;
   gate: GpuMatrix; up: GpuMatrix; down: GpuMatrix;
-  kCache: GPUBuffer; vCache: GPUBuffer; // (S, KV, D)
+  kCache: GPUBufferBinding; vCache: GPUBufferBinding; // (S, KV, D), in a KV slab (kvSlabs)
 }
 
 export interface MatmulStepOptions {
@@ -95,6 +95,7 @@ export class GpuLlama {
   private pos = 0;
   /** @internal the frozen weights, shared with GpuTrainer */
   layers: GpuLayer[] = [];
+  private readonly kvSlabs: GPUBuffer[] = [];
   embed!: GpuMatrix;
   lmHead!: GpuMatrix;
   norm!: GPUBuffer;
@@ -161,8 +162,16 @@ export class GpuLlama {
     const up = new WeightUploader(this.device, this.alloc, this.pipelines, src, opts.onBytes ?? (() => {}), opts.signal, this.ctx.limits);
     const fmt = opts.weights;
     const actBytes = this.shader.f16 ? 2 : 4;
+    const kv = kvSlabs(c, this.maxContext, actBytes, this.ctx.limits);
+    let slab: GPUBuffer | null = null;
     for (let l = 0; l < c.numLayers; l++) {
       const n = layerWeightNames(l);
+      const si = kv.slabs.findIndex((x) => x.first === l);
+      if (si >= 0) {
+        slab = await this.alloc.guarded(`KV cache of layers ${l}..${l + kv.slabs[si].count - 1}`, () => this.alloc.create(`kv cache ${si}`, kv.slabs[si].bytes, 'kvCache'));
+        this.kvSlabs.push(slab);
+      }
+      const i = l - kv.slabs[this.kvSlabs.length - 1].first, buffer = slab!;
       const layer: GpuLayer = {
         inputNorm: await up.vector(n.inputNorm),
         q: await up.matrix(n.q, H * D, C, fmt),
@@ -173,10 +182,8 @@ export class GpuLlama {
         gate: await up.matrix(n.gate, F, C, fmt),
         up: await up.matrix(n.up, F, C, fmt),
         down: await up.matrix(n.down, C, F, fmt),
-        ...await this.alloc.guarded(`KV cache of layer ${l}`, () => ({
-          kCache: this.alloc.create(`kcache ${l}`, kvCacheBytes(c, this.maxContext, actBytes), 'kvCache'),
-          vCache: this.alloc.create(`vcache ${l}`, kvCacheBytes(c, this.maxContext, actBytes), 'kvCache'),
-        })),
+        kCache: { buffer, offset: 2 * i * kv.stride, size: kv.bytes },
+        vCache: { buffer, offset: (2 * i + 1) * kv.stride, size: kv.bytes },
       };
       this.layers.push(layer);
     }
@@ -241,7 +248,7 @@ export class GpuLlama {
    * `gated: false` (training always runs it and keeps xa for the backward pass).
    * @internal shared with GpuTrainer, which passes its own run buffer, xa and token bound.
    */
-  async loraSteps(label: string, x: GPUBuffer, s: LoraSlot, y: GPUBuffer, o: { run?: GPUBuffer; xa?: GPUBuffer; maxTokens?: number; gated?: boolean } = {}): Promise<Step[]> {
+  async loraSteps(label: string, x: GPUBuffer | GPUBufferBinding, s: LoraSlot, y: GPUBuffer | GPUBufferBinding, o: { run?: GPUBuffer; xa?: GPUBuffer | GPUBufferBinding; maxTokens?: number; gated?: boolean } = {}): Promise<Step[]> {
     const lora = this.lora!, xa = o.xa ?? this.xa!, r = lora.config.rank, run = o.run ?? this.act.run;
     const maxT = o.maxTokens ?? this.maxBatch;
     const down = { ...this.shader, transA: false, transB: true, a: 'T', b: 'f32', c: 'f32', tile: pickGemmTile(maxT, r) } as const;
@@ -300,7 +307,7 @@ export class GpuLlama {
   }
 
   /** @internal The embedding steps x (T, C) = rows of `E` for ids: one dispatch per row block. */
-  async embedSteps(run: GPUBuffer, ids: GPUBuffer, x: GPUBuffer): Promise<Step[]> {
+  async embedSteps(run: GPUBuffer, ids: GPUBuffer, x: GPUBuffer | GPUBufferBinding): Promise<Step[]> {
     const E = this.embed, C = this.config.hiddenSize;
     const p = await this.pipelines.get(`embed ${E.kind}`, embedWgsl({ ...this.shader, weights: E.kind }));
     return E.blocks.map((b, i) => ({
@@ -360,6 +367,14 @@ export class GpuLlama {
   /** Tokens per chunk of an allLogits forward (its (rows, V) logits buffer within the binding limit). */
   private get allLogitsRows(): number {
     return allLogitsRows(this.config, this.maxBatch, this.ctx.limits);
+  }
+
+  /**
+   * @internal The KV-cache slabs (kvSlabs): idle while training, where GpuTrainer places its
+   * largest buffers (borrowFromPool). Training overwrites them; the next forward starts at 0.
+   */
+  get kvPool(): readonly GPUBuffer[] {
+    return this.kvSlabs;
   }
 
   /** @internal The prefill score buffer (H, maxBatch, maxContext) f32: idle while training, GpuTrainer's attention probabilities. */

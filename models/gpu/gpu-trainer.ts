@@ -6,7 +6,7 @@ import type { AdamOptions } from '../optim/adam.ts';
 import { validateTrainingSequence } from '../ttt/validate.ts';
 import type { GpuLayer, GpuLlama, Step } from './gpu-llama.ts';
 import { usageOf } from './allocator.ts';
-import { lossHeadChunks, trainerAttentionBlocks, trainerBuffers, trainerMaxTokens } from './buffer-sizes.ts';
+import { lossHeadChunks, trainerAllocations, trainerAttentionBlocks, trainerBuffers, trainerMaxTokens, trainerMlpBlocks } from './buffer-sizes.ts';
 import { LayerEncoder, type LayerBuffers } from './gpu-layer.ts';
 import { GpuLora, type LoraSlot } from './gpu-lora.ts';
 import type { GpuMatrix } from './gpu-weights.ts';
@@ -30,8 +30,23 @@ interface Unit { steps: Step[]; T: number; P?: number }
  * written) and otherwise (scores and softmax recomputed, dk, dv accumulated).
  */
 interface AttentionBlock { run: GPUBuffer; fwd: Step[]; first: Step[]; rest: Step[] }
+/**
+ * One block of token rows of a layer's MLP (row-local: gate .. residual2): the forward, and for
+ * the backward its recompute (gate, up, act and the MLP targets' x A^T) then its backward down to
+ * its rows of d xn2 (the LoRA gradients accumulate over the blocks).
+ */
+interface MlpBlock { fwd: Step[]; bwd: Step[] }
+type Binding = GPUBuffer | GPUBufferBinding;
+/** The run uniform steps bind (T rows) and the largest T they will see (picks gemm tiles). */
+interface Rows { run: GPUBuffer; maxT: number }
 /** One command buffer of a step, encoded only when its turn to be submitted comes. */
 type Segment = () => GPUCommandBuffer;
+
+/** `size` bytes (default: to the end) at `offset` within a buffer or a binding. */
+function rowsOf(b: Binding, offset: number, size?: number): GPUBufferBinding {
+  const [buffer, base, whole] = 'buffer' in b ? [b.buffer, b.offset ?? 0, b.size ?? b.buffer.size - (b.offset ?? 0)] : [b, 0, b.size];
+  return { buffer, offset: base + offset, size: size ?? whole - offset };
+}
 
 /** Groups units in order, starting a new group where `max` dispatches would be exceeded. */
 function packUnits(units: Unit[], max: number): Unit[][] {
@@ -55,6 +70,13 @@ export interface GpuTrainerOptions {
    * which the trainer then borrows; see trainerAttentionBlocks). Memory (H, rows, maxTokens) f32.
    */
   queryRows?: number;
+  /** MLP token rows per block (default: (rows, F) f32 within MLP_BLOCK_BUDGET; see trainerMlpBlocks). */
+  mlpRows?: number;
+  /**
+   * Place the largest training buffers in the model's KV-cache slabs, idle while training
+   * (default true; false: buffers of its own, as much memory again as fits there).
+   */
+  shareKvCache?: boolean;
 }
 
 export interface GpuTrainOptions extends AdamOptions {
@@ -73,21 +95,21 @@ export interface GpuTrainResult {
 
 /** Buffers of one layer's recompute (T tokens, start 0) and of its backward pass; gradients are f32. */
 interface Work {
-  xn1: GPUBuffer; // (T, C) input norm output
-  q: GPUBuffer; // (T, H*D) after RoPE
-  k: GPUBuffer; // (T, KV*D) before RoPE
-  kr: GPUBuffer; // (T, KV, D) after RoPE: the layer's key cache
-  v: GPUBuffer; // (T, KV*D)
-  probs: GPUBuffer; // (H, rows, P) f32 softmax of one query block; the backward turns it into dS in place
-  att: GPUBuffer; // (T, H*D)
-  x1: GPUBuffer; // (T, C) residual after attention
-  xn2: GPUBuffer; // (T, C) post-attention norm output
-  gate: GPUBuffer; up: GPUBuffer; act: GPUBuffer; // (T, F); act = silu(gate) * up
-  dx: GPUBuffer; dxn: GPUBuffer; // (T, C)
-  dq: GPUBuffer; dk: GPUBuffer; dv: GPUBuffer; datt: GPUBuffer; // (T, H*D) (T, KV*D) x2 (T, H*D)
-  dact: GPUBuffer; dup: GPUBuffer; // (T, F); dact is also d gate
-  dxa: GPUBuffer; // (T, r) d (x A^T), shared by the targets in turn
-  xa: Map<Projection, GPUBuffer>; // (T, r) x A^T saved per target for dB
+  xn1: Binding; // (T, C) input norm output
+  q: Binding; // (T, H*D) after RoPE
+  k: Binding; // (T, KV*D) before RoPE
+  kr: Binding; // (T, KV, D) after RoPE: the layer's key cache
+  v: Binding; // (T, KV*D)
+  probs: Binding; // (H, rows, P) f32 softmax of one query block; the backward turns it into dS in place
+  att: Binding; // (T, H*D)
+  x1: Binding; // (T, C) residual after attention
+  xn2: Binding; // (T, C) post-attention norm output
+  gate: Binding; up: Binding; act: Binding; // (rows, F) of one MLP block; act = silu(gate) * up
+  dx: Binding; dxn: Binding; // (T, C)
+  dq: Binding; dk: Binding; dv: Binding; datt: Binding; // (T, H*D) (T, KV*D) x2 (T, H*D)
+  dact: Binding; dup: Binding; // (rows, F) of one MLP block; dact is also d gate
+  dxa: Binding; // (T, r) d (x A^T), shared by the targets in turn
+  xa: Map<Projection, Binding>; // (T, r) x A^T saved per target for dB
 }
 
 /**
@@ -97,7 +119,8 @@ interface Work {
  * gradient), then per layer in reverse: recompute the layer, backward through it. The attention
  * runs in blocks of query rows (forward in order, backward from the last block, whose probs the
  * recompute leaves in place, to the first), so its probabilities take (H, rows, T) f32 in the
- * model's idle prefill score buffer: memory linear in T, not quadratic. Gradients and
+ * model's idle prefill score buffer: memory linear in T, not quadratic. The MLP (row-local) runs
+ * in blocks of token rows, so its (rows, F) scratch does not grow with T at all. Gradients and
  * moments live in GpuLora's flat buffers, so the optimizer is three dispatches and the loss is the
  * only readback of a step.
  *
@@ -116,10 +139,10 @@ export class GpuTrainer {
   private run!: GPUBuffer;
   private ids!: GPUBuffer;
   private targets!: GPUBuffer;
-  private xs: GPUBuffer[] = []; // (T, C) input of each layer, and the final hidden state
-  private hn!: GPUBuffer; // (T, C) final norm output
-  private dhn!: GPUBuffer; // (T, C) f32
-  private logits!: GPUBuffer; // (rows, V) f32, one chunk
+  private xs: Binding[] = []; // (T, C) input of each layer, and the final hidden state
+  private hn!: Binding; // (T, C) final norm output
+  private dhn!: Binding; // (T, C) f32
+  private logits!: Binding; // (rows, V) f32, one chunk
   private lossRows!: GPUBuffer; // (T) f32
   private lossOut!: GPUBuffer; // (1) f32
   private readback!: GPUBuffer;
@@ -130,7 +153,10 @@ export class GpuTrainer {
   private embedSteps: Step[] = [];
   private layerPre: Step[][] = []; // per layer: the forward up to the attention
   private layerPost: Step[][] = []; // per layer: the forward after the attention
-  private bwdHead: Step[][] = []; // per layer: the backward down to d att
+  private mlpBlocks: MlpBlock[][] = []; // per layer, per block of rows
+  private mlpRuns: GPUBuffer[] = []; // per block of rows: its run uniform (rows, 0, rows)
+  private mlpRows = 0;
+  private bwdHead: Step[][] = []; // per layer: norm2 and o backward, down to d att
   private bwdTail: Step[][] = []; // per layer: the backward from dq, dk, dv to d input
   private attnBlocks: AttentionBlock[] = [];
   private attnRows = 0;
@@ -160,14 +186,16 @@ export class GpuTrainer {
     if (opts.chunkRows !== undefined && (opts.chunkRows <= 0 || opts.chunkRows % 64 !== 0)) throw new InvalidInputError(`chunkRows must be a positive multiple of 64, got ${opts.chunkRows}.`);
     const { unit } = trainerAttentionBlocks(m.config, maxTokens, m.shader.f16 ? 2 : 4, m.scoresBuffer.size);
     if (opts.queryRows !== undefined && (!Number.isInteger(opts.queryRows) || opts.queryRows <= 0 || opts.queryRows % unit !== 0)) throw new InvalidInputError(`queryRows must be a positive multiple of ${unit} for this model, got ${opts.queryRows}.`);
+    const mlpUnit = trainerMlpBlocks(m.config, maxTokens, lora.config.rank, m.shader.f16 ? 2 : 4).unit;
+    if (opts.mlpRows !== undefined && (!Number.isInteger(opts.mlpRows) || opts.mlpRows <= 0 || opts.mlpRows % mlpUnit !== 0)) throw new InvalidInputError(`mlpRows must be a positive multiple of ${mlpUnit} for this model, got ${opts.mlpRows}.`);
     // A length whose buffers break this GPU's limits is refused (DeviceLimitsError) before anything is allocated.
-    const ttt = { rank: lora.config.rank, alpha: lora.config.alpha, targets: lora.config.targets, maxTokens, chunkRows: opts.chunkRows, queryRows: opts.queryRows };
+    const ttt = { rank: lora.config.rank, alpha: lora.config.alpha, targets: lora.config.targets, maxTokens, chunkRows: opts.chunkRows, queryRows: opts.queryRows, mlpRows: opts.mlpRows, shareKvCache: opts.shareKvCache };
     assertPlanFits(planMemory(m.config, { weights: m.weightFormat, lmHead: m.lmHeadFormat, precision: m.precision, maxContext: m.maxContext, maxBatch: m.maxBatch, ttt, limits: m.ctx.limits }), m.ctx.limits);
     const { result: t, buffers } = await m.alloc.collect(async () => {
       const gl = GpuLora.create(m.device, m.alloc, lora);
       const trainer = new GpuTrainer(m, gl, structuredClone(lora), maxTokens);
       await m.attachLora(gl); // first: the training passes reuse the model's LoRA steps
-      await trainer.allocate(opts.chunkRows, opts.queryRows);
+      await trainer.allocate(opts);
       await trainer.build();
       return trainer;
     });
@@ -186,7 +214,7 @@ export class GpuTrainer {
     this.owned = [];
   }
 
-  private async allocate(chunkRows?: number, queryRows?: number): Promise<void> {
+  private async allocate({ chunkRows, queryRows, mlpRows, shareKvCache = true }: GpuTrainerOptions): Promise<void> {
     const c = this.m.config, Tm = this.maxTokens, e = this.m.shader.f16 ? 2 : 4;
     const head = lossHeadChunks(Tm, c.vocabSize, chunkRows, this.m.ctx.limits);
     this.chunkRows = head.chunkRows;
@@ -194,31 +222,45 @@ export class GpuTrainer {
     // when they fit there, else in a buffer of the trainer's own.
     const attn = trainerAttentionBlocks(c, Tm, e, this.m.scoresBuffer.size, queryRows);
     this.attnRows = attn.rows;
+    const mlp = trainerMlpBlocks(c, Tm, this.lora.config.rank, e, mlpRows, this.m.ctx.limits);
+    this.mlpRows = mlp.rows;
     // Sizes from buffer-sizes.ts, which the memory plan (models/memory-plan.ts) reads too.
-    const sizes = trainerBuffers(c, Tm, this.lora.config.rank, e, head, attn);
+    const sizes = trainerBuffers(c, Tm, this.lora.config.rank, e, head, attn, mlp);
     const alloc = this.m.alloc;
+    // The largest buffers live in the model's idle KV-cache slabs (the plan places them alike).
+    const pool = shareKvCache ? this.m.kvPool : [];
+    const list = trainerAllocations(sizes, c.numLayers, this.lora.config.targets, pool.map((b) => b.size));
+    const got = new Map<string, Binding>();
     await alloc.guarded('TTT buffers', () => {
-      const a = (key: Exclude<keyof typeof sizes, 'probs'>, label: string = key) => alloc.create(label, sizes[key].bytes, 'activations', usageOf(sizes[key].kind));
-      const probs = sizes.probs ? alloc.create('probs', sizes.probs.bytes, 'activations', usageOf(sizes.probs.kind)) : this.m.scoresBuffer;
-      this.run = a('ttt run');
-      this.ids = a('ttt ids');
-      this.targets = a('ttt targets');
-      this.xs = Array.from({ length: c.numLayers + 1 }, (_, l) => a('ttt x', `ttt x${l}`));
-      this.hn = a('ttt hn');
-      this.dhn = a('ttt dhn');
-      this.logits = a('ttt logits');
-      this.lossRows = a('ttt loss rows');
-      this.lossOut = a('ttt loss');
-      this.readback = a('ttt readback');
-      this.w = {
-        xn1: a('xn1'), q: a('q'), k: a('k'), kr: a('k rotated'), v: a('v'), probs, att: a('att'),
-        x1: a('x1'), xn2: a('xn2'), gate: a('gate'), up: a('up'), act: a('act'),
-        dx: a('dx'), dxn: a('dxn'), dq: a('dq'), dk: a('dk'), dv: a('dv'), datt: a('datt'), dact: a('dact'), dup: a('dup'),
-        dxa: a('dxa'),
-        xa: new Map(this.lora.config.targets.map((p) => [p, a('xa', `xa ${p}`)])),
-      };
+      for (const x of list) {
+        got.set(x.label, x.borrow ? { buffer: pool[x.borrow.slab], offset: x.borrow.offset, size: x.spec.bytes } : alloc.create(x.label, x.spec.bytes, 'activations', usageOf(x.spec.kind)));
+      }
     });
+    const b = (label: string): Binding => got.get(label)!;
+    const own = (label: string): GPUBuffer => got.get(label) as GPUBuffer; // never borrowed (trainerAllocations)
+    this.run = own('ttt run');
+    this.ids = own('ttt ids');
+    this.targets = own('ttt targets');
+    this.xs = Array.from({ length: c.numLayers + 1 }, (_, l) => b(`ttt x${l}`));
+    this.hn = b('ttt hn');
+    this.dhn = b('ttt dhn');
+    this.logits = b('ttt logits');
+    this.lossRows = own('ttt loss rows');
+    this.lossOut = own('ttt loss');
+    this.readback = own('ttt readback');
+    this.w = {
+      xn1: b('xn1'), q: b('q'), k: b('k'), kr: b('k rotated'), v: b('v'), probs: sizes.probs ? b('probs') : this.m.scoresBuffer, att: b('att'),
+      x1: b('x1'), xn2: b('xn2'), gate: b('gate'), up: b('up'), act: b('act'),
+      dx: b('dx'), dxn: b('dxn'), dq: b('dq'), dk: b('dk'), dv: b('dv'), datt: b('datt'), dact: b('dact'), dup: b('dup'),
+      dxa: b('dxa'),
+      xa: new Map(this.lora.config.targets.map((p) => [p, b(`xa ${p}`)])),
+    };
     this.lora.trainingBuffers();
+  }
+
+  /** The whole sequence's run uniform, and the largest T it sees. */
+  private whole(): Rows {
+    return { run: this.run, maxT: this.maxTokens };
   }
 
   private async pipe(label: string, code: string): Promise<GPUComputePipeline> {
@@ -233,10 +275,10 @@ export class GpuTrainer {
    * A LoRA-training gemm c = alpha op(a) op(b) (+ beta c) of `shape`; a 'T' dimension is the run's
    * T, sized for this.maxTokens when the tile is picked and for the encoded T in the grid.
    */
-  private async gemm(label: string, o: Omit<GemmOptions, 'f16' | 'tile'>, shape: GemmShape, a: GPUBuffer | GPUBufferBinding, b: GPUBuffer | GPUBufferBinding, c: GPUBuffer | GPUBufferBinding): Promise<Step> {
-    const tile = pickGemmTile(gemmDim(shape.M, this.maxTokens), gemmDim(shape.N, this.maxTokens));
+  private async gemm(label: string, o: Omit<GemmOptions, 'f16' | 'tile'>, shape: GemmShape, a: Binding, b: Binding, c: Binding, rows: Rows): Promise<Step> {
+    const tile = pickGemmTile(gemmDim(shape.M, rows.maxT), gemmDim(shape.N, rows.maxT));
     const p = await this.pipe(label, gemmWgsl({ ...o, f16: this.m.shader.f16, tile }));
-    return this.step(label, p, [this.run, this.m.uniform(label, gemmParams(shape)), a, b, c], (T) => gemmGrid(tile, gemmDim(shape.M, T), gemmDim(shape.N, T)));
+    return this.step(label, p, [rows.run, this.m.uniform(label, gemmParams(shape)), a, b, c], (T) => gemmGrid(tile, gemmDim(shape.M, T), gemmDim(shape.N, T)));
   }
 
   /**
@@ -244,7 +286,7 @@ export class GpuTrainer {
    * matrix in row blocks sums over them: the first block as asked (= or +=), the others +=, each
    * reading its columns r0..r0+rows of dy (row stride W.N).
    */
-  private async inputGradStep(label: string, run: GPUBuffer, dy: GPUBuffer, W: GpuMatrix, dx: GPUBuffer | GPUBufferBinding, accumulate: boolean): Promise<Step[]> {
+  private async inputGradStep(label: string, run: GPUBuffer, dy: Binding, W: GpuMatrix, dx: Binding, accumulate: boolean): Promise<Step[]> {
     const steps: Step[] = [];
     for (const [i, b] of W.blocks.entries()) {
       const acc = accumulate || i > 0;
@@ -259,9 +301,11 @@ export class GpuTrainer {
   /**
    * Backward of y = x W^T + s (x A^T) B^T for a frozen W (N, K) and a target's A (r, K), B (N, r):
    * dx (T, K) (=|+=) dy (T, N) W, then the LoRA terms with xa (T, r) = x A^T from the forward.
+   * T is the run's (`rows`: the whole sequence, or one MLP block's rows, whose dA and dB sums
+   * then add to the other blocks').
    */
-  private async projBackward(label: string, dy: GPUBuffer, W: GpuMatrix, dx: GPUBuffer, accumulate: boolean, x: GPUBuffer, s: LoraSlot | undefined, xa: GPUBuffer | undefined): Promise<Step[]> {
-    const steps = await this.inputGradStep(label, this.run, dy, W, dx, accumulate);
+  private async projBackward(label: string, dy: Binding, W: GpuMatrix, dx: Binding, accumulate: boolean, x: Binding, s: LoraSlot | undefined, xa: Binding | undefined, rows: Rows = this.whole()): Promise<Step[]> {
+    const steps = await this.inputGradStep(label, rows.run, dy, W, dx, accumulate);
     if (!s || !xa) return steps;
     const r = this.lora.config.rank, scale = this.lora.scale, N = s.outDim, K = s.inDim;
     const params = this.lora.params, grads = this.lora.trainingBuffers().grads;
@@ -270,13 +314,13 @@ export class GpuTrainer {
     const dxa = this.w.dxa;
     const f32 = { a: 'f32', b: 'f32', c: 'f32' } as const;
     // dB (N, r) += s dy^T (N, T) xa (T, r)
-    steps.push(await this.gemm(`${label} dB`, { ...f32, transA: true, transB: false }, { M: N, N: r, K: 'T', alpha: scale, beta: 1 }, dy, xa, dB));
+    steps.push(await this.gemm(`${label} dB`, { ...f32, transA: true, transB: false }, { M: N, N: r, K: 'T', alpha: scale, beta: 1 }, dy, xa, dB, rows));
     // dxa (T, r) = s dy (T, N) B (N, r)
-    steps.push(await this.gemm(`${label} dxa`, { ...f32, transA: false, transB: false }, { M: 'T', N: r, K: N, alpha: scale }, dy, B, dxa));
+    steps.push(await this.gemm(`${label} dxa`, { ...f32, transA: false, transB: false }, { M: 'T', N: r, K: N, alpha: scale }, dy, B, dxa, rows));
     // dA (r, K) += dxa^T (r, T) x (T, K); x is an activation (f16 with shader-f16)
-    steps.push(await this.gemm(`${label} dA`, { ...f32, b: 'T', transA: true, transB: false }, { M: r, N: K, K: 'T', beta: 1 }, dxa, x, dA));
+    steps.push(await this.gemm(`${label} dA`, { ...f32, b: 'T', transA: true, transB: false }, { M: r, N: K, K: 'T', beta: 1 }, dxa, x, dA, rows));
     // dx (T, K) += dxa (T, r) A (r, K)
-    steps.push(await this.gemm(`${label} dx lora`, { ...f32, transA: false, transB: false }, { M: 'T', N: K, K: r, beta: 1 }, dxa, A, dx));
+    steps.push(await this.gemm(`${label} dx lora`, { ...f32, transA: false, transB: false }, { M: 'T', N: K, K: r, beta: 1 }, dxa, A, dx, rows));
     return steps;
   }
 
@@ -307,7 +351,7 @@ export class GpuTrainer {
     const keys: Step['grid'] = (_T, P) => grid1D(P * KV * D, 64);
     for (let i = 0, t0 = 0; t0 < Tm; i++, t0 += R) {
       const n = Math.min(R, Tm - t0), name = `attn block ${i}`;
-      const qRows = (buffer: GPUBuffer, bytes: number): GPUBufferBinding => ({ buffer, offset: t0 * H * D * bytes, size: n * H * D * bytes });
+      const qRows = (buffer: Binding, bytes: number): GPUBufferBinding => rowsOf(buffer, t0 * H * D * bytes, n * H * D * bytes);
       const run = m.alloc.create(`ttt attn run ${i}`, 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
       const fwd = layer.attentionSteps(name, { run, q: qRows(w.q, e), kCache: w.kr, vCache: w.v, scores: w.probs, att: qRows(w.att, e) });
       const bwd = (acc: boolean): Step[] => [
@@ -318,6 +362,15 @@ export class GpuTrainer {
       ];
       this.attnBlocks.push({ run, fwd, first: bwd(false), rest: [...fwd.slice(0, 2), ...bwd(true)] });
     }
+    // The MLP in blocks of rows t0..t0+rows-1: each binds its rows of the (T, C) activations and
+    // gradients and of the saved x A^T (rows keep them 256-byte aligned) and its own run uniform.
+    const M = this.mlpRows, r = this.lora.config.rank;
+    const mlpRows: { t0: number; n: number; rows: Rows }[] = [];
+    for (let i = 0, t0 = 0; t0 < Tm; i++, t0 += M) {
+      const run = m.alloc.create(`ttt mlp run ${i}`, 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+      this.mlpRuns.push(run);
+      mlpRows.push({ t0, n: Math.min(M, Tm - t0), rows: { run, maxT: M } });
+    }
 
     for (let l = 0; l < c.numLayers; l++) {
       const L: GpuLayer = m.layers[l];
@@ -325,21 +378,32 @@ export class GpuTrainer {
       const slot = (p: Projection) => this.lora.slot(l, p);
       const xa = (p: Projection) => w.xa.get(p);
       // Forward of layer l from position 0 (also its recompute in the backward pass): the keys
-      // rotate into kr, the values are read in place, and SwiGLU runs on a copy of the gate.
+      // rotate into kr, the values are read in place; the MLP runs per block of rows below.
       const buffers: LayerBuffers = {
         xIn: xin, xn1: w.xn1, q: w.q, k: w.k, v: w.v, kCache: w.kr, vCache: w.v, scores: w.probs, att: w.att,
         x1: w.x1, xn2: w.xn2, gate: w.gate, up: w.up, act: w.act, xOut: xout,
       };
       const parts = await layer.parts(l, L, buffers, { run: this.run, gated: false, maxTokens: this.maxTokens, xa });
       this.layerPre.push(parts.pre);
-      this.layerPost.push(parts.post); // parts.attention (whole sequence at once) is replaced by the blocks
+      this.layerPost.push(parts.post); // parts.attention and parts.mlp (whole sequence at once) are replaced by the blocks
 
       // Backward of layer l; on entry w.dx = dL/d(layer output), on exit dL/d(layer input).
+      const blocks: MlpBlock[] = [];
+      for (const { t0, n, rows: br } of mlpRows) {
+        const at = (buffer: Binding, width: number, bytes: number): GPUBufferBinding => rowsOf(buffer, t0 * width * bytes, n * width * bytes);
+        const xaRows = (p: Projection) => { const buf = xa(p); return buf ? at(buf, r, 4) : undefined; };
+        const xn2 = at(w.xn2, C, e), dx = at(w.dx, C, 4), dxn = at(w.dxn, C, 4);
+        // SwiGLU runs on a copy of the gate: the backward needs the pre-activation gate.
+        const mlp = await layer.mlpSteps(l, L, { xn2, x1: at(w.x1, C, e), gate: w.gate, up: w.up, act: w.act, xOut: at(xout, C, e), xa: xaRows }, { run: br.run, gated: false, maxTokens: M });
+        const b: Step[] = [...mlp.recompute];
+        b.push(...await this.projBackward(`L${l} down`, dx, L.down, w.dact, false, w.act, slot('down_proj'), xaRows('down_proj'), br)); // dact (rows, F)
+        b.push(this.step(`L${l} swiglu bwd`, swigluB, [br.run, wF, w.dact, w.gate, w.up, w.dup], (T) => grid1D(T * F, 256))); // dact <- d gate, dup (rows, F)
+        b.push(...await this.projBackward(`L${l} gate`, w.dact, L.gate, dxn, false, xn2, slot('gate_proj'), xaRows('gate_proj'), br));
+        b.push(...await this.projBackward(`L${l} up`, w.dup, L.up, dxn, true, xn2, slot('up_proj'), xaRows('up_proj'), br)); // dxn rows (rows, C)
+        blocks.push({ fwd: mlp.forward, bwd: b });
+      }
+      this.mlpBlocks.push(blocks);
       const b: Step[] = [];
-      b.push(...await this.projBackward(`L${l} down`, w.dx, L.down, w.dact, false, w.act, slot('down_proj'), xa('down_proj'))); // dact (T, F)
-      b.push(this.step(`L${l} swiglu bwd`, swigluB, [this.run, wF, w.dact, w.gate, w.up, w.dup], (T) => grid1D(T * F, 256))); // dact <- d gate, dup (T, F)
-      b.push(...await this.projBackward(`L${l} gate`, w.dact, L.gate, w.dxn, false, w.xn2, slot('gate_proj'), xa('gate_proj')));
-      b.push(...await this.projBackward(`L${l} up`, w.dup, L.up, w.dxn, true, w.xn2, slot('up_proj'), xa('up_proj'))); // dxn (T, C)
       b.push(this.step(`L${l} norm2 bwd`, normB, [this.run, normP, w.x1, L.postNorm, w.dxn, w.dx], rows)); // dx (T, C) += d x1
       b.push(...await this.projBackward(`L${l} o`, w.dx, L.o, w.datt, false, w.att, slot('o_proj'), xa('o_proj'))); // datt (T, H*D)
       this.bwdHead.push(b.splice(0)); // then the attention blocks: dv, dq, dk (T, ...)
@@ -362,8 +426,8 @@ export class GpuTrainer {
       const row0 = i * this.chunkRows, R = this.chunkRows;
       const run = this.m.alloc.create(`ttt chunk run ${i}`, 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
       const ceU = this.m.alloc.create(`ttt ce ${i}`, 16, 'activations', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-      const hnRows = { buffer: this.hn, offset: row0 * C * e, size: R * C * e };
-      const dhnRows = { buffer: this.dhn, offset: row0 * C * 4, size: R * C * 4 };
+      const hnRows = rowsOf(this.hn, row0 * C * e, R * C * e);
+      const dhnRows = rowsOf(this.dhn, row0 * C * 4, R * C * 4);
       const lm = await m.matmul(`lm_head chunk ${i}`, hnRows, m.lmHead, this.logits, { run, out: 'f32' });
       // Chunk steps are encoded with T = the chunk's row count.
       const ceStep = this.step(`ce ${i}`, ce, [ceU, this.targets, this.logits, this.lossRows], (rows) => [rows, 1, 1]);
@@ -408,6 +472,10 @@ export class GpuTrainer {
       const t0 = i * this.attnRows, rows = Math.max(0, Math.min(this.attnRows, T - t0));
       q.writeBuffer(b.run, 0, new Uint32Array([rows, t0, t0 + rows, 0]));
     });
+    this.mlpRuns.forEach((run, i) => {
+      const rows = Math.max(0, Math.min(this.mlpRows, T - i * this.mlpRows));
+      q.writeBuffer(run, 0, new Uint32Array([rows, 0, rows, 0]));
+    });
     const invN = 1 / active;
     this.chunks.forEach((ch, i) => {
       const rows = Math.max(0, Math.min(this.chunkRows, T - i * this.chunkRows));
@@ -437,7 +505,11 @@ export class GpuTrainer {
     // probs the forward just left in place) to the first, the others recomputing theirs.
     const R = this.attnRows, active = this.attnBlocks.slice(0, Math.ceil(T / R));
     const block = (i: number, steps: Step[]): Unit => ({ steps, T: Math.min(R, T - i * R), P: Math.min(T, (i + 1) * R) });
-    const forward = (l: number): Unit[] => [whole(this.layerPre[l]), ...active.map((b, i) => block(i, b.fwd)), whole(this.layerPost[l])];
+    // The MLP blocks holding rows < T, each run with its own row count.
+    const M = this.mlpRows, mlpActive = (l: number) => this.mlpBlocks[l].slice(0, Math.ceil(T / M));
+    const mlp = (l: number, part: 'fwd' | 'bwd'): Unit[] => mlpActive(l).map((b, i) => ({ steps: b[part], T: Math.min(M, T - i * M) }));
+    const attention = (l: number): Unit[] => [whole(this.layerPre[l]), ...active.map((b, i) => block(i, b.fwd)), whole(this.layerPost[l])];
+    const forward = (l: number): Unit[] => [...attention(l), ...mlp(l, 'fwd')];
     const attnBackward = active.map((b, i) => block(i, i === active.length - 1 ? b.first : b.rest)).reverse();
     const parts: { label: string; units: Unit[]; lossCopy?: boolean }[] = [];
     this.layerPre.forEach((_, l) => parts.push({ label: `forward ${l}`, units: l === 0 ? [whole(this.embedSteps), ...forward(l)] : forward(l) }));
@@ -450,13 +522,15 @@ export class GpuTrainer {
     const headParts = packUnits(head, MAX_DISPATCHES_PER_SUBMIT);
     headParts.forEach((units, i) => parts.push({ label: 'loss head', units, lossCopy: i === headParts.length - 1 }));
     if (backward) {
-      for (let l = this.layerPre.length - 1; l >= 0; l--) parts.push({ label: `backward ${l}`, units: [...forward(l), whole(this.bwdHead[l]), ...attnBackward, whole(this.bwdTail[l])] }); // recompute, then backward
+      // Recompute up to norm2, then per MLP block its recompute and backward, then the rest.
+      for (let l = this.layerPre.length - 1; l >= 0; l--) parts.push({ label: `backward ${l}`, units: [...attention(l), ...mlp(l, 'bwd'), whole(this.bwdHead[l]), ...attnBackward, whole(this.bwdTail[l])] });
     }
     return parts.map((part, i) => () => {
       const enc = this.device.createCommandEncoder({ label: `ttt ${part.label}` });
       if (i === 0 && backward) {
         enc.clearBuffer(this.lora.trainingBuffers().grads);
-        enc.clearBuffer(this.w.dx);
+        const dx = rowsOf(this.w.dx, 0);
+        enc.clearBuffer(dx.buffer, dx.offset, dx.size);
       }
       const pass = enc.beginComputePass();
       for (const u of part.units) this.m.encode(pass, u.steps, u.T, u.P ?? u.T);
@@ -573,6 +647,7 @@ export class GpuTrainer {
     if (this.busy) throw new InvalidInputError('The trainer is busy.');
     this.busy = true;
     this.m.loraEnabled = true;
+    this.m.resetCache(); // training overwrites the KV cache (it borrows the slabs): the next forward starts at 0
     try {
       return await fn();
     } catch (e) {

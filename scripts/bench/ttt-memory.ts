@@ -2,14 +2,11 @@
  * Accounted GPU memory of test-time training for FineMedLM-o1's real shape, from the allocator:
  * load 1- and 2-layer models of the real width and vocabulary (4096 hidden, 14336 FFN, 32/8 heads,
  * vocab 128256, untied lm_head; random 4-bit weights), attach a GpuTrainer (rank 8, all seven
- * targets, 1024 tokens), read GpuAllocator.byCategory(), and scale by layers:
- *
- *   per layer = mem(2 layers) - mem(1 layer)      (per category)
- *   32 layers = mem(1 layer) + 31 * per layer
- *
- * Everything that does not grow with layers (embeddings, lm_head, the loss head's logits chunk,
- * the trainer's per-layer work buffers, which are shared by all layers) is in mem(1) once; what
- * does (weights, KV cache, each layer's saved input, LoRA, Adam moments) is in the increment.
+ * targets, 1024 tokens), read GpuAllocator.byCategory(), and set each against the memory plan
+ * (models/memory-plan.ts) of the same model on the same device: they must be equal, buffer for
+ * buffer in the tests. The 32-layer figure is then the plan's. (It used to be scaled by layers,
+ * mem(1) + 31 x (mem(2) - mem(1)); since the trainer borrows the idle KV-cache slabs, which grow
+ * with the layers while the trainer's buffers do not, that scaling no longer holds.)
  * The requirement (issue 3): total < 4-bit weights + 1.5 GB.
  *
  * The weights come from `repeatingCheckpoint` (one block of random rows returned for every row
@@ -22,6 +19,7 @@ import type { GpuContext } from '../../models/gpu/device.ts';
 import { GpuLlama } from '../../models/gpu/gpu-llama.ts';
 import { GpuTrainer } from '../../models/gpu/gpu-trainer.ts';
 import { initLora, type LoraConfig } from '../../models/lora/adapter.ts';
+import { planMemory, type MemoryPlan } from '../../models/memory-plan.ts';
 import { finemedLayerConfig, syntheticCheckpoint } from './synthetic-checkpoint.ts';
 
 export const FINEMED_LAYERS = 32;
@@ -136,60 +134,65 @@ export interface TttMemoryReport {
   device: { maxStorageBufferBindingSize: number; maxBufferSize: number; f16: boolean };
   one: MemorySnapshot;
   two: MemorySnapshot;
-  /** mem(2) - mem(1), per category. */
-  perLayer: Bytes;
-  /** mem(1) + 31 * perLayer, per category: FineMedLM-o1's 32 layers. */
-  scaled: Bytes;
-  scaledTotal: number;
-  scaledPeak: number;
-  /** The 4-bit weights (the scaled weights category) + 1.5 GB. */
+  /** The memory plan (models/memory-plan.ts) of 1 and 2 layers on this device, to set against what was measured. */
+  plannedOne: Bytes;
+  plannedTwo: Bytes;
+  /** The measured snapshots equal their plans, category by category, total and peak. */
+  planExact: boolean;
+  /** The plan of FineMedLM-o1's 32 layers, per category (exact where planExact). */
+  planned: Bytes;
+  plannedTotal: number;
+  plannedPeak: number;
+  /** The 4-bit weights + 1.5 GB. */
   bound: number;
-  /** Everything but the weights, scaled (what must stay under 1.5 GB). */
+  /** Everything but the weights (what must stay under 1.5 GB). */
   overhead: number;
   ok: boolean;
 }
 
-const sub = (a: Bytes, b: Bytes): Bytes => Object.fromEntries(CATEGORIES.map((c) => [c, a[c] - b[c]])) as Bytes;
-const axpy = (a: Bytes, k: number, x: Bytes): Bytes => Object.fromEntries(CATEGORIES.map((c) => [c, a[c] + k * x[c]])) as Bytes;
-
-/** The scaling itself, from two allocator snapshots (exported so a test can show it). */
-export function scaleByLayers(one: MemorySnapshot, two: MemorySnapshot, layers = FINEMED_LAYERS): Pick<TttMemoryReport, 'perLayer' | 'scaled' | 'scaledTotal' | 'scaledPeak' | 'bound' | 'overhead' | 'ok'> {
-  const perLayer = sub(two.byCategory, one.byCategory);
-  const scaled = axpy(one.byCategory, layers - 1, perLayer);
-  const scaledTotal = CATEGORIES.reduce((s, c) => s + scaled[c], 0);
-  const scaledPeak = one.peak + (layers - 1) * (two.peak - one.peak);
-  const bound = scaled.weights + TTT_OVERHEAD_BUDGET;
-  const overhead = Math.max(scaledTotal, scaledPeak) - scaled.weights;
-  return { perLayer, scaled, scaledTotal, scaledPeak, bound, overhead, ok: Math.max(scaledTotal, scaledPeak) < bound };
+/** The plan of a `layers`-layer model as measureTttMemory loads it on `ctx`. */
+export function planTttMemory(ctx: Pick<GpuContext, 'f16' | 'limits'>, layers: number, opts: TttMemoryOptions = TTT_MEMORY_DEFAULTS): MemoryPlan {
+  const config = finemedLayerConfig(layers, opts.vocab ?? FINEMED_VOCAB);
+  return planMemory(config, { weights: 'q4', precision: ctx.f16 ? 'f16' : 'f32', maxContext: opts.maxContext ?? opts.tokens, ttt: { ...opts.lora, maxTokens: opts.tokens }, limits: ctx.limits });
 }
 
-/** measureTttMemory on 1 and 2 layers, scaled to 32. */
+const same = (m: MemorySnapshot, p: MemoryPlan) => CATEGORIES.every((c) => m.byCategory[c] === p.byCategory[c]) && m.total === p.total && m.peak === p.peak;
+
+/**
+ * measureTttMemory on 1 and 2 layers, each set against its memory plan; the 32-layer figure is
+ * the plan's. (Per-layer scaling no longer holds: the trainer places its buffers in the KV-cache
+ * slabs, whose size grows with the layers while the trainer's does not.)
+ */
 export async function tttMemoryReport(ctx: GpuContext, opts: TttMemoryOptions = TTT_MEMORY_DEFAULTS): Promise<TttMemoryReport> {
   const one = await measureTttMemory(ctx, 1, opts);
   const two = await measureTttMemory(ctx, 2, opts);
   const l = ctx.device.limits;
+  const p1 = planTttMemory(ctx, 1, opts), p2 = planTttMemory(ctx, 2, opts), p32 = planTttMemory(ctx, FINEMED_LAYERS, opts);
+  const bound = p32.byCategory.weights + TTT_OVERHEAD_BUDGET;
+  const top = Math.max(p32.total, p32.peak);
   return {
     options: { ...opts, maxContext: opts.maxContext ?? opts.tokens },
     device: { maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, f16: ctx.f16 },
-    one, two, ...scaleByLayers(one, two),
+    one, two, plannedOne: p1.byCategory, plannedTwo: p2.byCategory, planExact: same(one, p1) && same(two, p2),
+    planned: p32.byCategory, plannedTotal: p32.total, plannedPeak: p32.peak, bound, overhead: top - p32.byCategory.weights, ok: top < bound,
   };
 }
 
 const MiB = (b: number) => (b / 2 ** 20).toFixed(1);
 const GB = (b: number) => (b / 1e9).toFixed(3);
 
-/** A plain-text table of the report (MiB per category for 1, 2, per-layer and 32 layers). */
+/** A plain-text table of the report (MiB per category: 1 and 2 layers measured, and the 32-layer plan). */
 export function formatTttMemory(r: TttMemoryReport): string {
-  const rows = [['category', '1 layer', '2 layers', 'per layer', '32 layers']];
-  for (const c of CATEGORIES) rows.push([c, MiB(r.one.byCategory[c]), MiB(r.two.byCategory[c]), MiB(r.perLayer[c]), MiB(r.scaled[c])]);
-  rows.push(['total (live)', MiB(r.one.total), MiB(r.two.total), MiB(r.two.total - r.one.total), MiB(r.scaledTotal)]);
-  rows.push(['peak', MiB(r.one.peak), MiB(r.two.peak), MiB(r.two.peak - r.one.peak), MiB(r.scaledPeak)]);
+  const rows = [['category', '1 layer', '2 layers', '32 layers (plan)']];
+  for (const c of CATEGORIES) rows.push([c, MiB(r.one.byCategory[c]), MiB(r.two.byCategory[c]), MiB(r.planned[c])]);
+  rows.push(['total (live)', MiB(r.one.total), MiB(r.two.total), MiB(r.plannedTotal)]);
+  rows.push(['peak', MiB(r.one.peak), MiB(r.two.peak), MiB(r.plannedPeak)]);
   const w = rows[0].map((_, i) => Math.max(...rows.map((x) => x[i].length)));
   const o = r.options;
   const lines = [
     `TTT memory, FineMedLM-o1 shape (32 layers, vocab ${o.vocab}), ${o.tokens} tokens, context ${o.maxContext}, rank ${o.lora.rank}, targets ${o.lora.targets.length}, activations ${r.device.f16 ? 'f16' : 'f32'} (MiB):`,
     ...rows.map((x) => x.map((v, i) => (i ? v.padStart(w[i]) : v.padEnd(w[i]))).join('  ')),
-    `32 layers = mem(1) + 31 x (mem(2) - mem(1)) = ${GB(Math.max(r.scaledTotal, r.scaledPeak))} GB; bound = 4-bit weights ${GB(r.scaled.weights)} GB + 1.5 GB = ${GB(r.bound)} GB -> ${r.ok ? 'OK' : 'OVER'} (overhead ${GB(r.overhead)} GB of 1.5)`,
+    `1 and 2 layers measured ${r.planExact ? '=' : '!='} their plans; 32 layers planned ${GB(Math.max(r.plannedTotal, r.plannedPeak))} GB; bound = 4-bit weights ${GB(r.planned.weights)} GB + 1.5 GB = ${GB(r.bound)} GB -> ${r.ok ? 'OK' : 'OVER'} (overhead ${GB(r.overhead)} GB of 1.5)`,
   ];
   const over = [...r.one.oversize, ...r.two.oversize.filter((b) => !r.one.oversize.some((a) => a.buffer === b.buffer))];
   if (over.length) lines.push(`bindings over this device's maxStorageBufferBindingSize (${MiB(r.device.maxStorageBufferBindingSize)} MiB): ${over.map((b) => `${b.buffer} ${MiB(b.bytes)} MiB`).join(', ')}`);

@@ -242,11 +242,18 @@ describe("memory plan at FineMedLM-o1's real shape (nothing loaded)", () => {
     expect(plan.options.ttt).toMatchObject({ queryRows: 512, attentionBlocks: 4, sharedProbs: true });
     expect(plan.buffers.filter((b) => b.label === 'probs')).toEqual([]);
     expect(checkPlan(plan, lavapipe).filter((p) => plan.buffers.find((b) => b.label === p.buffer)?.owner === 'trainer')).toEqual([]);
-    // At 4096 tokens the (T, F) f32 MLP gradients (235 MB) are over 128 MiB: typed refusal naming them.
+    // At 4096 tokens the unblocked (T, F) f32 MLP gradients would be 235 MB, over 128 MiB: the MLP
+    // runs in blocks of 256 rows (14 MiB each), and everything fits.
     const long = planMemory(finemed, { ...q4f16, ttt: { ...ttt1024, maxTokens: 4096 }, limits: lavapipe });
-    expect(long.options.ttt).toMatchObject({ queryRows: 256, attentionBlocks: 16, sharedProbs: true });
-    expect(checkPlan(long, lavapipe).map((p) => p.buffer)).toEqual(expect.arrayContaining(['dact', 'dup']));
-    expect(() => assertPlanFits(long, lavapipe)).toThrow(/TTT length \(4096 tokens\)/);
+    expect(long.options.ttt).toMatchObject({ queryRows: 256, attentionBlocks: 16, sharedProbs: true, mlpRows: 256, mlpBlocks: 16 });
+    expect(long.buffers.find((b) => b.label === 'dact')?.bytes).toBe(256 * 14336 * 4);
+    expect(checkPlan(long, lavapipe)).toEqual([]);
+    // At 16384 tokens the (T, C) f32 gradients (256 MiB) are over 128 MiB: typed refusal naming them.
+    const longer = planMemory(finemed, { ...q4f16, maxContext: 16384, ttt: { ...ttt1024, maxTokens: 16384 }, limits: lavapipe });
+    expect(checkPlan(longer, lavapipe).map((p) => p.buffer)).toEqual(expect.arrayContaining(['dx', 'dxn']));
+    expect(() => assertPlanFits(longer, lavapipe)).toThrow(/TTT length \(16384 tokens\)/);
+    // MLP rows must keep the block bindings aligned.
+    expect(() => planMemory(finemed, { ...q4f16, ttt: { ...ttt1024, mlpRows: 100 } })).toThrow(/mlpRows must be a positive multiple of 64/);
     // Asked for more query rows than the score buffer holds: a buffer of the trainer's own, checked like any other.
     const own = planMemory(finemed, { ...q4f16, ttt: { ...ttt1024, maxTokens: 2048, queryRows: 2048 } });
     expect(own.buffers.find((b) => b.label === 'probs')?.bytes).toBe(32 * 2048 * 2048 * 4);
