@@ -7,7 +7,7 @@ import { EngineError, InvalidInputError, throwIfAborted, TokenizerError } from '
 import { generate, type ForwardBackend } from './generate.ts';
 import { acquireGpu, type GpuContext } from './gpu/device.ts';
 import type { GpuErrorScopes } from './gpu/error-scope.ts';
-import { GpuLlama } from './gpu/gpu-llama.ts';
+import { GpuLlama, type GpuCounters } from './gpu/gpu-llama.ts';
 import type { ModelSource } from './io/source.ts';
 import { loadTokenizer, type Tokenizer } from './tokenizer.ts';
 import { CpuTrainer, type TrainResult } from './cpu/cpu-trainer.ts';
@@ -349,6 +349,11 @@ export class LlamaModel {
     this.throwIfUnusable();
     const trainer = this.requireTrainer();
     return this.gpuErrors ? this.gpuErrors.run('reading the adapter', () => trainer.adapter()) : trainer.adapter();
+  }
+
+  /** GPU work issued so far (GpuLlama.counters); null on the CPU backend. */
+  counters(): GpuCounters | null {
+    return this.engine instanceof GpuLlama ? this.engine.counters() : null;
   }
 
   memory(): MemoryReport {

@@ -1,10 +1,11 @@
 /**
  * The GPU decoder layer, the only one: the steps of one layer's forward over given buffers, used by
  * GpuLlama's prefill and decode (its activation buffers and KV cache) and by GpuTrainer's forward
- * and recompute (its workspace). The twin of models/cpu/layer.ts, dispatch for dispatch:
- *   norm1 -> q, k, v (+ LoRA) -> rope q, rope k (to the key cache) [-> v to the value cache]
- *   -> scores, softmax, values -> o (+ LoRA) -> residual1 -> norm2 -> gate, up (+ LoRA)
- *   [-> copy gate] -> swiglu -> down (+ LoRA) -> residual2.
+ * and recompute (its workspace). The twin of models/cpu/layer.ts, with some steps fused:
+ *   norm1 -> q, k, v (+ LoRA) -> rope q, rope k to the key cache [, v to the value cache] (one pass)
+ *   -> scores, softmax, values -> o + residual (+ LoRA) -> norm2 -> gate, up (+ LoRA)
+ *   [-> copy gate] -> swiglu -> down + residual (+ LoRA); decoding without LoRA on gate and up,
+ *   gate, up and swiglu are one matvec (fusedGateUp).
  * The bracketed steps run only where the buffers ask for them (see LayerBuffers).
  * Shapes: T tokens at positions start..start+T-1 (the run buffer), P = start + T keys, C hidden,
  * H heads, KV kv-heads, D head dim, F FFN width, r LoRA rank.
@@ -13,8 +14,10 @@ import type { Projection } from '../config.ts';
 import type { GpuLayer, GpuLlama, Step } from './gpu-llama.ts';
 import type { GpuMatrix } from './gpu-weights.ts';
 import { grid1D } from './pipelines.ts';
-import { attnScoresWgsl, attnValuesWgsl, ropeWgsl, softmaxWgsl, toCacheWgsl } from './wgsl/attention.ts';
-import { addWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
+import { attnScoresWgsl, attnValuesWgsl, softmaxWgsl, toCacheWgsl } from './wgsl/attention.ts';
+import { rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
+import { matmulParams, matvecSwigluWgsl } from './wgsl/matmul.ts';
+import { ropeCacheThreads, ropeCacheWgsl } from './wgsl/rope-cache.ts';
 
 type Binding = GPUBuffer | GPUBufferBinding;
 
@@ -87,8 +90,7 @@ export interface LayerUniforms {
 }
 
 interface LayerPipelines {
-  norm: GPUComputePipeline; add: GPUComputePipeline; swiglu: GPUComputePipeline; copy: GPUComputePipeline;
-  ropeQ: GPUComputePipeline; ropeK: GPUComputePipeline;
+  norm: GPUComputePipeline; swiglu: GPUComputePipeline; copy: GPUComputePipeline;
   scores: GPUComputePipeline; softmax: GPUComputePipeline; values: GPUComputePipeline;
 }
 
@@ -108,9 +110,6 @@ export class LayerEncoder {
     const pipelines: LayerPipelines = {
       norm: await get('rmsnorm', rmsnormWgsl(s)),
       swiglu: await get('swiglu', swigluWgsl(s)),
-      add: await get('add', addWgsl(s)),
-      ropeQ: await get('rope', ropeWgsl({ ...s, mode: 'inplace' })),
-      ropeK: await get('rope to cache', ropeWgsl({ ...s, mode: 'to-cache' })),
       copy: await get('to cache', toCacheWgsl(s)),
       scores: await get('attn scores', attnScoresWgsl(s)),
       softmax: await get('softmax', softmaxWgsl(s)),
@@ -155,30 +154,33 @@ export class LayerEncoder {
     s.push(...await proj('q', b.xn1, L.q, b.q, 'q_proj')); // q (T, H*D)
     s.push(...await proj('k', b.xn1, L.k, b.k, 'k_proj')); // k (T, KV*D)
     s.push(...await proj('v', b.xn1, L.v, b.v, 'v_proj')); // v (T, KV*D)
-    s.push(step('rope q', p.ropeQ, [u.ropeQ, m.ropeCos, m.ropeSin, b.q], elements((T) => T * H * D / 2, 256)));
-    s.push(step('rope k', p.ropeK, [u.ropeK, m.ropeCos, m.ropeSin, b.k, b.kCache], elements((T) => T * KV * D / 2, 256))); // kCache rows start.. (T, KV, D)
-    if (b.vCache !== b.v) s.push(step('v cache', p.copy, [u.widthKvD, b.v, b.vCache], elements((T) => T * KV * D, 256)));
+    // q rotated in place, k rotated into kCache rows start.. (T, KV, D), v copied into vCache there
+    // unless the values are read in place (training): one pass.
+    const copyV = b.vCache !== b.v;
+    const ropeP = await m.pipelines.get(copyV ? 'rope + kv cache' : 'rope + k cache', ropeCacheWgsl({ ...m.shader, copyV }));
+    s.push(step('rope', ropeP, [u.attention, m.ropeCos, m.ropeSin, b.q, b.k, b.kCache, ...(copyV ? [b.v, b.vCache] : [])], elements((T) => ropeCacheThreads(T, H, KV, D, copyV), 256)));
     const pre = s.splice(0);
     const attention = this.attentionSteps(`L${l}`, { run: o.run, q: b.q, kCache: b.kCache, vCache: b.vCache, scores: b.scores, att: b.att });
-    s.push(...await proj('o', b.att, L.o, b.x1, 'o_proj')); // x1 (T, C) = o(att)
-    s.push(step('residual1', p.add, [u.widthC, b.x1, b.xIn], elements((T) => T * C, 256))); // x1 += xIn
+    s.push(...await this.proj(l, 'o', b.att, L.o, b.x1, 'o_proj', o, o.xa?.('o_proj'), b.xIn)); // x1 (T, C) = o(att) + xIn
     s.push(step('norm2', p.norm, [u.norm, b.x1, L.postNorm, b.xn2], rows)); // xn2 (T, C)
     const mlp = await this.mlpSteps(l, L, { xn2: b.xn2, x1: b.x1, gate: b.gate, up: b.up, act: b.act, xOut: b.xOut, xa: o.xa }, o);
     return { pre, attention, post: s, mlp: mlp.forward };
   }
 
-  /** y = x W^T, then the adapter's term y += s (x A^T) B^T when the projection is a target: [matmul..., lora xa, lora y]. */
-  private async proj(l: number, name: string, x: Binding, W: GpuMatrix, y: Binding, target: Projection, o: LayerStepOptions, xa?: Binding): Promise<Step[]> {
+  /**
+   * y = x W^T (+ residual), then the adapter's term y += s (x A^T) B^T when the projection is a
+   * target: [matmul..., lora xa, lora y].
+   */
+  private async proj(l: number, name: string, x: Binding, W: GpuMatrix, y: Binding, target: Projection, o: LayerStepOptions, xa?: Binding, residual?: Binding): Promise<Step[]> {
     const m = this.m, label = `L${l} ${name}`;
-    const steps = await m.matmul(label, x, W, y, { run: o.run });
+    const steps = await m.matmul(label, x, W, y, { run: o.run, residual });
     const slot = m.lora?.slot(l, target);
     if (slot) steps.push(...await m.loraSteps(label, x, slot, y, { run: o.run, xa, maxTokens: o.maxTokens, gated: o.gated }));
     return steps;
   }
 
   /**
-   * The MLP of layer `l` over `b`: gate, up (+ LoRA) [-> copy gate] -> swiglu -> down (+ LoRA) ->
-   * residual2. `recompute` is what the trainer's backward needs again, without touching xOut:
+   * The MLP of layer `l` over `b`: gate, up (+ LoRA) [-> copy gate] -> swiglu -> down + x1 (+ LoRA). `recompute` is what the trainer's backward needs again, without touching xOut:
    * gate, up, act and the saved x A^T of every MLP target (down's `lora xa` only, not its matmul).
    */
   async mlpSteps(l: number, L: GpuLayer, b: MlpBuffers, o: LayerStepOptions): Promise<{ forward: Step[]; recompute: Step[] }> {
@@ -191,12 +193,35 @@ export class LayerEncoder {
     s.push(...await this.proj(l, 'up', b.xn2, L.up, b.up, 'up_proj', o, b.xa?.('up_proj'))); // up (T, F)
     if (b.act !== b.gate) s.push(step('copy gate', p.copy, [u.widthF, b.gate, b.act], elements((T) => T * F)));
     s.push(step('swiglu', p.swiglu, [u.widthF, b.act, b.up], elements((T) => T * F))); // act (T, F) = silu(act) * up
+    const fused = await this.fusedGateUp(l, L, b, o);
+    if (fused) {
+      // Decode without LoRA on gate/up: the fused step instead of the ones above.
+      for (const st of s) st.grid = ((grid) => (T: number, P: number) => (fused.on(T) ? [0, 0, 0] : grid(T, P)))(st.grid);
+      s.unshift(fused.step);
+    }
     const upper = [...s];
-    const down = await this.proj(l, 'down', b.act, L.down, b.xOut, 'down_proj', o, b.xa?.('down_proj')); // xOut (T, C) = down(act)
+    const down = await this.proj(l, 'down', b.act, L.down, b.xOut, 'down_proj', o, b.xa?.('down_proj'), b.x1); // xOut (T, C) = down(act) + x1
     const downXa = down.filter((st) => st.label === `L${l} down lora xa`);
     s.push(...down);
-    s.push(step('residual2', p.add, [u.widthC, b.xOut, b.x1], elements((T) => T * C))); // xOut += x1
     return { forward: s, recompute: [...upper, ...downXa] };
+  }
+
+  /**
+   * gate, up and SwiGLU as one matvec (matvecSwigluWgsl) for generation, used while T = 1 and no
+   * LoRA term on gate or up is enabled (the trainer never: it keeps the pre-activation gate).
+   * Null where it cannot apply: training, SwiGLU not in place, row blocks, mixed formats.
+   */
+  private async fusedGateUp(l: number, L: GpuLayer, b: MlpBuffers, o: LayerStepOptions): Promise<{ step: Step; on: (T: number) => boolean } | null> {
+    const m = this.m, { hiddenSize: C, intermediateSize: F } = m.config;
+    if (!o.gated || b.act !== b.gate || L.gate.blocks.length !== 1 || L.up.blocks.length !== 1 || L.gate.kind !== L.up.kind) return null;
+    const lora = !!(m.lora?.slot(l, 'gate_proj') || m.lora?.slot(l, 'up_proj'));
+    const on = (T: number) => T === 1 && !(lora && m.loraEnabled);
+    const pipeline = await m.pipelines.get(`matvec ${L.gate.kind} gate+up swiglu`, matvecSwigluWgsl({ ...m.shader, weights: L.gate.kind }));
+    const g = L.gate.blocks[0], u = L.up.blocks[0];
+    // The gate matmul's own params (N = F, K = C): the same uniform, shared.
+    const params = m.uniform(`L${l} gate params`, matmulParams(F, C));
+    const bind = m.bind(pipeline, [o.run, params, b.xn2, g.w, g.sc, b.act, u.w, u.sc]);
+    return { on, step: { label: `L${l} gate+up swiglu`, pipeline, bind, grid: (T) => (on(T) ? grid1D(F, 8) : [0, 0, 0]) } };
   }
 
   /**

@@ -15,6 +15,7 @@ import { grid1D, PipelineCache } from './pipelines.ts';
 import { gemmGrid, gemmParams, gemmWgsl, pickGemmTile } from './wgsl/gemm.ts';
 import type { ShaderOptions } from './wgsl/common.ts';
 import { argmaxWgsl } from './wgsl/argmax.ts';
+import { forwardPipelineSources } from './forward-pipelines.ts';
 import { embedWgsl, rmsnormWgsl } from './wgsl/elementwise.ts';
 import { matmulParams, matmulTiledWgsl, matvecWgsl } from './wgsl/matmul.ts';
 import { assertPlanFits, planMemory } from '../memory-plan.ts';
@@ -26,6 +27,17 @@ export interface GpuLayer {
   kCache: GPUBufferBinding; vCache: GPUBufferBinding; // (S, KV, D), in a KV slab (kvSlabs)
 }
 
+/** GPU work issued so far (cumulative; GpuLlama.counters): what decode time goes to on small models. */
+export interface GpuCounters {
+  dispatches: number;
+  passes: number;
+  submits: number;
+  /** Buffer maps awaited (each one a CPU wait for the GPU). */
+  readbacks: number;
+  /** Distinct pipelines compiled for this model. */
+  pipelines: number;
+}
+
 export interface MatmulStepOptions {
   single?: boolean;
   out?: 'T' | 'f32';
@@ -33,6 +45,8 @@ export interface MatmulStepOptions {
   ldy?: number;
   /** Run-parameter buffer to bind (the trainer has its own); default the forward's. */
   run?: GPUBuffer;
+  /** y = x W^T + residual (T, N), the residual add folded in (unsplit matrices only). */
+  residual?: GPUBuffer | GPUBufferBinding;
 }
 
 /** One dispatch of a forward pass; grid computed per call from T (tokens) and P (keys). */
@@ -96,6 +110,7 @@ export class GpuLlama {
   /** @internal the frozen weights, shared with GpuTrainer */
   layers: GpuLayer[] = [];
   private readonly kvSlabs: GPUBuffer[] = [];
+  private readonly counted = { dispatches: 0, passes: 0, submits: 0, readbacks: 0 };
   embed!: GpuMatrix;
   lmHead!: GpuMatrix;
   norm!: GPUBuffer;
@@ -146,6 +161,9 @@ export class GpuLlama {
     // Refuse what cannot fit (DeviceLimitsError) before anything is allocated.
     assertPlanFits(planMemory(src.config, { weights: opts.weights, lmHead: m.lmHeadFormat, precision: m.precision, maxContext: m.maxContext, maxBatch: m.maxBatch, limits: ctx.limits }), ctx.limits);
     try {
+      // Every forward kernel compiles while the weights load (buildSteps then finds them ready).
+      const f = { layers: opts.weights, embed: embedFormat(src.config, opts.weights, m.lmHeadFormat), lmHead: src.config.tieWordEmbeddings ? embedFormat(src.config, opts.weights, m.lmHeadFormat) : m.lmHeadFormat };
+      for (const { label, code } of forwardPipelineSources(m.shader, f)) m.pipelines.get(label, code).catch(() => {}); // failures surface where buildSteps awaits them
       await m.upload(src, opts);
       await m.allocateActivations();
       await m.buildSteps();
@@ -289,15 +307,18 @@ export class GpuLlama {
    * one row (or `single`) and the tiled kernel otherwise.
    */
   async matmul(label: string, x: GPUBuffer | GPUBufferBinding, W: GpuMatrix, y: GPUBuffer | GPUBufferBinding, opts: MatmulStepOptions = {}): Promise<Step[]> {
-    const o = { ...this.shader, weights: W.kind, out: opts.out ?? 'T' } as const;
-    const tiledP = await this.pipelines.get(`matmul ${W.kind}`, matmulTiledWgsl(o));
-    const vecP = await this.pipelines.get(`matvec ${W.kind}`, matvecWgsl(o));
+    const residual = opts.residual ?? null;
+    if (residual && W.blocks.length > 1) throw new InvalidInputError(`${label}: a residual cannot be folded into a matrix in row blocks.`);
+    const o = { ...this.shader, weights: W.kind, out: opts.out ?? 'T', residual: residual !== null } as const;
+    const plus = residual ? ' + residual' : '';
+    const tiledP = await this.pipelines.get(`matmul ${W.kind}${plus}`, matmulTiledWgsl(o));
+    const vecP = await this.pipelines.get(`matvec ${W.kind}${plus}`, matvecWgsl(o));
     const vec = (T: number) => opts.single || T === 1;
     const steps: Step[] = [];
     W.blocks.forEach((b, i) => {
       const name = W.blocks.length === 1 ? label : `${label} #${i}`;
       const params = this.uniform(`${name} params`, matmulParams(b.rows, W.K, { single: opts.single, yOff: b.r0, ldy: opts.ldy ?? W.N }));
-      const buffers = [opts.run ?? this.act.run, params, x, b.w, b.sc, y];
+      const buffers = [opts.run ?? this.act.run, params, x, b.w, b.sc, y, residual];
       steps.push(
         { label: name, pipeline: tiledP, bind: this.bind(tiledP, buffers), grid: (T) => (vec(T) ? [0, 0, 0] : [Math.ceil(b.rows / 64), Math.ceil(T / 32), 1]) },
         { label: name, pipeline: vecP, bind: this.bind(vecP, buffers), grid: (T) => (vec(T) ? grid1D(b.rows, 8) : [0, 0, 0]) },
@@ -386,28 +407,41 @@ export class GpuLlama {
     this.pos = 0;
   }
 
+  /** Dispatches, passes, submits and readbacks of the forward passes so far, and pipelines compiled. */
+  counters(): GpuCounters {
+    return { ...this.counted, pipelines: this.pipelines.size };
+  }
+
   /** @internal */
   encode(pass: GPUComputePassEncoder, steps: Step[], T: number, P: number): void {
     for (const st of steps) {
       const [x, y, z] = st.grid(T, P);
       if (x === 0) continue;
+      this.counted.dispatches++;
       pass.setPipeline(st.pipeline);
       pass.setBindGroup(0, st.bind);
       pass.dispatchWorkgroups(x, y, z);
     }
   }
 
-  private async read(src: GPUBuffer, bytes: number): Promise<Float32Array> {
+  /**
+   * Copies `bytes` of `src` into a mappable buffer within `enc` (the forward's own command buffer:
+   * one submit per token); `map` then waits for it and returns the floats.
+   */
+  private readInto(enc: GPUCommandEncoder, src: GPUBuffer, bytes: number): { map: () => Promise<Float32Array> } {
     const rb = bytes <= this.act.readback.size ? this.act.readback
       : this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const enc = this.device.createCommandEncoder();
     enc.copyBufferToBuffer(src, 0, rb, 0, bytes);
-    this.device.queue.submit([enc.finish()]);
-    await Promise.race([rb.mapAsync(GPUMapMode.READ, 0, bytes), this.ctx.lost]);
-    const out = new Float32Array(rb.getMappedRange(0, bytes).slice(0));
-    rb.unmap();
-    if (rb !== this.act.readback) rb.destroy();
-    return out;
+    return {
+      map: async () => {
+        this.counted.readbacks++;
+        await Promise.race([rb.mapAsync(GPUMapMode.READ, 0, bytes), this.ctx.lost]);
+        const out = new Float32Array(rb.getMappedRange(0, bytes).slice(0));
+        rb.unmap();
+        if (rb !== this.act.readback) rb.destroy();
+        return out;
+      },
+    };
   }
 
   /**
@@ -442,6 +476,7 @@ export class GpuLlama {
     const all = out === 'all' ? new Float32Array(T * V) : null;
     const allBuf = all ? await this.ensureAllLogits() : null;
     const step = all ? this.allLogitsRows : this.maxBatch;
+    let result: Float32Array | null = null;
     for (let c0 = 0; c0 < T; c0 += step) {
       const chunk = ids.slice(c0, c0 + step);
       const n = chunk.length, start = this.pos, P = start + n;
@@ -449,17 +484,22 @@ export class GpuLlama {
       this.device.queue.writeBuffer(this.act.run, 0, new Uint32Array([n, start, P, 0]));
       const enc = this.device.createCommandEncoder({ label: 'forward' });
       const pass = enc.beginComputePass();
+      this.counted.passes++;
       this.encode(pass, this.body, n, P);
       const last = c0 + n >= T;
       if (all) this.encode(pass, this.tailAll, n, P);
       else if (last) this.encode(pass, this.tailLast, n, P);
       if (last && out === 'argmax') this.encode(pass, this.argmaxSteps, n, P);
       pass.end();
+      const read = all && allBuf ? this.readInto(enc, allBuf, n * V * 4)
+        : last ? (out === 'argmax' ? this.readInto(enc, this.act.argmax, 4) : this.readInto(enc, this.act.logits, V * 4)) : null;
       this.device.queue.submit([enc.finish()]);
+      this.counted.submits++;
       this.pos += n;
-      if (all && allBuf) all.set(await this.read(allBuf, n * V * 4), c0 * V);
+      if (all) all.set(await read!.map(), c0 * V);
+      else if (read) result = await read.map();
     }
-    return all ?? (out === 'argmax' ? this.read(this.act.argmax, 4) : this.read(this.act.logits, V * 4));
+    return all ?? result!;
   }
 
   memory(): MemoryReport {

@@ -10,6 +10,11 @@ export class PipelineCache {
     this.device = device;
   }
 
+  /** Distinct pipelines requested so far. */
+  get size(): number {
+    return this.cache.size;
+  }
+
   get(label: string, code: string): Promise<GPUComputePipeline> {
     let p = this.cache.get(code);
     if (!p) {

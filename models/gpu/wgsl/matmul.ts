@@ -3,12 +3,15 @@ import { FLAT_INDEX, prelude, Q4_SCALE, Q8_UNPACK, RUN_STRUCT, type ShaderOption
 /**
  * y (M, N) = x (M, K) W^T with W (N, K) as f32, Q4 (see models/quant/q4.ts) or Q8 (models/quant/q8.ts, the lm_head).
  * M = run.T, or 1 when mm.single (lm_head on the last row only); y[m * ldy + yOff + n] (see MM_STRUCT).
- * Bindings: 0 run, 1 mm, 2 x, 3 w | qweight, 4 scales (q4 / q8 only), 5 y.
+ * With `residual`, y = x W^T + res (the layer's residual add folded into its projection).
+ * Bindings: 0 run, 1 mm, 2 x, 3 w | qweight, 4 scales (q4 / q8 only), 5 y, 6 res (residual only).
  */
 export interface MatmulOptions extends ShaderOptions {
   weights: 'f32' | 'q4' | 'q8';
   /** Output storage type: activations ('T') or f32 (logits). */
   out: 'T' | 'f32';
+  /** y = x W^T + res, res (M, N) like y (one dispatch instead of a matmul and an add). */
+  residual?: boolean;
 }
 
 /**
@@ -49,7 +52,12 @@ alias OUT = ${o.out};
 @group(0) @binding(2) var<storage, read> x: array<T>;
 ${w}
 @group(0) @binding(5) var<storage, read_write> y: array<OUT>;
-`;
+${o.residual ? '@group(0) @binding(6) var<storage, read> res: array<T>;\n' : ''}`;
+}
+
+/** The value written to y[i]: the accumulator, plus the residual's element when folded in. */
+function output(o: MatmulOptions, acc: string, i: string): string {
+  return o.residual ? `OUT(${acc} + f32(res[${i}]))` : `OUT(${acc})`;
 }
 
 /** Tiled kernel for M > 1: 32x64 output tile per workgroup of 16x16 threads, 2x4 outputs each. */
@@ -134,18 +142,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     let m = m0 + lid.y * 2u + r;
     for (var j = 0u; j < 4u; j++) {
       let n = n0 + lid.x + 16u * j;
-      if (m < M && n < mm.N) { y[m * mm.ldy + mm.yOff + n] = OUT(acc[r * 4u + j]); }
+      if (m < M && n < mm.N) { y[m * mm.ldy + mm.yOff + n] = ${output(o, 'acc[r * 4u + j]', 'm * mm.ldy + mm.yOff + n')}; }
     }
   }
 }
 `;
 }
 
-/**
- * Matrix-vector kernel for M == 1 (decode): 8 rows per workgroup, 32 lanes per row; lanes read
- * consecutive 16-byte groups so a row's weights stream through in coalesced 512-byte pieces.
- */
-export function matvecWgsl(o: MatmulOptions): string {
+/** The per-row loop of the matvec kernels: lanes accumulate row n of W (qw, q4scale, w) dotted with x into `acc`. */
+function matvecBody(weights: MatmulOptions['weights']): string {
   // Full groups take a branch-free path (nibbles unpacked four at a time into vec4 dot products);
   // only the last, zero-padded group of a K that is not a multiple of 32 checks bounds.
   const q8 = `for (var g = lane; g < mm.groups; g += 32u) {
@@ -169,7 +174,7 @@ export function matvecWgsl(o: MatmulOptions): string {
       }
       acc += part * s;
     }`;
-  const body = o.weights === 'q8' ? q8 : o.weights === 'q4'
+  return weights === 'q8' ? q8 : weights === 'q4'
     ? `for (var g = lane; g < mm.groups; g += 32u) {
       let s = q4scale(n * mm.groups + g);
       let base = (n * mm.groups + g) * 4u;
@@ -198,6 +203,14 @@ export function matvecWgsl(o: MatmulOptions): string {
     : `for (var k = lane; k < mm.K; k += 32u) {
       acc += w[n * mm.K + k] * f32(x[k]);
     }`;
+}
+
+/**
+ * Matrix-vector kernel for M == 1 (decode): 8 rows per workgroup, 32 lanes per row; lanes read
+ * consecutive 16-byte groups so a row's weights stream through in coalesced 512-byte pieces.
+ */
+export function matvecWgsl(o: MatmulOptions): string {
+  const body = matvecBody(o.weights);
   return `${bindings(o)}
 ${FLAT_INDEX}
 var<workgroup> red: array<f32, 256>;
@@ -217,7 +230,58 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (lane < s) { red[li] += red[li + s]; }
     workgroupBarrier();
   }
-  if (lane == 0u && n < mm.N) { y[mm.yOff + n] = OUT(red[li]); }
+  if (lane == 0u && n < mm.N) { y[mm.yOff + n] = ${output(o, 'red[li]', 'mm.yOff + n')}; }
+}
+`;
+}
+
+/**
+ * gate and up as one matvec with SwiGLU after it, for decode (M == 1) without LoRA on them:
+ * act (N) = silu(x Wg^T) * (x Wu^T), both rows of a workgroup read in the same pass over x.
+ * One dispatch instead of three (gate, up, swiglu). MM uniform as matvecWgsl's, for either matrix.
+ * Bindings: 0 run, 1 mm, 2 x, 3 gate w | qweight, 4 gate scales, 5 act, 6 up w | qweight, 7 up scales.
+ */
+export function matvecSwigluWgsl(o: Omit<MatmulOptions, 'out' | 'residual'>): string {
+  const up = o.weights === 'f32'
+    ? `@group(0) @binding(6) var<storage, read> uw: array<f32>;`
+    : `@group(0) @binding(6) var<storage, read> uqw: array<u32>;
+@group(0) @binding(7) var<storage, read> usc: array<u32>;
+${Q4_SCALE.replace('fn q4scale', 'fn q4scaleU').replace('sc[', 'usc[')}`;
+  const gateBody = matvecBody(o.weights);
+  const upBody = gateBody.replaceAll('qw[', 'uqw[').replaceAll('q4scale(', 'q4scaleU(').replaceAll('w[n', 'uw[n').replaceAll('acc +=', 'accU +=');
+  return `${prelude(o)}${RUN_STRUCT}${MM_STRUCT}
+@group(0) @binding(0) var<uniform> run: Run;
+@group(0) @binding(1) var<uniform> mm: MM;
+@group(0) @binding(2) var<storage, read> x: array<T>;
+${weightBindings(o.weights)}
+@group(0) @binding(5) var<storage, read_write> act: array<T>;
+${up}
+${FLAT_INDEX}
+var<workgroup> red: array<f32, 256>;
+var<workgroup> redU: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  let n = flatIndex(wid, nwg, li / 32u, 8u);
+  let lane = li % 32u;
+  var acc = 0.0;
+  var accU = 0.0;
+  if (run.T > 0u && n < mm.N) {
+    ${gateBody}
+    ${upBody}
+  }
+  red[li] = acc;
+  redU[li] = accU;
+  workgroupBarrier();
+  for (var s = 16u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; redU[li] += redU[li + s]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < mm.N) {
+    let g = red[li];
+    act[n] = T(g / (1.0 + exp(-g)) * redU[li]);
+  }
 }
 `;
 }

@@ -1,0 +1,120 @@
+/**
+ * Issue 10, item 3: the fused decode kernels against the CPU reference (models/cpu/ops.ts), with
+ * f32 and with f16 activations (shader-f16), on shapes that are not multiples of the tiles:
+ * RoPE of q and k with the KV-cache write in one pass (ropeCacheWgsl), and the residual add folded
+ * into the projection (matmul / matvec with `residual`, f32 and 4-bit weights), and gate and up
+ * as one matvec with SwiGLU after it (matvecSwigluWgsl, f32, 4-bit and 8-bit weights).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { matmul, rope } from '../../../models/cpu/ops.ts';
+import { grid1D } from '../../../models/gpu/pipelines.ts';
+import { matmulParams, matmulTiledWgsl, matvecSwigluWgsl, matvecWgsl } from '../../../models/gpu/wgsl/matmul.ts';
+import { ropeCacheThreads, ropeCacheWgsl } from '../../../models/gpu/wgsl/rope-cache.ts';
+import { dequantizeQ4, quantizeQ4 } from '../../../models/quant/q4.ts';
+import { dequantizeQ8, quantizeQ8 } from '../../../models/quant/q8.ts';
+import { ropeTables } from '../../../models/rope.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../../../models/safetensors/dtype.ts';
+import { expectNoGpuErrors, gpuContext, maxAbsDiff } from '../../helpers/gpu.ts';
+import { KernelHarness } from '../../helpers/kernel-harness.ts';
+import { mulberry32 } from '../../helpers/random-model.ts';
+
+const rand = mulberry32(77);
+const randn = (n: number, s = 1) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * s);
+
+describe('fused kernels vs the CPU reference (Dawn)', () => {
+  const harness: Partial<Record<'f16' | 'f32', KernelHarness>> = {};
+  beforeAll(async () => {
+    harness.f32 = new KernelHarness(await gpuContext(false));
+    const c16 = await gpuContext(true);
+    if (c16.f16) harness.f16 = new KernelHarness(c16);
+  });
+  expectNoGpuErrors();
+
+  for (const act of ['f32', 'f16'] as const) {
+    // Activations as the device stores them: f32, or f16 bits (the reference gets the same rounded inputs).
+    const store = (h: KernelHarness, x: Float32Array) => (act === 'f16' ? h.storage(Uint16Array.from(x, f32ToF16Bits)) : h.storage(x));
+    const round = (x: Float32Array) => (act === 'f16' ? Float32Array.from(x, (v) => f16BitsToF32(f32ToF16Bits(v))) : x);
+    const load = async (h: KernelHarness, b: GPUBuffer, n: number) => (act === 'f16' ? Float32Array.from(new Uint16Array(await h.read(b, Math.ceil(n / 2) * 4)).subarray(0, n), f16BitsToF32) : h.readF32(b, n));
+    const tol = act === 'f16' ? 2e-3 : 1e-5;
+
+    for (const copyV of [true, false]) {
+      it(`${act}: RoPE q and k, keys into the cache${copyV ? ', values copied' : ''}, at position start (GQA, T = 1 and 5)`, async (t) => {
+        const h = harness[act];
+        if (!h) return t.skip();
+        for (const T of [1, 5]) {
+          const H = 6, KV = 2, D = 10, start = 3, S = 12;
+          const inv = Float64Array.from({ length: D / 2 }, (_, i) => 1 / Math.pow(500000, (2 * i) / D));
+          const full = ropeTables(inv, 0, S), part = ropeTables(inv, start, T);
+          const q = round(randn(T * H * D)), k = round(randn(T * KV * D)), v = round(randn(T * KV * D));
+          const qRef = q.slice(), kRef = k.slice();
+          rope(qRef, part.cos, part.sin, T, H, D);
+          rope(kRef, part.cos, part.sin, T, KV, D);
+          const qb = store(h, q), kc = store(h, new Float32Array(S * KV * D)), vc = store(h, new Float32Array(S * KV * D).fill(7));
+          const run = h.uniform([T, start, start + T, 0]);
+          const att = h.uniform([H, KV, D, 1 / Math.sqrt(D)], [3]);
+          const bufs = [run, att, h.storage(full.cos), h.storage(full.sin), qb, store(h, k), kc, ...(copyV ? [store(h, v), vc] : [])];
+          await h.run(ropeCacheWgsl({ f16: act === 'f16', copyV }), bufs, grid1D(ropeCacheThreads(T, H, KV, D, copyV), 256));
+          expect(maxAbsDiff(await load(h, qb, T * H * D), qRef)).toBeLessThan(tol);
+          const kGot = await load(h, kc, S * KV * D);
+          expect(kGot.length).toBe(S * KV * D);
+          expect(maxAbsDiff(kGot.subarray(start * KV * D, (start + T) * KV * D), kRef)).toBeLessThan(tol);
+          expect(kGot.subarray(0, start * KV * D).every((x) => x === 0)).toBe(true); // rows before start untouched
+          expect(kGot.subarray((start + T) * KV * D).every((x) => x === 0)).toBe(true);
+          const vGot = await load(h, vc, S * KV * D);
+          if (copyV) expect(Array.from(vGot.subarray(start * KV * D, (start + T) * KV * D))).toEqual(Array.from(v));
+          else expect(vGot.every((x) => x === 7)).toBe(true);
+          expect(vGot.subarray(0, start * KV * D).every((x) => x === 7)).toBe(true);
+        }
+      });
+    }
+
+    for (const weights of ['f32', 'q4'] as const) {
+      for (const [M, N, K] of [[1, 45, 172], [7, 130, 96]] as const) {
+        it(`${act}: matmul ${weights} + residual M=${M} N=${N} K=${K} (${M === 1 ? 'matvec' : 'tiled'}): y = x W^T + res`, async (t) => {
+          const h = harness[act];
+          if (!h) return t.skip();
+          const x = round(randn(M * K)), w = randn(N * K, 0.2), res = round(randn(M * N));
+          const q = quantizeQ4(w, N, K);
+          const ref = new Float32Array(M * N);
+          matmul(ref, x, weights === 'q4' ? dequantizeQ4(q) : w, M, K, N);
+          for (let i = 0; i < ref.length; i++) ref[i] += res[i];
+          const y = store(h, new Float32Array(M * N).fill(NaN)); // every element written
+          const wb = weights === 'q4' ? [h.storage(q.qweight), h.storage(q.scales)] : [h.storage(w), null];
+          const o = { f16: act === 'f16', weights, out: 'T', residual: true } as const;
+          const code = M === 1 ? matvecWgsl(o) : matmulTiledWgsl(o);
+          const grid: [number, number, number] = M === 1 ? grid1D(N, 8) : [Math.ceil(N / 64), Math.ceil(M / 32), 1];
+          await h.run(code, [h.uniform([M, 0, M, 0]), h.uniform(matmulParams(N, K)), store(h, x), wb[0], wb[1], y, store(h, res)], grid);
+          const got = await load(h, y, M * N);
+          expect(got.length).toBe(ref.length);
+          // f16: one rounding of a value of magnitude ~3 (2^-10 relative) on top of the f32 error.
+          expect(maxAbsDiff(got, ref)).toBeLessThan(act === 'f16' ? 1e-2 : 1e-4 * Math.sqrt(K));
+        });
+      }
+    }
+
+    for (const weights of ['f32', 'q4', 'q8'] as const) {
+      it(`${act}: gate and up as one matvec with SwiGLU, ${weights} weights (N=45, K=172): act = silu(x Wg^T) * (x Wu^T)`, async (t) => {
+        const h = harness[act];
+        if (!h) return t.skip();
+        const N = 45, K = 172;
+        const x = round(randn(K)), wg = randn(N * K, 0.2), wu = randn(N * K, 0.2);
+        const pack = (w: Float32Array) => {
+          if (weights === 'f32') return { eff: w, bufs: [h.storage(w), null] };
+          if (weights === 'q4') { const q = quantizeQ4(w, N, K); return { eff: dequantizeQ4(q), bufs: [h.storage(q.qweight), h.storage(q.scales)] }; }
+          const q = quantizeQ8(w, N, K);
+          return { eff: dequantizeQ8(q), bufs: [h.storage(q.qweight), h.storage(q.scales)] };
+        };
+        const g = pack(wg), u = pack(wu);
+        const gRef = new Float32Array(N), uRef = new Float32Array(N);
+        matmul(gRef, x, g.eff, 1, K, N);
+        matmul(uRef, x, u.eff, 1, K, N);
+        const ref = Float32Array.from(gRef, (v, i) => (v / (1 + Math.exp(-v))) * uRef[i]);
+        const y = store(h, new Float32Array(N).fill(NaN));
+        await h.run(matvecSwigluWgsl({ f16: act === 'f16', weights }), [h.uniform([1, 0, 1, 0]), h.uniform(matmulParams(N, K)), store(h, x), g.bufs[0], g.bufs[1], y, u.bufs[0], u.bufs[1]], grid1D(N, 8));
+        const got = await load(h, y, N);
+        expect(got.length).toBe(N);
+        expect(maxAbsDiff(got, ref)).toBeLessThan(act === 'f16' ? 1e-2 : 1e-4 * Math.sqrt(K));
+      });
+    }
+  }
+});
