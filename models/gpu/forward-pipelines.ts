@@ -5,18 +5,21 @@
  * steps built later find them compiled (or compiling). A source listed here and not used costs a
  * compile, one used and not listed a later compile; neither changes what runs.
  */
+import type { LlamaConfig } from '../config.ts';
 import type { MatrixFormat } from '../weights-plan.ts';
 import { argmaxWgsl } from './wgsl/argmax.ts';
 import { attnScoresWgsl, attnValuesWgsl, softmaxWgsl, toCacheWgsl } from './wgsl/attention.ts';
 import type { ShaderOptions } from './wgsl/common.ts';
+import { decodeAttentionWgsl } from './wgsl/decode-attention.ts';
 import { embedWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
-import { matmulTiledWgsl, matvecSwigluWgsl, matvecWgsl } from './wgsl/matmul.ts';
+import { matmulTiledWgsl, matvecLanes, matvecSwigluWgsl, matvecWgsl } from './wgsl/matmul.ts';
 import { ropeCacheWgsl } from './wgsl/rope-cache.ts';
 
 /**
- * @example for (const { label, code } of forwardPipelineSources(shader, { layers: 'q4', embed: 'q8', lmHead: 'q8' })) void cache.get(label, code);
+ * @example for (const { label, code } of forwardPipelineSources(shader, { layers: 'q4', embed: 'q8', lmHead: 'q8' }, config)) void cache.get(label, code);
  */
-export function forwardPipelineSources(s: ShaderOptions, f: { layers: MatrixFormat; embed: MatrixFormat; lmHead: MatrixFormat }): { label: string; code: string }[] {
+export function forwardPipelineSources(s: ShaderOptions, f: { layers: MatrixFormat; embed: MatrixFormat; lmHead: MatrixFormat }, c: LlamaConfig): { label: string; code: string }[] {
+  const C = c.hiddenSize, lanesC = matvecLanes(C);
   const out = [
     { label: 'rmsnorm', code: rmsnormWgsl(s) },
     { label: 'swiglu', code: swigluWgsl(s) },
@@ -24,17 +27,18 @@ export function forwardPipelineSources(s: ShaderOptions, f: { layers: MatrixForm
     { label: 'attn scores', code: attnScoresWgsl(s) },
     { label: 'softmax', code: softmaxWgsl(s) },
     { label: 'attn values', code: attnValuesWgsl(s) },
+    { label: 'decode attention', code: decodeAttentionWgsl({ ...s, D: c.headDim }) },
     { label: 'rope + kv cache', code: ropeCacheWgsl({ ...s, copyV: true }) },
     { label: `embed ${f.embed}`, code: embedWgsl({ ...s, weights: f.embed }) },
     { label: 'argmax', code: argmaxWgsl() },
-    { label: `matvec ${f.layers} gate+up swiglu`, code: matvecSwigluWgsl({ ...s, weights: f.layers }) },
+    { label: `matvec ${f.layers} gate+up swiglu normed`, code: matvecSwigluWgsl({ ...s, weights: f.layers, lanes: lanesC, norm: true }) },
+    { label: `matvec ${f.layers} normed`, code: matvecWgsl({ ...s, weights: f.layers, out: 'T', norm: true, lanes: lanesC }) },
   ];
-  for (const residual of [false, true]) {
-    const o = { ...s, weights: f.layers, out: 'T', residual } as const;
-    const plus = residual ? ' + residual' : '';
-    out.push({ label: `matmul ${f.layers}${plus}`, code: matmulTiledWgsl(o) }, { label: `matvec ${f.layers}${plus}`, code: matvecWgsl(o) });
-  }
-  const head = { ...s, weights: f.lmHead, out: 'f32' } as const;
+  // q, k, v, gate, up read C; o reads H * D and adds the residual, down reads F and adds it.
+  const vec = (K: number, residual: boolean) => ({ label: `matvec ${f.layers}${residual ? ' + residual' : ''}`, code: matvecWgsl({ ...s, weights: f.layers, out: 'T', residual, lanes: matvecLanes(K) }) });
+  out.push(vec(C, false), vec(c.numHeads * c.headDim, true), vec(c.intermediateSize, true));
+  for (const residual of [false, true]) out.push({ label: `matmul ${f.layers}${residual ? ' + residual' : ''}`, code: matmulTiledWgsl({ ...s, weights: f.layers, out: 'T', residual }) });
+  const head = { ...s, weights: f.lmHead, out: 'f32', lanes: lanesC } as const;
   out.push({ label: `matmul ${f.lmHead}`, code: matmulTiledWgsl(head) }, { label: `matvec ${f.lmHead}`, code: matvecWgsl(head) });
   return out;
 }

@@ -3,7 +3,7 @@
  * GpuLlama's prefill and decode (its activation buffers and KV cache) and by GpuTrainer's forward
  * and recompute (its workspace). The twin of models/cpu/layer.ts, with some steps fused:
  *   norm1 -> q, k, v (+ LoRA) -> rope q, rope k to the key cache [, v to the value cache] (one pass)
- *   -> scores, softmax, values -> o + residual (+ LoRA) -> norm2 -> gate, up (+ LoRA)
+ *   -> scores, softmax, values (decode: one pass) -> o + residual (+ LoRA) -> norm2 -> gate, up (+ LoRA)
  *   [-> copy gate] -> swiglu -> down + residual (+ LoRA); decoding without LoRA on gate and up,
  *   gate, up and swiglu are one matvec (fusedGateUp).
  * The bracketed steps run only where the buffers ask for them (see LayerBuffers).
@@ -16,7 +16,8 @@ import type { GpuMatrix } from './gpu-weights.ts';
 import { grid1D } from './pipelines.ts';
 import { attnScoresWgsl, attnValuesWgsl, softmaxWgsl, toCacheWgsl } from './wgsl/attention.ts';
 import { rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
-import { matmulParams, matvecSwigluWgsl } from './wgsl/matmul.ts';
+import { decodeAttentionWgsl } from './wgsl/decode-attention.ts';
+import { matmulParams, matvecLanes, matvecRows, matvecSwigluWgsl, matvecWgsl } from './wgsl/matmul.ts';
 import { ropeCacheThreads, ropeCacheWgsl } from './wgsl/rope-cache.ts';
 
 type Binding = GPUBuffer | GPUBufferBinding;
@@ -154,6 +155,15 @@ export class LayerEncoder {
     s.push(...await proj('q', b.xn1, L.q, b.q, 'q_proj')); // q (T, H*D)
     s.push(...await proj('k', b.xn1, L.k, b.k, 'k_proj')); // k (T, KV*D)
     s.push(...await proj('v', b.xn1, L.v, b.v, 'v_proj')); // v (T, KV*D)
+    // Decode without LoRA on q, k, v: norm1 folded into their matvecs (xn1 is then not needed).
+    const qkv = [L.q, L.k, L.v];
+    if (o.gated && qkv.every((W) => W.blocks.length === 1)) {
+      const lora = (['q_proj', 'k_proj', 'v_proj'] as const).some((t) => m.lora?.slot(l, t));
+      const on = (T: number) => T === 1 && !(lora && m.loraEnabled);
+      for (const st of s) if (st.label === `L${l} norm1` || /^L\d+ [qkv](?: #\d+)?$/.test(st.label)) st.grid = ((grid) => (T: number, P: number) => (on(T) ? [0, 0, 0] : grid(T, P)))(st.grid);
+      const ys = [b.q, b.k, b.v];
+      for (const [i, name] of (['q', 'k', 'v'] as const).entries()) s.push(await this.normedMatvec(l, name, b.xIn, L.inputNorm, qkv[i], ys[i], o, on));
+    }
     // q rotated in place, k rotated into kCache rows start.. (T, KV, D), v copied into vCache there
     // unless the values are read in place (training): one pass.
     const copyV = b.vCache !== b.v;
@@ -161,9 +171,18 @@ export class LayerEncoder {
     s.push(step('rope', ropeP, [u.attention, m.ropeCos, m.ropeSin, b.q, b.k, b.kCache, ...(copyV ? [b.v, b.vCache] : [])], elements((T) => ropeCacheThreads(T, H, KV, D, copyV), 256)));
     const pre = s.splice(0);
     const attention = this.attentionSteps(`L${l}`, { run: o.run, q: b.q, kCache: b.kCache, vCache: b.vCache, scores: b.scores, att: b.att });
+    if (o.gated) {
+      // Generation decodes one token in one pass (decodeAttentionWgsl) instead of the three steps.
+      const dp = await m.pipelines.get('decode attention', decodeAttentionWgsl({ ...m.shader, D }));
+      for (const st of attention) st.grid = ((grid) => (T: number, P: number) => (T === 1 ? [0, 0, 0] : grid(T, P)))(st.grid);
+      attention.unshift({ label: `L${l} decode attention`, pipeline: dp, bind: m.bind(dp, [o.run, u.attention, b.q, b.kCache, b.vCache, b.att]), grid: (T) => (T === 1 ? [H, 1, 1] : [0, 0, 0]) });
+    }
     s.push(...await this.proj(l, 'o', b.att, L.o, b.x1, 'o_proj', o, o.xa?.('o_proj'), b.xIn)); // x1 (T, C) = o(att) + xIn
     s.push(step('norm2', p.norm, [u.norm, b.x1, L.postNorm, b.xn2], rows)); // xn2 (T, C)
-    const mlp = await this.mlpSteps(l, L, { xn2: b.xn2, x1: b.x1, gate: b.gate, up: b.up, act: b.act, xOut: b.xOut, xa: o.xa }, o);
+    const mlp = await this.mlpSteps(l, L, { xn2: b.xn2, x1: b.x1, gate: b.gate, up: b.up, act: b.act, xOut: b.xOut, xa: o.xa }, o, { x: b.x1, weight: L.postNorm });
+    // The fused gate + up reads x1 through norm2 itself: norm2 runs only when it does not.
+    const fusedOn = mlp.fusedOn;
+    if (fusedOn) { const n2 = s.at(-1)!; n2.grid = ((grid) => (T: number, P: number) => (fusedOn(T) ? [0, 0, 0] : grid(T, P)))(n2.grid); }
     return { pre, attention, post: s, mlp: mlp.forward };
   }
 
@@ -183,7 +202,7 @@ export class LayerEncoder {
    * The MLP of layer `l` over `b`: gate, up (+ LoRA) [-> copy gate] -> swiglu -> down + x1 (+ LoRA). `recompute` is what the trainer's backward needs again, without touching xOut:
    * gate, up, act and the saved x A^T of every MLP target (down's `lora xa` only, not its matmul).
    */
-  async mlpSteps(l: number, L: GpuLayer, b: MlpBuffers, o: LayerStepOptions): Promise<{ forward: Step[]; recompute: Step[] }> {
+  async mlpSteps(l: number, L: GpuLayer, b: MlpBuffers, o: LayerStepOptions, normIn?: { x: Binding; weight: GPUBuffer }): Promise<{ forward: Step[]; recompute: Step[]; fusedOn?: (T: number) => boolean }> {
     const m = this.m, p = this.pipelines, u = this.uniforms, { hiddenSize: C, intermediateSize: F } = m.config;
     const step = (name: string, pipeline: GPUComputePipeline, buffers: Binding[], grid: Step['grid']): Step =>
       ({ label: `L${l} ${name}`, pipeline, bind: m.bind(pipeline, [o.run, ...buffers]), grid });
@@ -193,7 +212,7 @@ export class LayerEncoder {
     s.push(...await this.proj(l, 'up', b.xn2, L.up, b.up, 'up_proj', o, b.xa?.('up_proj'))); // up (T, F)
     if (b.act !== b.gate) s.push(step('copy gate', p.copy, [u.widthF, b.gate, b.act], elements((T) => T * F)));
     s.push(step('swiglu', p.swiglu, [u.widthF, b.act, b.up], elements((T) => T * F))); // act (T, F) = silu(act) * up
-    const fused = await this.fusedGateUp(l, L, b, o);
+    const fused = await this.fusedGateUp(l, L, b, o, normIn);
     if (fused) {
       // Decode without LoRA on gate/up: the fused step instead of the ones above.
       for (const st of s) st.grid = ((grid) => (T: number, P: number) => (fused.on(T) ? [0, 0, 0] : grid(T, P)))(st.grid);
@@ -203,7 +222,16 @@ export class LayerEncoder {
     const down = await this.proj(l, 'down', b.act, L.down, b.xOut, 'down_proj', o, b.xa?.('down_proj'), b.x1); // xOut (T, C) = down(act) + x1
     const downXa = down.filter((st) => st.label === `L${l} down lora xa`);
     s.push(...down);
-    return { forward: s, recompute: [...upper, ...downXa] };
+    return { forward: s, recompute: [...upper, ...downXa], ...(fused ? { fusedOn: fused.on } : {}) };
+  }
+
+  /** y = RMSNorm(x) W^T as one matvec (norm weight `nw`; matvecWgsl with `norm`), dispatched while on(T). */
+  private async normedMatvec(l: number, name: string, x: Binding, nw: GPUBuffer, W: GpuMatrix, y: Binding, o: LayerStepOptions, on: (T: number) => boolean): Promise<Step> {
+    const m = this.m, lanes = matvecLanes(W.K), blk = W.blocks[0];
+    const pipeline = await m.pipelines.get(`matvec ${W.kind} normed`, matvecWgsl({ ...m.shader, weights: W.kind, out: 'T', norm: true, lanes }));
+    const params = m.uniform(`L${l} ${name} params`, matmulParams(W.N, W.K)); // the plain matvec's, shared
+    const bind = m.bind(pipeline, [o.run, params, x, blk.w, blk.sc, y, null, nw, this.uniforms.norm]);
+    return { label: `L${l} ${name} normed`, pipeline, bind, grid: (T) => (on(T) ? grid1D(W.N, matvecRows(lanes)) : [0, 0, 0]) };
   }
 
   /**
@@ -211,17 +239,19 @@ export class LayerEncoder {
    * LoRA term on gate or up is enabled (the trainer never: it keeps the pre-activation gate).
    * Null where it cannot apply: training, SwiGLU not in place, row blocks, mixed formats.
    */
-  private async fusedGateUp(l: number, L: GpuLayer, b: MlpBuffers, o: LayerStepOptions): Promise<{ step: Step; on: (T: number) => boolean } | null> {
+  private async fusedGateUp(l: number, L: GpuLayer, b: MlpBuffers, o: LayerStepOptions, normIn?: { x: Binding; weight: GPUBuffer }): Promise<{ step: Step; on: (T: number) => boolean } | null> {
     const m = this.m, { hiddenSize: C, intermediateSize: F } = m.config;
     if (!o.gated || b.act !== b.gate || L.gate.blocks.length !== 1 || L.up.blocks.length !== 1 || L.gate.kind !== L.up.kind) return null;
     const lora = !!(m.lora?.slot(l, 'gate_proj') || m.lora?.slot(l, 'up_proj'));
     const on = (T: number) => T === 1 && !(lora && m.loraEnabled);
-    const pipeline = await m.pipelines.get(`matvec ${L.gate.kind} gate+up swiglu`, matvecSwigluWgsl({ ...m.shader, weights: L.gate.kind }));
+    const lanes = matvecLanes(C);
+    const norm = normIn !== undefined;
+    const pipeline = await m.pipelines.get(`matvec ${L.gate.kind} gate+up swiglu${norm ? ' normed' : ''}`, matvecSwigluWgsl({ ...m.shader, weights: L.gate.kind, lanes, norm }));
     const g = L.gate.blocks[0], u = L.up.blocks[0];
     // The gate matmul's own params (N = F, K = C): the same uniform, shared.
     const params = m.uniform(`L${l} gate params`, matmulParams(F, C));
-    const bind = m.bind(pipeline, [o.run, params, b.xn2, g.w, g.sc, b.act, u.w, u.sc]);
-    return { on, step: { label: `L${l} gate+up swiglu`, pipeline, bind, grid: (T) => (on(T) ? grid1D(F, 8) : [0, 0, 0]) } };
+    const bind = m.bind(pipeline, normIn ? [o.run, params, normIn.x, g.w, g.sc, b.act, u.w, u.sc, normIn.weight, this.uniforms.norm] : [o.run, params, b.xn2, g.w, g.sc, b.act, u.w, u.sc]);
+    return { on, step: { label: `L${l} gate+up swiglu`, pipeline, bind, grid: (T) => (on(T) ? grid1D(F, matvecRows(lanes)) : [0, 0, 0]) } };
   }
 
   /**

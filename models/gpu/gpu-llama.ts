@@ -17,7 +17,7 @@ import type { ShaderOptions } from './wgsl/common.ts';
 import { argmaxWgsl } from './wgsl/argmax.ts';
 import { forwardPipelineSources } from './forward-pipelines.ts';
 import { embedWgsl, rmsnormWgsl } from './wgsl/elementwise.ts';
-import { matmulParams, matmulTiledWgsl, matvecWgsl } from './wgsl/matmul.ts';
+import { matmulParams, matmulTiledWgsl, matvecLanes, matvecRows, matvecWgsl } from './wgsl/matmul.ts';
 import { assertPlanFits, planMemory } from '../memory-plan.ts';
 
 export interface GpuLayer {
@@ -163,7 +163,7 @@ export class GpuLlama {
     try {
       // Every forward kernel compiles while the weights load (buildSteps then finds them ready).
       const f = { layers: opts.weights, embed: embedFormat(src.config, opts.weights, m.lmHeadFormat), lmHead: src.config.tieWordEmbeddings ? embedFormat(src.config, opts.weights, m.lmHeadFormat) : m.lmHeadFormat };
-      for (const { label, code } of forwardPipelineSources(m.shader, f)) m.pipelines.get(label, code).catch(() => {}); // failures surface where buildSteps awaits them
+      for (const { label, code } of forwardPipelineSources(m.shader, f, src.config)) m.pipelines.get(label, code).catch(() => {}); // failures surface where buildSteps awaits them
       await m.upload(src, opts);
       await m.allocateActivations();
       await m.buildSteps();
@@ -309,7 +309,8 @@ export class GpuLlama {
   async matmul(label: string, x: GPUBuffer | GPUBufferBinding, W: GpuMatrix, y: GPUBuffer | GPUBufferBinding, opts: MatmulStepOptions = {}): Promise<Step[]> {
     const residual = opts.residual ?? null;
     if (residual && W.blocks.length > 1) throw new InvalidInputError(`${label}: a residual cannot be folded into a matrix in row blocks.`);
-    const o = { ...this.shader, weights: W.kind, out: opts.out ?? 'T', residual: residual !== null } as const;
+    const lanes = matvecLanes(W.K);
+    const o = { ...this.shader, weights: W.kind, out: opts.out ?? 'T', residual: residual !== null, lanes } as const;
     const plus = residual ? ' + residual' : '';
     const tiledP = await this.pipelines.get(`matmul ${W.kind}${plus}`, matmulTiledWgsl(o));
     const vecP = await this.pipelines.get(`matvec ${W.kind}${plus}`, matvecWgsl(o));
@@ -321,7 +322,7 @@ export class GpuLlama {
       const buffers = [opts.run ?? this.act.run, params, x, b.w, b.sc, y, residual];
       steps.push(
         { label: name, pipeline: tiledP, bind: this.bind(tiledP, buffers), grid: (T) => (vec(T) ? [0, 0, 0] : [Math.ceil(b.rows / 64), Math.ceil(T / 32), 1]) },
-        { label: name, pipeline: vecP, bind: this.bind(vecP, buffers), grid: (T) => (vec(T) ? grid1D(b.rows, 8) : [0, 0, 0]) },
+        { label: name, pipeline: vecP, bind: this.bind(vecP, buffers), grid: (T) => (vec(T) ? grid1D(b.rows, matvecRows(lanes)) : [0, 0, 0]) },
       );
     });
     return steps;

@@ -4,7 +4,8 @@ import { FLAT_INDEX, prelude, Q4_SCALE, Q8_UNPACK, RUN_STRUCT, type ShaderOption
  * y (M, N) = x (M, K) W^T with W (N, K) as f32, Q4 (see models/quant/q4.ts) or Q8 (models/quant/q8.ts, the lm_head).
  * M = run.T, or 1 when mm.single (lm_head on the last row only); y[m * ldy + yOff + n] (see MM_STRUCT).
  * With `residual`, y = x W^T + res (the layer's residual add folded into its projection).
- * Bindings: 0 run, 1 mm, 2 x, 3 w | qweight, 4 scales (q4 / q8 only), 5 y, 6 res (residual only).
+ * Bindings: 0 run, 1 mm, 2 x, 3 w | qweight, 4 scales (q4 / q8 only), 5 y, 6 res (residual only),
+ * 7 norm weight and 8 Norm uniform (matvec with `norm` only).
  */
 export interface MatmulOptions extends ShaderOptions {
   weights: 'f32' | 'q4' | 'q8';
@@ -12,6 +13,58 @@ export interface MatmulOptions extends ShaderOptions {
   out: 'T' | 'f32';
   /** y = x W^T + res, res (M, N) like y (one dispatch instead of a matmul and an add). */
   residual?: boolean;
+  /** Matvec only: lanes per row (matvecLanes: 32, or 1 for short rows); rows per workgroup 256 / lanes. */
+  lanes?: 1 | 32;
+  /** Matvec only: x is RMSNorm'd on the fly (binding 7 the norm weight, 8 the Norm uniform), exactly as rmsnormWgsl would. */
+  norm?: boolean;
+}
+
+/**
+ * Lanes per row of the matvec kernels for rows of K: 32 (lanes read consecutive groups, then
+ * reduce) for long rows; 1 (one thread per row, no reduction) for short ones, where 32 lanes
+ * would mostly idle and their barriers dominate (software adapters pay for every invocation).
+ * @example matvecLanes(4096); // 32
+ * @example matvecLanes(64); // 1
+ */
+export function matvecLanes(K: number): 1 | 32 {
+  return K <= 256 ? 1 : 32;
+}
+
+/** Rows per workgroup of a matvec kernel with `lanes` lanes per row (its grid: grid1D(N, rows)). */
+export function matvecRows(lanes: 1 | 32): number {
+  return 256 / lanes;
+}
+
+/** The norm folded into a matvec: the Norm uniform and weight, and the row's 1/rms (rmsnormWgsl's reduction, so xin(k) is bit for bit its output). */
+function normBindings(weight: number, uniform: number): string {
+  return `struct Norm { C: u32, single: u32, eps: f32, pad: u32 }
+@group(0) @binding(${weight}) var<storage, read> nw: array<f32>;
+@group(0) @binding(${uniform}) var<uniform> nrm: Norm;
+var<private> inv: f32;
+fn xin(k: u32) -> f32 { return f32(T(f32(x[k]) * inv * nw[k])); }`;
+}
+
+const NORM_PROLOGUE = `{
+    var ss = 0.0;
+    for (var c = li; c < nrm.C; c += 256u) { let v = f32(x[c]); ss += v * v; }
+    red[li] = ss;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+      if (li < s) { red[li] += red[li + s]; }
+      workgroupBarrier();
+    }
+    inv = inverseSqrt(red[0] / f32(nrm.C) + nrm.eps);
+    workgroupBarrier();
+  }`;
+
+/** LANES of a matvec kernel (its body strides by it). */
+function lanesPrelude(lanes: 1 | 32): string {
+  return `const LANES = ${lanes}u;`;
+}
+
+/** A matvec body reading x through the folded norm. */
+function normed(body: string): string {
+  return body.replace(/f32\(x\[([^\]]+)\]\)/g, 'xin($1)');
 }
 
 /**
@@ -153,7 +206,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 function matvecBody(weights: MatmulOptions['weights']): string {
   // Full groups take a branch-free path (nibbles unpacked four at a time into vec4 dot products);
   // only the last, zero-padded group of a K that is not a multiple of 32 checks bounds.
-  const q8 = `for (var g = lane; g < mm.groups; g += 32u) {
+  const q8 = `for (var g = lane; g < mm.groups; g += LANES) {
       let s = q4scale(n * mm.groups + g);
       let base = (n * mm.groups + g) * 8u;
       let k0 = g * 32u;
@@ -175,7 +228,7 @@ function matvecBody(weights: MatmulOptions['weights']): string {
       acc += part * s;
     }`;
   return weights === 'q8' ? q8 : weights === 'q4'
-    ? `for (var g = lane; g < mm.groups; g += 32u) {
+    ? `for (var g = lane; g < mm.groups; g += LANES) {
       let s = q4scale(n * mm.groups + g);
       let base = (n * mm.groups + g) * 4u;
       let k0 = g * 32u;
@@ -200,7 +253,7 @@ function matvecBody(weights: MatmulOptions['weights']): string {
       }
       acc += part * s;
     }`
-    : `for (var k = lane; k < mm.K; k += 32u) {
+    : `for (var k = lane; k < mm.K; k += LANES) {
       acc += w[n * mm.K + k] * f32(x[k]);
     }`;
 }
@@ -210,27 +263,31 @@ function matvecBody(weights: MatmulOptions['weights']): string {
  * consecutive 16-byte groups so a row's weights stream through in coalesced 512-byte pieces.
  */
 export function matvecWgsl(o: MatmulOptions): string {
-  const body = matvecBody(o.weights);
+  const lanes = o.lanes ?? 32;
+  const body = o.norm ? normed(matvecBody(o.weights)) : matvecBody(o.weights);
   return `${bindings(o)}
 ${FLAT_INDEX}
 var<workgroup> red: array<f32, 256>;
+${o.norm ? normBindings(7, 8) : ''}
 
+${lanesPrelude(lanes)}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32) {
-  let n = flatIndex(wid, nwg, li / 32u, 8u);
-  let lane = li % 32u;
+  let n = flatIndex(wid, nwg, li / LANES, ${matvecRows(lanes)}u);
+  let lane = li % LANES;
+  ${o.norm ? NORM_PROLOGUE : ''}
   var acc = 0.0;
   if (run.T > 0u && n < mm.N) { // (run is read so every kernel shares one binding layout)
     ${body}
   }
-  red[li] = acc;
+  ${lanes === 1 ? `if (n < mm.N) { y[mm.yOff + n] = ${output(o, 'acc', 'mm.yOff + n')}; }` : `red[li] = acc;
   workgroupBarrier();
   for (var s = 16u; s > 0u; s >>= 1u) {
     if (lane < s) { red[li] += red[li + s]; }
     workgroupBarrier();
   }
-  if (lane == 0u && n < mm.N) { y[mm.yOff + n] = ${output(o, 'red[li]', 'mm.yOff + n')}; }
+  if (lane == 0u && n < mm.N) { y[mm.yOff + n] = ${output(o, 'red[li]', 'mm.yOff + n')}; }`}
 }
 `;
 }
@@ -239,15 +296,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
  * gate and up as one matvec with SwiGLU after it, for decode (M == 1) without LoRA on them:
  * act (N) = silu(x Wg^T) * (x Wu^T), both rows of a workgroup read in the same pass over x.
  * One dispatch instead of three (gate, up, swiglu). MM uniform as matvecWgsl's, for either matrix.
- * Bindings: 0 run, 1 mm, 2 x, 3 gate w | qweight, 4 gate scales, 5 act, 6 up w | qweight, 7 up scales.
+ * Bindings: 0 run, 1 mm, 2 x, 3 gate w | qweight, 4 gate scales, 5 act, 6 up w | qweight, 7 up scales,
+ * with `norm` (x RMSNorm'd on the fly, as matvecWgsl's) 8 the norm weight, 9 the Norm uniform.
  */
 export function matvecSwigluWgsl(o: Omit<MatmulOptions, 'out' | 'residual'>): string {
+  const lanes = o.lanes ?? 32;
+  const body = (b: string) => (o.norm ? normed(b) : b);
   const up = o.weights === 'f32'
     ? `@group(0) @binding(6) var<storage, read> uw: array<f32>;`
     : `@group(0) @binding(6) var<storage, read> uqw: array<u32>;
 @group(0) @binding(7) var<storage, read> usc: array<u32>;
 ${Q4_SCALE.replace('fn q4scale', 'fn q4scaleU').replace('sc[', 'usc[')}`;
-  const gateBody = matvecBody(o.weights);
+  const gateBody = body(matvecBody(o.weights));
   const upBody = gateBody.replaceAll('qw[', 'uqw[').replaceAll('q4scale(', 'q4scaleU(').replaceAll('w[n', 'uw[n').replaceAll('acc +=', 'accU +=');
   return `${prelude(o)}${RUN_STRUCT}${MM_STRUCT}
 @group(0) @binding(0) var<uniform> run: Run;
@@ -259,19 +319,22 @@ ${up}
 ${FLAT_INDEX}
 var<workgroup> red: array<f32, 256>;
 var<workgroup> redU: array<f32, 256>;
+${o.norm ? normBindings(8, 9) : ''}
 
+${lanesPrelude(lanes)}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32) {
-  let n = flatIndex(wid, nwg, li / 32u, 8u);
-  let lane = li % 32u;
+  let n = flatIndex(wid, nwg, li / LANES, ${matvecRows(lanes)}u);
+  let lane = li % LANES;
+  ${o.norm ? NORM_PROLOGUE : ''}
   var acc = 0.0;
   var accU = 0.0;
   if (run.T > 0u && n < mm.N) {
     ${gateBody}
     ${upBody}
   }
-  red[li] = acc;
+  ${lanes === 1 ? `if (n < mm.N) { act[n] = T(acc / (1.0 + exp(-acc)) * accU); }` : `red[li] = acc;
   redU[li] = accU;
   workgroupBarrier();
   for (var s = 16u; s > 0u; s >>= 1u) {
@@ -281,7 +344,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (lane == 0u && n < mm.N) {
     let g = red[li];
     act[n] = T(g / (1.0 + exp(-g)) * redU[li]);
-  }
+  }`}
 }
 `;
 }

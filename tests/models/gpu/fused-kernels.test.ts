@@ -3,12 +3,16 @@
  * f32 and with f16 activations (shader-f16), on shapes that are not multiples of the tiles:
  * RoPE of q and k with the KV-cache write in one pass (ropeCacheWgsl), and the residual add folded
  * into the projection (matmul / matvec with `residual`, f32 and 4-bit weights), and gate and up
- * as one matvec with SwiGLU after it (matvecSwigluWgsl, f32, 4-bit and 8-bit weights).
+ * as one matvec with SwiGLU after it (matvecSwigluWgsl, f32, 4-bit and 8-bit weights), and the
+ * decode attention in one pass with an online softmax over key blocks (decodeAttentionWgsl), and
+ * RMSNorm folded into the matvecs that follow it (the same bits as rmsnorm, then matvec).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { matmul, rope } from '../../../models/cpu/ops.ts';
+import { attention, matmul, rmsnorm, rope } from '../../../models/cpu/ops.ts';
+import { rmsnormWgsl } from '../../../models/gpu/wgsl/elementwise.ts';
+import { decodeAttentionWgsl } from '../../../models/gpu/wgsl/decode-attention.ts';
 import { grid1D } from '../../../models/gpu/pipelines.ts';
-import { matmulParams, matmulTiledWgsl, matvecSwigluWgsl, matvecWgsl } from '../../../models/gpu/wgsl/matmul.ts';
+import { matmulParams, matmulTiledWgsl, matvecRows, matvecSwigluWgsl, matvecWgsl } from '../../../models/gpu/wgsl/matmul.ts';
 import { ropeCacheThreads, ropeCacheWgsl } from '../../../models/gpu/wgsl/rope-cache.ts';
 import { dequantizeQ4, quantizeQ4 } from '../../../models/quant/q4.ts';
 import { dequantizeQ8, quantizeQ8 } from '../../../models/quant/q8.ts';
@@ -69,8 +73,8 @@ describe('fused kernels vs the CPU reference (Dawn)', () => {
     }
 
     for (const weights of ['f32', 'q4'] as const) {
-      for (const [M, N, K] of [[1, 45, 172], [7, 130, 96]] as const) {
-        it(`${act}: matmul ${weights} + residual M=${M} N=${N} K=${K} (${M === 1 ? 'matvec' : 'tiled'}): y = x W^T + res`, async (t) => {
+      for (const [M, N, K, lanes] of [[1, 45, 172, 32], [1, 45, 172, 1], [7, 130, 96, 32]] as const) {
+        it(`${act}: matmul ${weights} + residual M=${M} N=${N} K=${K} (${M === 1 ? `matvec, ${lanes} lane(s) per row` : 'tiled'}): y = x W^T + res`, async (t) => {
           const h = harness[act];
           if (!h) return t.skip();
           const x = round(randn(M * K)), w = randn(N * K, 0.2), res = round(randn(M * N));
@@ -80,9 +84,9 @@ describe('fused kernels vs the CPU reference (Dawn)', () => {
           for (let i = 0; i < ref.length; i++) ref[i] += res[i];
           const y = store(h, new Float32Array(M * N).fill(NaN)); // every element written
           const wb = weights === 'q4' ? [h.storage(q.qweight), h.storage(q.scales)] : [h.storage(w), null];
-          const o = { f16: act === 'f16', weights, out: 'T', residual: true } as const;
+          const o = { f16: act === 'f16', weights, out: 'T', residual: true, lanes } as const;
           const code = M === 1 ? matvecWgsl(o) : matmulTiledWgsl(o);
-          const grid: [number, number, number] = M === 1 ? grid1D(N, 8) : [Math.ceil(N / 64), Math.ceil(M / 32), 1];
+          const grid: [number, number, number] = M === 1 ? grid1D(N, matvecRows(lanes)) : [Math.ceil(N / 64), Math.ceil(M / 32), 1];
           await h.run(code, [h.uniform([M, 0, M, 0]), h.uniform(matmulParams(N, K)), store(h, x), wb[0], wb[1], y, store(h, res)], grid);
           const got = await load(h, y, M * N);
           expect(got.length).toBe(ref.length);
@@ -92,8 +96,8 @@ describe('fused kernels vs the CPU reference (Dawn)', () => {
       }
     }
 
-    for (const weights of ['f32', 'q4', 'q8'] as const) {
-      it(`${act}: gate and up as one matvec with SwiGLU, ${weights} weights (N=45, K=172): act = silu(x Wg^T) * (x Wu^T)`, async (t) => {
+    for (const [weights, lanes] of [['f32', 32], ['q4', 32], ['q8', 32], ['f32', 1], ['q4', 1]] as const) {
+      it(`${act}: gate and up as one matvec with SwiGLU, ${weights} weights, ${lanes} lane(s) per row (N=45, K=172): act = silu(x Wg^T) * (x Wu^T)`, async (t) => {
         const h = harness[act];
         if (!h) return t.skip();
         const N = 45, K = 172;
@@ -110,10 +114,70 @@ describe('fused kernels vs the CPU reference (Dawn)', () => {
         matmul(uRef, x, u.eff, 1, K, N);
         const ref = Float32Array.from(gRef, (v, i) => (v / (1 + Math.exp(-v))) * uRef[i]);
         const y = store(h, new Float32Array(N).fill(NaN));
-        await h.run(matvecSwigluWgsl({ f16: act === 'f16', weights }), [h.uniform([1, 0, 1, 0]), h.uniform(matmulParams(N, K)), store(h, x), g.bufs[0], g.bufs[1], y, u.bufs[0], u.bufs[1]], grid1D(N, 8));
+        await h.run(matvecSwigluWgsl({ f16: act === 'f16', weights, lanes }), [h.uniform([1, 0, 1, 0]), h.uniform(matmulParams(N, K)), store(h, x), g.bufs[0], g.bufs[1], y, u.bufs[0], u.bufs[1]], grid1D(N, matvecRows(lanes)));
         const got = await load(h, y, N);
         expect(got.length).toBe(N);
         expect(maxAbsDiff(got, ref)).toBeLessThan(act === 'f16' ? 1e-2 : 1e-4 * Math.sqrt(K));
+      });
+    }
+
+    for (const [P, D] of [[1, 8], [37, 8], [1500, 16], [2100, 136]] as const) {
+      it(`${act}: decode attention in one pass, P = ${P} keys${P > 1024 ? ' (several blocks)' : ''}, D = ${D}, GQA: equals attention() for the last position`, async (t) => {
+        const h = harness[act];
+        if (!h) return t.skip();
+        const H = 4, KV = 2, start = P - 1;
+        const q = round(randn(H * D)), kc = round(randn(P * KV * D)), vc = round(randn(P * KV * D));
+        const ref = new Float32Array(H * D);
+        attention(ref, q, kc, vc, 1, start, H, KV, D);
+        const out = store(h, new Float32Array(H * D).fill(NaN));
+        const bufs = [h.uniform([1, start, P, 0]), h.uniform([H, KV, D, 1 / Math.sqrt(D)], [3]), store(h, q), store(h, kc), store(h, vc), out];
+        await h.run(decodeAttentionWgsl({ f16: act === 'f16', D }), bufs, [H, 1, 1]);
+        const got = await load(h, out, H * D);
+        expect(got.length).toBe(ref.length);
+        expect(maxAbsDiff(got, ref)).toBeLessThan(act === 'f16' ? 2e-3 : 2e-5);
+      });
+    }
+
+    for (const [weights, lanes] of [['f32', 32], ['q4', 32], ['q4', 1]] as const) {
+      it(`${act}: RMSNorm folded into the matvec and into gate + up + SwiGLU, ${weights} weights, ${lanes} lane(s) per row: as rmsnorm then the matvec (f32: the same bits)`, async (t) => {
+        const h = harness[act];
+        if (!h) return t.skip();
+        const N = 45, K = 172, eps = 1e-5;
+        const x = round(randn(K, 3)), nw = randn(K), w = randn(N * K, 0.2), wu = randn(N * K, 0.2);
+        const pack = (m: Float32Array) => {
+          if (weights === 'f32') return { eff: m, bufs: [h.storage(m), null] };
+          const q = quantizeQ4(m, N, K);
+          return { eff: dequantizeQ4(q), bufs: [h.storage(q.qweight), h.storage(q.scales)] };
+        };
+        const g = pack(w), u = pack(wu);
+        const run = h.uniform([1, 0, 1, 0]), mm = h.uniform(matmulParams(N, K)), normU = h.uniform([K, 0, eps, 0], [2]);
+        const xb = store(h, x), nwb = h.storage(nw), f16 = act === 'f16';
+        // Unfused: rmsnorm into xn, then the kernels on xn.
+        const xn = store(h, new Float32Array(K));
+        await h.run(rmsnormWgsl({ f16 }), [run, normU, xb, nwb, xn], [1, 1, 1]);
+        const y1 = store(h, new Float32Array(N)), y2 = store(h, new Float32Array(N).fill(NaN));
+        await h.run(matvecWgsl({ f16, weights, out: 'T', lanes }), [run, mm, xn, g.bufs[0], g.bufs[1], y1], grid1D(N, matvecRows(lanes)));
+        await h.run(matvecWgsl({ f16, weights, out: 'T', norm: true, lanes }), [run, mm, xb, g.bufs[0], g.bufs[1], y2, null, nwb, normU], grid1D(N, matvecRows(lanes)));
+        const a1 = store(h, new Float32Array(N)), a2 = store(h, new Float32Array(N).fill(NaN));
+        await h.run(matvecSwigluWgsl({ f16, weights, lanes }), [run, mm, xn, g.bufs[0], g.bufs[1], a1, u.bufs[0], u.bufs[1]], grid1D(N, matvecRows(lanes)));
+        await h.run(matvecSwigluWgsl({ f16, weights, norm: true, lanes }), [run, mm, xb, g.bufs[0], g.bufs[1], a2, u.bufs[0], u.bufs[1], nwb, normU], grid1D(N, matvecRows(lanes)));
+        const [u1, u2, s1, s2] = [await load(h, y1, N), await load(h, y2, N), await load(h, a1, N), await load(h, a2, N)];
+        expect(u2.length).toBe(N);
+        if (act === 'f32') {
+          expect(Array.from(u2)).toEqual(Array.from(u1));
+          expect(Array.from(s2)).toEqual(Array.from(s1));
+        } else {
+          // f16: the same normed inputs; measured at most 1 f16 ulp apart (the compiler orders the
+          // f16 conversions differently); bound 4 ulps of values below 4.
+          expect(maxAbsDiff(u2, u1)).toBeLessThan(8e-3);
+          expect(maxAbsDiff(s2, s1)).toBeLessThan(8e-3);
+        }
+        // And against the CPU reference.
+        const xnRef = new Float32Array(K);
+        rmsnorm(xnRef, x, nw, 1, K, eps);
+        const ref = new Float32Array(N);
+        matmul(ref, round(xnRef), g.eff, 1, K, N);
+        expect(maxAbsDiff(u2, ref)).toBeLessThan(act === 'f16' ? 2e-2 : 1e-4 * Math.sqrt(K));
       });
     }
   }
