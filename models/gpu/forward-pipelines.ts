@@ -8,7 +8,7 @@
 import type { LlamaConfig } from '../config.ts';
 import type { MatrixFormat } from '../weights-plan.ts';
 import { argmaxWgsl } from './wgsl/argmax.ts';
-import { attnScoresWgsl, attnValuesWgsl, softmaxWgsl, toCacheWgsl } from './wgsl/attention.ts';
+import { attnScoresWgsl, attnValuesWgsl, softmaxWgsl } from './wgsl/attention.ts';
 import type { ShaderOptions } from './wgsl/common.ts';
 import { decodeAttentionWgsl } from './wgsl/decode-attention.ts';
 import { embedWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
@@ -23,7 +23,6 @@ export function forwardPipelineSources(s: ShaderOptions, f: { layers: MatrixForm
   const out = [
     { label: 'rmsnorm', code: rmsnormWgsl(s) },
     { label: 'swiglu', code: swigluWgsl(s) },
-    { label: 'to cache', code: toCacheWgsl(s) },
     { label: 'attn scores', code: attnScoresWgsl(s) },
     { label: 'softmax', code: softmaxWgsl(s) },
     { label: 'attn values', code: attnValuesWgsl(s) },
@@ -36,7 +35,8 @@ export function forwardPipelineSources(s: ShaderOptions, f: { layers: MatrixForm
   ];
   // q, k, v, gate, up read C; o reads H * D and adds the residual, down reads F and adds it.
   const vec = (K: number, residual: boolean) => ({ label: `matvec ${f.layers}${residual ? ' + residual' : ''}`, code: matvecWgsl({ ...s, weights: f.layers, out: 'T', residual, lanes: matvecLanes(K) }) });
-  out.push(vec(C, false), vec(c.numHeads * c.headDim, true), vec(c.intermediateSize, true));
+  // (The plain matvec, vec(C, false), runs only with LoRA on q, k, v: compiled when that is built.)
+  out.push(vec(c.numHeads * c.headDim, true), vec(c.intermediateSize, true));
   for (const residual of [false, true]) out.push({ label: `matmul ${f.layers}${residual ? ' + residual' : ''}`, code: matmulTiledWgsl({ ...s, weights: f.layers, out: 'T', residual }) });
   const head = { ...s, weights: f.lmHead, out: 'f32', lanes: lanesC } as const;
   out.push({ label: `matmul ${f.lmHead}`, code: matmulTiledWgsl(head) }, { label: `matvec ${f.lmHead}`, code: matvecWgsl(head) });

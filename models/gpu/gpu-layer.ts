@@ -91,7 +91,7 @@ export interface LayerUniforms {
 }
 
 interface LayerPipelines {
-  norm: GPUComputePipeline; swiglu: GPUComputePipeline; copy: GPUComputePipeline;
+  norm: GPUComputePipeline; swiglu: GPUComputePipeline;
   scores: GPUComputePipeline; softmax: GPUComputePipeline; values: GPUComputePipeline;
 }
 
@@ -111,7 +111,6 @@ export class LayerEncoder {
     const pipelines: LayerPipelines = {
       norm: await get('rmsnorm', rmsnormWgsl(s)),
       swiglu: await get('swiglu', swigluWgsl(s)),
-      copy: await get('to cache', toCacheWgsl(s)),
       scores: await get('attn scores', attnScoresWgsl(s)),
       softmax: await get('softmax', softmaxWgsl(s)),
       values: await get('attn values', attnValuesWgsl(s)),
@@ -149,17 +148,20 @@ export class LayerEncoder {
     const elements = (n: (T: number) => number, wg: number): Step['grid'] => (T) => grid1D(n(T), wg);
     const rows: Step['grid'] = (T) => [T, 1, 1];
     // y = x W^T, then the adapter's term y += s (x A^T) B^T when the projection is a target.
-    const proj = (name: string, x: Binding, W: GpuMatrix, y: Binding, target: Projection) => this.proj(l, name, x, W, y, target, o, o.xa?.(target));
+    // Decode without LoRA on q, k, v folds norm1 into their matvecs (below): then the plain
+    // matvecs never run and are not built.
+    const qkv = [L.q, L.k, L.v];
+    const normedQkv = o.gated && qkv.every((W) => W.blocks.length === 1);
+    const qkvLora = (['q_proj', 'k_proj', 'v_proj'] as const).some((t) => m.lora?.slot(l, t));
+    const proj = (name: string, x: Binding, W: GpuMatrix, y: Binding, target: Projection) => this.proj(l, name, x, W, y, target, o, o.xa?.(target), undefined, !normedQkv || qkvLora);
     const s: Step[] = [];
     s.push(step('norm1', p.norm, [u.norm, b.xIn, L.inputNorm, b.xn1], rows)); // xn1 (T, C)
     s.push(...await proj('q', b.xn1, L.q, b.q, 'q_proj')); // q (T, H*D)
     s.push(...await proj('k', b.xn1, L.k, b.k, 'k_proj')); // k (T, KV*D)
     s.push(...await proj('v', b.xn1, L.v, b.v, 'v_proj')); // v (T, KV*D)
     // Decode without LoRA on q, k, v: norm1 folded into their matvecs (xn1 is then not needed).
-    const qkv = [L.q, L.k, L.v];
-    if (o.gated && qkv.every((W) => W.blocks.length === 1)) {
-      const lora = (['q_proj', 'k_proj', 'v_proj'] as const).some((t) => m.lora?.slot(l, t));
-      const on = (T: number) => T === 1 && !(lora && m.loraEnabled);
+    if (normedQkv) {
+      const on = (T: number) => T === 1 && !(qkvLora && m.loraEnabled);
       for (const st of s) if (st.label === `L${l} norm1` || /^L\d+ [qkv](?: #\d+)?$/.test(st.label)) st.grid = ((grid) => (T: number, P: number) => (on(T) ? [0, 0, 0] : grid(T, P)))(st.grid);
       const ys = [b.q, b.k, b.v];
       for (const [i, name] of (['q', 'k', 'v'] as const).entries()) s.push(await this.normedMatvec(l, name, b.xIn, L.inputNorm, qkv[i], ys[i], o, on));
@@ -190,9 +192,9 @@ export class LayerEncoder {
    * y = x W^T (+ residual), then the adapter's term y += s (x A^T) B^T when the projection is a
    * target: [matmul..., lora xa, lora y].
    */
-  private async proj(l: number, name: string, x: Binding, W: GpuMatrix, y: Binding, target: Projection, o: LayerStepOptions, xa?: Binding, residual?: Binding): Promise<Step[]> {
+  private async proj(l: number, name: string, x: Binding, W: GpuMatrix, y: Binding, target: Projection, o: LayerStepOptions, xa?: Binding, residual?: Binding, vec = true): Promise<Step[]> {
     const m = this.m, label = `L${l} ${name}`;
-    const steps = await m.matmul(label, x, W, y, { run: o.run, residual });
+    const steps = await m.matmul(label, x, W, y, { run: o.run, residual, vec });
     const slot = m.lora?.slot(l, target);
     if (slot) steps.push(...await m.loraSteps(label, x, slot, y, { run: o.run, xa, maxTokens: o.maxTokens, gated: o.gated }));
     return steps;
@@ -208,9 +210,11 @@ export class LayerEncoder {
       ({ label: `L${l} ${name}`, pipeline, bind: m.bind(pipeline, [o.run, ...buffers]), grid });
     const elements = (n: (T: number) => number): Step['grid'] => (T) => grid1D(n(T), 256);
     const s: Step[] = [];
-    s.push(...await this.proj(l, 'gate', b.xn2, L.gate, b.gate, 'gate_proj', o, b.xa?.('gate_proj'))); // gate (T, F)
-    s.push(...await this.proj(l, 'up', b.xn2, L.up, b.up, 'up_proj', o, b.xa?.('up_proj'))); // up (T, F)
-    if (b.act !== b.gate) s.push(step('copy gate', p.copy, [u.widthF, b.gate, b.act], elements((T) => T * F)));
+    // Where the fused gate + up takes every T = 1 (generation, no LoRA on them), no plain matvecs.
+    const vec = !(this.canFuseGateUp(L, b, o) && !m.lora?.slot(l, 'gate_proj') && !m.lora?.slot(l, 'up_proj'));
+    s.push(...await this.proj(l, 'gate', b.xn2, L.gate, b.gate, 'gate_proj', o, b.xa?.('gate_proj'), undefined, vec)); // gate (T, F)
+    s.push(...await this.proj(l, 'up', b.xn2, L.up, b.up, 'up_proj', o, b.xa?.('up_proj'), undefined, vec)); // up (T, F)
+    if (b.act !== b.gate) s.push(step('copy gate', await m.pipelines.get('to cache', toCacheWgsl(m.shader)), [u.widthF, b.gate, b.act], elements((T) => T * F)));
     s.push(step('swiglu', p.swiglu, [u.widthF, b.act, b.up], elements((T) => T * F))); // act (T, F) = silu(act) * up
     const fused = await this.fusedGateUp(l, L, b, o, normIn);
     if (fused) {
@@ -223,6 +227,11 @@ export class LayerEncoder {
     const downXa = down.filter((st) => st.label === `L${l} down lora xa`);
     s.push(...down);
     return { forward: s, recompute: [...upper, ...downXa], ...(fused ? { fusedOn: fused.on } : {}) };
+  }
+
+  /** Whether gate + up + SwiGLU can run as one matvec: generation (SwiGLU in place), unsplit matrices of one format. */
+  private canFuseGateUp(L: GpuLayer, b: MlpBuffers, o: LayerStepOptions): boolean {
+    return o.gated && b.act === b.gate && L.gate.blocks.length === 1 && L.up.blocks.length === 1 && L.gate.kind === L.up.kind;
   }
 
   /** y = RMSNorm(x) W^T as one matvec (norm weight `nw`; matvecWgsl with `norm`), dispatched while on(T). */
@@ -241,7 +250,7 @@ export class LayerEncoder {
    */
   private async fusedGateUp(l: number, L: GpuLayer, b: MlpBuffers, o: LayerStepOptions, normIn?: { x: Binding; weight: GPUBuffer }): Promise<{ step: Step; on: (T: number) => boolean } | null> {
     const m = this.m, { hiddenSize: C, intermediateSize: F } = m.config;
-    if (!o.gated || b.act !== b.gate || L.gate.blocks.length !== 1 || L.up.blocks.length !== 1 || L.gate.kind !== L.up.kind) return null;
+    if (!this.canFuseGateUp(L, b, o)) return null;
     const lora = !!(m.lora?.slot(l, 'gate_proj') || m.lora?.slot(l, 'up_proj'));
     const on = (T: number) => T === 1 && !(lora && m.loraEnabled);
     const lanes = matvecLanes(C);

@@ -45,8 +45,10 @@ export interface MatmulStepOptions {
   ldy?: number;
   /** Run-parameter buffer to bind (the trainer has its own); default the forward's. */
   run?: GPUBuffer;
-  /** y = x W^T + residual (T, N), the residual add folded in (unsplit matrices only). */
+  /** y = x W^T + residual (T, N), the residual add folded in (each row block adds its own columns). */
   residual?: GPUBuffer | GPUBufferBinding;
+  /** False: no matvec step (and no compile) for T = 1, where a fused step of the caller's takes over. */
+  vec?: boolean;
 }
 
 /** One dispatch of a forward pass; grid computed per call from T (tokens) and P (keys). */
@@ -308,12 +310,11 @@ export class GpuLlama {
    */
   async matmul(label: string, x: GPUBuffer | GPUBufferBinding, W: GpuMatrix, y: GPUBuffer | GPUBufferBinding, opts: MatmulStepOptions = {}): Promise<Step[]> {
     const residual = opts.residual ?? null;
-    if (residual && W.blocks.length > 1) throw new InvalidInputError(`${label}: a residual cannot be folded into a matrix in row blocks.`);
     const lanes = matvecLanes(W.K);
     const o = { ...this.shader, weights: W.kind, out: opts.out ?? 'T', residual: residual !== null, lanes } as const;
     const plus = residual ? ' + residual' : '';
     const tiledP = await this.pipelines.get(`matmul ${W.kind}${plus}`, matmulTiledWgsl(o));
-    const vecP = await this.pipelines.get(`matvec ${W.kind}${plus}`, matvecWgsl(o));
+    const vecP = opts.vec === false ? null : await this.pipelines.get(`matvec ${W.kind}${plus}`, matvecWgsl(o));
     const vec = (T: number) => opts.single || T === 1;
     const steps: Step[] = [];
     W.blocks.forEach((b, i) => {
@@ -322,8 +323,8 @@ export class GpuLlama {
       const buffers = [opts.run ?? this.act.run, params, x, b.w, b.sc, y, residual];
       steps.push(
         { label: name, pipeline: tiledP, bind: this.bind(tiledP, buffers), grid: (T) => (vec(T) ? [0, 0, 0] : [Math.ceil(b.rows / 64), Math.ceil(T / 32), 1]) },
-        { label: name, pipeline: vecP, bind: this.bind(vecP, buffers), grid: (T) => (vec(T) ? grid1D(b.rows, matvecRows(lanes)) : [0, 0, 0]) },
       );
+      if (vecP) steps.push({ label: name, pipeline: vecP, bind: this.bind(vecP, buffers), grid: (T) => (vec(T) ? grid1D(b.rows, matvecRows(lanes)) : [0, 0, 0]) });
     });
     return steps;
   }
