@@ -12,6 +12,10 @@
  * medians with min and max of load (config + weights + pipelines), time to first token and decode
  * tokens/s, the ours/theirs ratio, whether the greedy tokens of the f32 runs agree, and our GPU
  * work per decode token (dispatches, passes, submits, readback waits) and pipelines compiled.
+ * Then, in Node on Dawn, the figures of the existing benches (--no-extras skips them): one
+ * FineMedLM-o1-shaped layer (random 4-bit weights) prefill and decode, the 4-bit matvec's bandwidth
+ * as a share of a copy kernel (bench:engine), one TTT step of that layer (bench:ttt), and retrieval
+ * query latency, voy and exact (bench:retrieval).
  * Writes bench-results/<date>-<adapter>.json and .md; prints the table, then one JSON line.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -23,6 +27,10 @@ import { nodeGpu } from '../node/gpu/node-gpu.ts';
 import { NodeDirSource } from '../node/io/node-source.ts';
 import { HAS_SHARED, SHARED } from '../tests/helpers/shared.ts';
 import { numberFlag, parseArgs } from './cli-args.ts';
+import { runEngineBench, type EngineBenchResult } from './bench/engine-bench.ts';
+import { runIndexBench, type IndexBenchRow } from './bench/index-bench.ts';
+import { runTttBench } from './bench/ttt-bench.ts';
+import { loadVoyNode } from '../node/retrieval/voy-node.ts';
 import { EXIT_OK, printResult, runCli, UsageError } from './cli-errors.ts';
 
 const USAGE = 'usage: npm run --silent bench -- [--quick] [--reps N] [--tokens N] [--no-browser] [--no-node] [--out DIR]';
@@ -89,8 +97,44 @@ function ratios(results: ConfigResult[]): { where: string; weights: string; thei
   return out;
 }
 
+interface Extras {
+  adapter: string;
+  layer: EngineBenchResult['layer'];
+  bandwidth: EngineBenchResult['bandwidth'];
+  tttStep?: { tokens: number; stepMs: number; weights: string };
+  retrieval: IndexBenchRow[];
+  errors: string[];
+}
+
+/** The existing benches' headline figures, in Node on Dawn, sized to stay within a few minutes. */
+async function extraFigures(quick: boolean, log: (s: string) => void): Promise<Extras> {
+  const errors: string[] = [];
+  const engine = await runEngineBench(nodeGpu(), { layerPrefillTokens: quick ? 32 : 128, decodeSteps: 8, log: (l) => log(`engine: ${l}`) });
+  const out: Extras = { adapter: engine.adapter, layer: engine.layer, bandwidth: engine.bandwidth, retrieval: [], errors };
+  try {
+    const ttt = await runTttBench(nodeGpu(), { storiesTokens: [], storiesSteps: 0, layerTokens: quick ? 32 : 64, layerSteps: 1, headTokens: 0, headVocab: 0, targetTokens: 1024, skip: { stories: true, head: true }, log: (l) => log(`ttt: ${l}`) });
+    const c = ttt.cases[0];
+    if (c) out.tttStep = { tokens: c.tokens, stepMs: c.stepMs, weights: c.weights };
+  } catch (e) {
+    errors.push(`ttt: ${(e as Error).message.split('\n')[0]}`);
+  }
+  out.retrieval = await runIndexBench({ counts: quick ? [1000, 10000] : [1000, 30000], dims: [384], queries: 50, k: 5, voy: await loadVoyNode(), log: (l) => log(`retrieval: ${l}`) });
+  return out;
+}
+
+function extrasTable(x: Extras): string {
+  const rows = [`Node on Dawn (${x.adapter}):`, '', '| figure | value |', '|---|---|'];
+  rows.push(`| FineMedLM-o1 layer (4-bit), prefill ${x.layer.prefillTokens} tokens | ${x.layer.prefillMs.toFixed(0)} ms |`);
+  rows.push(`| FineMedLM-o1 layer (4-bit), decode | ${x.layer.decodeMsPerToken.toFixed(2)} ms / token |`);
+  for (const b of x.bandwidth) rows.push(`| 4-bit matvec ${b.matrix}: ${b.matvecGBps.toFixed(1)} GB/s vs copy ${b.copyGBps.toFixed(1)} GB/s | ${(100 * b.ratio).toFixed(0)}% of a copy |`);
+  if (x.tttStep) rows.push(`| TTT step, one FineMedLM-o1 layer, ${x.tttStep.tokens} tokens (${x.tttStep.weights}) | ${x.tttStep.stepMs.toFixed(0)} ms |`);
+  for (const r of x.retrieval) rows.push(`| retrieval ${r.kind}, ${r.count} x ${r.dims}, top-5 query | ${r.queryMedianMs.toFixed(2)} ms median, ${r.queryP95Ms.toFixed(2)} ms p95 |`);
+  for (const e of x.errors) rows.push(`| failed | ${e} |`);
+  return rows.join('\n');
+}
+
 await runCli(async () => {
-  const args = parseArgs(process.argv.slice(2), ['quick', 'no-browser', 'no-node'], ['reps', 'tokens', 'out']);
+  const args = parseArgs(process.argv.slice(2), ['quick', 'no-browser', 'no-node', 'no-extras'], ['reps', 'tokens', 'out']);
   if (args.positional.length) throw new UsageError(`unexpected argument ${args.positional[0]}`);
   if (!HAS_SHARED) throw new UsageError(`../shared is absent (${SHARED}): the bench needs its stories260K models.`);
   const quick = args.flags.has('quick');
@@ -160,6 +204,8 @@ await runCli(async () => {
     }
   }
 
+  const extras = args.flags.has('no-extras') ? null : await extraFigures(quick, log);
+
   // Greedy tokens of the f32 runs: ours against each of theirs (first run of each).
   const oursF32 = results.filter((c) => c.impl === 'ours' && c.weights === 'f32' && c.runs.length);
   const agree = results.filter((c) => c.impl === 'transformers.js' && c.weights === 'f32' && c.runs.length).flatMap((t) =>
@@ -179,11 +225,12 @@ await runCli(async () => {
     ...r.map((x) => `| ${x.where} | ${x.weights} | ${x.theirs} | ${x.decode.toFixed(2)} | ${x.ttft.toFixed(1)}x | ${x.load.toFixed(2)} |`),
     '',
     'Greedy tokens, f32: ' + (agree.map((a) => `ours ${a.ours} vs theirs ${a.theirs}: ${a.equal ? 'identical' : `first ${a.prefix} of ${a.length} equal`}`).join('; ') || '—'),
+    ...(extras ? ['', extrasTable(extras)] : []),
   ].join('\n');
   const dir = resolve(String(args.flags.get('out') ?? 'bench-results'));
   mkdirSync(dir, { recursive: true });
   const base = join(dir, `${date}-${slug}`);
-  const json = { date, adapter, prompt: PROMPT, tokens: spec.tokens, reps, quick, results: results.map((c) => ({ ...c, runs: c.runs.map((x) => ({ ...x, ids: x.ids.length })) })), ratios: r, agreement: agree };
+  const json = { date, adapter, prompt: PROMPT, tokens: spec.tokens, reps, quick, extras, results: results.map((c) => ({ ...c, runs: c.runs.map((x) => ({ ...x, ids: x.ids.length })) })), ratios: r, agreement: agree };
   writeFileSync(`${base}.json`, JSON.stringify(json, null, 2));
   writeFileSync(`${base}.md`, md + '\n');
   await new Promise<void>((ok) => process.stdout.write(`${md}\n\nwritten: ${base}.json, ${base}.md\n`, () => ok()));

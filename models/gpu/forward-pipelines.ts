@@ -11,7 +11,7 @@ import { argmaxWgsl } from './wgsl/argmax.ts';
 import { attnScoresWgsl, attnValuesWgsl, softmaxWgsl } from './wgsl/attention.ts';
 import type { ShaderOptions } from './wgsl/common.ts';
 import { decodeAttentionWgsl } from './wgsl/decode-attention.ts';
-import { embedWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
+import { addWgsl, embedWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
 import { matmulTiledWgsl, matvecLanes, matvecSwigluWgsl, matvecWgsl } from './wgsl/matmul.ts';
 import { ropeCacheWgsl } from './wgsl/rope-cache.ts';
 
@@ -37,8 +37,10 @@ export function forwardPipelineSources(s: ShaderOptions, f: { layers: MatrixForm
   const vec = (K: number, residual: boolean) => ({ label: `matvec ${f.layers}${residual ? ' + residual' : ''}`, code: matvecWgsl({ ...s, weights: f.layers, out: 'T', residual, lanes: matvecLanes(K) }) });
   // (The plain matvec, vec(C, false), runs only with LoRA on q, k, v: compiled when that is built.)
   out.push(vec(c.numHeads * c.headDim, true), vec(c.intermediateSize, true));
-  for (const residual of [false, true]) out.push({ label: `matmul ${f.layers}${residual ? ' + residual' : ''}`, code: matmulTiledWgsl({ ...s, weights: f.layers, out: 'T', residual }) });
+  // Prefill: the tiled kernel, its residual added by a step of its own. (The lm_head's tiled kernel
+  // runs only for every position's logits: compiled when that is first asked for.)
+  out.push({ label: `matmul ${f.layers}`, code: matmulTiledWgsl({ ...s, weights: f.layers, out: 'T' }) }, { label: 'add', code: addWgsl(s) });
   const head = { ...s, weights: f.lmHead, out: 'f32', lanes: lanesC } as const;
-  out.push({ label: `matmul ${f.lmHead}`, code: matmulTiledWgsl(head) }, { label: `matvec ${f.lmHead}`, code: matvecWgsl(head) });
+  out.push({ label: `matvec ${f.lmHead}`, code: matvecWgsl(head) });
   return out;
 }

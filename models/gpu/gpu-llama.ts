@@ -16,7 +16,7 @@ import { gemmGrid, gemmParams, gemmWgsl, pickGemmTile } from './wgsl/gemm.ts';
 import type { ShaderOptions } from './wgsl/common.ts';
 import { argmaxWgsl } from './wgsl/argmax.ts';
 import { forwardPipelineSources } from './forward-pipelines.ts';
-import { embedWgsl, rmsnormWgsl } from './wgsl/elementwise.ts';
+import { addWgsl, embedWgsl, rmsnormWgsl } from './wgsl/elementwise.ts';
 import { matmulParams, matmulTiledWgsl, matvecLanes, matvecRows, matvecWgsl } from './wgsl/matmul.ts';
 import { assertPlanFits, planMemory } from '../memory-plan.ts';
 
@@ -313,7 +313,10 @@ export class GpuLlama {
     const lanes = matvecLanes(W.K);
     const o = { ...this.shader, weights: W.kind, out: opts.out ?? 'T', residual: residual !== null, lanes } as const;
     const plus = residual ? ' + residual' : '';
-    const tiledP = await this.pipelines.get(`matmul ${W.kind}${plus}`, matmulTiledWgsl(o));
+    // The residual is folded into the matvec (decode: one dispatch fewer per projection); the tiled
+    // kernel (T > 1) adds it in a step of its own: a tiled variant with it costs seconds of
+    // shader compile on software adapters, and prefill is not bound by its dispatch count.
+    const tiledP = await this.pipelines.get(`matmul ${W.kind}`, matmulTiledWgsl({ ...o, residual: false }));
     const vecP = opts.vec === false ? null : await this.pipelines.get(`matvec ${W.kind}${plus}`, matvecWgsl(o));
     const vec = (T: number) => opts.single || T === 1;
     const steps: Step[] = [];
@@ -322,10 +325,16 @@ export class GpuLlama {
       const params = this.uniform(`${name} params`, matmulParams(b.rows, W.K, { single: opts.single, yOff: b.r0, ldy: opts.ldy ?? W.N }));
       const buffers = [opts.run ?? this.act.run, params, x, b.w, b.sc, y, residual];
       steps.push(
-        { label: name, pipeline: tiledP, bind: this.bind(tiledP, buffers), grid: (T) => (vec(T) ? [0, 0, 0] : [Math.ceil(b.rows / 64), Math.ceil(T / 32), 1]) },
+        { label: name, pipeline: tiledP, bind: this.bind(tiledP, buffers.slice(0, 6)), grid: (T) => (vec(T) ? [0, 0, 0] : [Math.ceil(b.rows / 64), Math.ceil(T / 32), 1]) },
       );
       if (vecP) steps.push({ label: name, pipeline: vecP, bind: this.bind(vecP, buffers), grid: (T) => (vec(T) ? grid1D(b.rows, matvecRows(lanes)) : [0, 0, 0]) });
     });
+    if (residual) {
+      // T > 1: y += residual over the (T, ldy) output, after every block wrote its columns.
+      const ldy = opts.ldy ?? W.N, addP = await this.pipelines.get('add', addWgsl(this.shader));
+      const width = this.uniform(ldy === this.config.hiddenSize ? 'width C' : `width ${ldy}`, [ldy]);
+      steps.push({ label: `${label} residual`, pipeline: addP, bind: this.bind(addP, [opts.run ?? this.act.run, width, y, residual]), grid: (T) => (vec(T) ? [0, 0, 0] : grid1D(T * ldy, 256)) });
+    }
     return steps;
   }
 

@@ -1,7 +1,7 @@
 import { q4Bytes } from '../../models/quant/q4.ts';
 import type { GpuContext } from '../../models/gpu/device.ts';
 import { grid1D, PipelineCache } from '../../models/gpu/pipelines.ts';
-import { matvecWgsl } from '../../models/gpu/wgsl/matmul.ts';
+import { matmulParams, matvecWgsl } from '../../models/gpu/wgsl/matmul.ts';
 
 const COPY_WGSL = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
@@ -45,6 +45,18 @@ async function timeIt(device: GPUDevice, encode: (pass: GPUComputePassEncoder) =
  */
 export async function matvecBandwidth(ctx: GpuContext, N: number, K: number, iters = 10): Promise<BandwidthResult> {
   const d = ctx.device;
+  // A binding the kernel rejects would skip its dispatches and time nothing: fail instead.
+  d.pushErrorScope('validation');
+  try {
+    return await measure(ctx, N, K, iters);
+  } finally {
+    const err = await d.popErrorScope();
+    if (err) throw new Error(`matvecBandwidth ${N}x${K}: GPU validation error: ${err.message}`);
+  }
+}
+
+async function measure(ctx: GpuContext, N: number, K: number, iters: number): Promise<BandwidthResult> {
+  const d = ctx.device;
   const pipes = new PipelineCache(d);
   const G = Math.ceil(K / 32);
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
@@ -56,9 +68,9 @@ export async function matvecBandwidth(ctx: GpuContext, N: number, K: number, ite
   d.queue.writeBuffer(sc, 0, new Uint32Array(Math.ceil((N * G) / 2)).fill(0x3c003c00));
   const x = d.createBuffer({ size: K * (ctx.f16 ? 2 : 4), usage });
   const y = d.createBuffer({ size: N * 4, usage });
-  const uni = (w: number[]) => { const b = d.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }); d.queue.writeBuffer(b, 0, new Uint32Array(w)); return b; };
+  const uni = (w: number[]) => { const b = d.createBuffer({ size: Math.ceil(w.length / 4) * 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }); d.queue.writeBuffer(b, 0, new Uint32Array(w)); return b; };
   const mv = await pipes.get('matvec q4', matvecWgsl({ f16: ctx.f16, weights: 'q4', out: 'f32' }));
-  const mvBind = d.createBindGroup({ layout: mv.getBindGroupLayout(0), entries: [uni([1, 0, 1, 0]), uni([N, K, G, 1]), x, qw, sc, y].map((b, i) => ({ binding: i, resource: { buffer: b } })) });
+  const mvBind = d.createBindGroup({ layout: mv.getBindGroupLayout(0), entries: [uni([1, 0, 1, 0]), uni(matmulParams(N, K)), x, qw, sc, y].map((b, i) => ({ binding: i, resource: { buffer: b } })) });
   const weightBytes = q4Bytes(N, K);
   const matvecMs = await timeIt(d, (p) => { p.setPipeline(mv); p.setBindGroup(0, mvBind); p.dispatchWorkgroups(...grid1D(N, 8)); }, iters);
 
