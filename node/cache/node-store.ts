@@ -29,7 +29,11 @@ async function folderBytes(dir: string): Promise<number> {
   for (const it of items) {
     const p = join(dir, it.name);
     if (it.isDirectory()) n += await folderBytes(p);
-    else if (it.isFile()) n += (await stat(p)).size;
+    else if (it.isFile()) n += await stat(p).then((st) => st.size, (e: unknown) => {
+      // Renamed or removed since readdir (a writer's .partial file becoming the real one): not here.
+      if (isMissing(e)) return 0;
+      throw e;
+    });
   }
   return n;
 }

@@ -77,6 +77,23 @@ describe('NodeCacheStore specifics', () => {
     expect(await s.available()).toBeGreaterThan(0);
   });
 
+  it('sizes an entry while another writer publishes files into it (a .partial file renamed between listing and stat)', async () => {
+    const s = new NodeCacheStore(join(dir, 'busy'));
+    const writer = (async () => {
+      for (let i = 0; i < 300; i++) await s.writeFile('e', `f${i % 10}`, new Uint8Array(16));
+    })();
+    let sized = 0, done = false;
+    void writer.finally(() => { done = true; });
+    while (!done) {
+      const n = await s.entryBytes('e'); // used to throw ENOENT on a vanished .partial file
+      expect(n % 16).toBe(0);
+      sized++;
+    }
+    await writer;
+    expect(sized).toBeGreaterThan(0);
+    expect(await s.entryBytes('e')).toBe(10 * 16);
+  });
+
   it('ignores stray files in the root when listing entries', async () => {
     const root = join(dir, 'stray');
     const s = new NodeCacheStore(root);
