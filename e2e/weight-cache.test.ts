@@ -127,4 +127,26 @@ describe.skipIf(!HAS_SHARED)('OPFS weight cache in the LLM worker', () => {
     await page1.close();
     await page2.close();
   });
+
+  it('two tabs loading one model at once: one writes the entry (Web Locks), the other reads the source; both give the same logits', async () => {
+    const [a, b] = [await harnessPage(), await harnessPage()];
+    const [x, y] = await Promise.all([loadAndLogits(a), loadAndLogits(b)]);
+    if (!x.info.ok || !y.info.ok) throw new Error(`a load failed: ${JSON.stringify([x.info, y.info])}`);
+    expect([x.info.value.loadedFrom, y.info.value.loadedFrom]).toEqual(['source', 'source']);
+    const keys = [x.info.value.cacheKey, y.info.value.cacheKey].filter((k) => k !== null);
+    expect(keys).toHaveLength(1); // the second found the entry's lock taken and cached nothing
+    expect(y.logits).toEqual(x.logits);
+    const listed = await a.evaluate(() => window.harness.client.listCachedModels());
+    expect(listed).toEqual([expect.objectContaining({ key: keys[0], complete: true })]);
+
+    modelRequests.length = 0;
+    const c = await harnessPage();
+    const cached = await loadAndLogits(c);
+    if (!cached.info.ok) throw new Error(`cached load failed: ${cached.info.message}`);
+    expect(cached.info.value.loadedFrom).toBe('cache');
+    expect(modelRequests).toEqual([]);
+    expect(cached.logits).toEqual(x.logits);
+    expect(await c.evaluate((k) => window.harness.client.deleteCachedModel(k), keys[0]!)).toMatchObject({ deleted: true });
+    for (const p of [a, b, c]) await p.close();
+  });
 });

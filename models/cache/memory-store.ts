@@ -3,8 +3,8 @@
  * it behave like a full disk: a write that would pass the limit throws a QuotaExceededError, as
  * OPFS does, so quota handling can be tested anywhere.
  */
-import type { CacheFileReader, CacheFileWriter, CacheStore } from './store.ts';
-import { checkKey, quotaError, splitPath } from './store.ts';
+import type { CacheFileReader, CacheFileWriter, CacheLock, CacheStore } from './store.ts';
+import { checkKey, InProcessLocks, quotaError, splitPath } from './store.ts';
 
 /**
  * @example
@@ -15,6 +15,7 @@ export class MemoryCacheStore implements CacheStore {
   /** key -> path -> bytes */
   readonly data = new Map<string, Map<string, Uint8Array>>();
   private readonly limit: number;
+  private readonly locks = new InProcessLocks();
 
   constructor(opts: { limitBytes?: number } = {}) {
     this.limit = opts.limitBytes ?? Infinity;
@@ -110,5 +111,9 @@ export class MemoryCacheStore implements CacheStore {
 
   async available(): Promise<number | null> {
     return Number.isFinite(this.limit) ? Math.max(0, this.limit - this.used()) : null;
+  }
+
+  tryLock(key: string): Promise<CacheLock | null> {
+    return this.locks.tryLock(checkKey(key));
   }
 }

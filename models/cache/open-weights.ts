@@ -18,7 +18,7 @@ import { corruptEntryError, tensorPath, type Manifest, type SourceInfo } from '.
 import { cacheKey, identifySource, type SourceIdentity } from './key.ts';
 import { engineTensorPlan } from './plan.ts';
 import { RecordingSource } from './recording-source.ts';
-import type { CacheStore } from './store.ts';
+import type { CacheLock, CacheStore } from './store.ts';
 import { checkpointTensors, type TensorSource } from './tensor-source.ts';
 import { WeightCache } from './weight-cache.ts';
 import { resolveLmHead } from '../weights-plan.ts';
@@ -52,6 +52,8 @@ export interface OpenedWeights {
   where(name: string): { from: 'cache' | 'source'; file?: string };
   /** Null without a cache; for a load from the source, filled in by finish(). */
   entry: CacheEntryInfo | null;
+  /** True when another load (tab, worker, process) was writing this model's entry: this one read the source and cached nothing. */
+  cacheBusy: boolean;
   /** The engine has every tensor: store the small files and mark the entry complete. */
   finish(signal?: AbortSignal): Promise<void>;
   /** The load failed: a corrupt or over-quota entry is deleted; a partial one stays to resume. */
@@ -77,6 +79,7 @@ function plain(ckpt: Checkpoint, files: ModelSource): OpenedWeights {
     config: ckpt.config, tensors, files, from: 'source', totalBytes: ckpt.totalBytes, entry: null,
     bytesOf: (n) => tensors.storedBytes(n),
     where: (n) => ({ from: 'source', file: ckpt.tensors.get(n)?.file.name }),
+    cacheBusy: false,
     finish: async () => {},
     fail: async () => {},
   };
@@ -101,7 +104,8 @@ function fromCache(wc: WeightCache, entry: CacheEntry): OpenedWeights {
     where: (n) => ({ from: 'cache', file: tensorPath(n) }),
     entry: { key: m.key, bytes: m.totalBytes, ...(m.source.commit ? { commit: m.source.commit } : {}) },
     finish: async () => {},
-    fail: async (e) => { if (isCorruption(e)) await wc.store.deleteEntry(m.key).catch(() => {}); },
+    cacheBusy: false,
+    fail: async (e) => { if (isCorruption(e)) await wc.dropUnlessBusy(m.key).catch(() => {}); },
   };
 }
 
@@ -134,18 +138,51 @@ export async function openWeights(
   const id = identifySource(source);
   const lmHead = resolveLmHead(o.weights, o.lmHead);
   const key = cacheKey(id, o.weights, lmHead);
-  let partial: Manifest | null = null;
-  if (mode === 'refresh') await wc.delete(key);
-  else {
+  const cachedLoad = async (entry: CacheEntry) => {
+    const cached = fromCache(wc, entry);
+    await o.check?.(cached.config);
+    return cached;
+  };
+  if (mode === 'use') {
     const entry = await wc.completeEntry(key);
-    if (entry) {
-      const cached = fromCache(wc, entry);
-      await o.check?.(cached.config);
-      return cached;
-    }
-    partial = await wc.manifest(key);
+    if (entry) return cachedLoad(entry);
   }
 
+  // Writing (or replacing) the entry takes its lock. Without it another load (a second tab, a
+  // second CLI process) is writing this very entry now: read the source, and leave the entry be.
+  const lock = await wc.store.tryLock(key);
+  if (!lock) {
+    const ckpt = await openCheckpoint(rec, o.signal);
+    await o.check?.(ckpt.config);
+    return { ...plain(ckpt, rec), cacheBusy: true };
+  }
+  try {
+    let partial: Manifest | null = null;
+    if (mode === 'refresh') await wc.store.deleteEntry(key);
+    else {
+      const entry = await wc.completeEntry(key, true); // another load may have finished it since the first look
+      if (entry) {
+        await lock.release();
+        return await cachedLoad(entry);
+      }
+      partial = await wc.manifest(key, true);
+    }
+    return await writeThrough(wc, lock, rec, { ...o, id, key, lmHead, partial });
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+}
+
+/** A load from the source with every tensor written through to the entry `key`, under its lock. */
+async function writeThrough(
+  wc: WeightCache, lock: CacheLock, rec: RecordingSource,
+  o: {
+    weights: WeightFormat; backend: Backend; signal?: AbortSignal; check?: (config: LlamaConfig) => void | Promise<void>;
+    id: SourceIdentity; key: string; lmHead: LmHeadFormat; partial: Manifest | null;
+  },
+): Promise<OpenedWeights> {
+  const { id, key, lmHead, partial } = o;
   const ckpt = await openCheckpoint(rec, o.signal);
   await o.check?.(ckpt.config); // before the quota check: a model that cannot run needs no room
   const configBytes = rec.bytesOf('config.json') ?? 0;
@@ -153,7 +190,7 @@ export async function openWeights(
   const resumable = partial && partial.weights === o.weights && partial.lmHead === lmHead && sameSource(partial.source, info)
     && JSON.stringify(partial.config) === JSON.stringify(ckpt.rawConfig) ? partial : null;
   let cached: CacheEntry | null = null;
-  if (resumable) cached = await wc.guard(key, async () => { const e = new CacheEntry(wc.store, resumable); await e.checkSizes(); return e; });
+  if (resumable) cached = await wc.guard(key, async () => { const e = new CacheEntry(wc.store, resumable); await e.checkSizes(); return e; }, true);
   const plan = engineTensorPlan(ckpt.config, o.weights, lmHead);
   const writer = await EntryWriter.start(wc.store, {
     key, source: info, weights: o.weights, lmHead, producer: o.backend, config: ckpt.rawConfig, plan,
@@ -168,13 +205,22 @@ export async function openWeights(
     bytesOf,
     where: (n) => (ready(n) ? { from: 'cache', file: tensorPath(n) } : { from: 'source', file: ckpt.tensors.get(n)?.file.name }),
     entry: null,
+    cacheBusy: false,
     finish: async (signal) => {
-      const m = await writer.finish(await rec.collect(signal));
-      opened.entry = { key, bytes: m.totalBytes, ...(m.source.commit ? { commit: m.source.commit } : {}) };
+      try {
+        const m = await writer.finish(await rec.collect(signal));
+        opened.entry = { key, bytes: m.totalBytes, ...(m.source.commit ? { commit: m.source.commit } : {}) };
+      } finally {
+        await lock.release();
+      }
     },
     fail: async (e) => {
-      // A partial entry is kept for the next load to resume, unless it is bad or did not fit.
-      if (isCorruption(e) || (e instanceof EngineError && e.code === 'storage-quota')) await wc.store.deleteEntry(key).catch(() => {});
+      try {
+        // A partial entry is kept for the next load to resume, unless it is bad or did not fit.
+        if (isCorruption(e) || (e instanceof EngineError && e.code === 'storage-quota')) await wc.store.deleteEntry(key).catch(() => {});
+      } finally {
+        await lock.release();
+      }
     },
   };
   return opened;

@@ -5,13 +5,17 @@
  * while one is open). Elsewhere (the main thread) it falls back to File reads and writable
  * streams, so listing or deleting from a page works too.
  */
-import type { CacheFileReader, CacheFileWriter, CacheStore } from './store.ts';
-import { checkKey, quotaError, splitPath, writeWhole } from './store.ts';
+import type { CacheFileReader, CacheFileWriter, CacheLock, CacheStore } from './store.ts';
+import { checkKey, InProcessLocks, quotaError, splitPath, writeWhole } from './store.ts';
 
 export const OPFS_CACHE_DIR = 'finemed-weight-cache';
 
 type DirWithEntries = FileSystemDirectoryHandle & { entries(): AsyncIterable<[string, FileSystemHandle]> };
 type SyncHandle = FileSystemSyncAccessHandle;
+/** The part of the Web Locks API used here (typed locally: the engine's libs do not declare it). */
+interface WebLocks {
+  request(name: string, options: { ifAvailable: boolean }, callback: (lock: object | null) => Promise<void> | undefined): Promise<unknown>;
+}
 
 const isNotFound = (e: unknown) => (e as { name?: string }).name === 'NotFoundError' || (e as { name?: string }).name === 'TypeMismatchError';
 const hasSyncHandles = () => typeof (globalThis as { FileSystemSyncAccessHandle?: unknown }).FileSystemSyncAccessHandle === 'function';
@@ -31,6 +35,8 @@ async function folderBytes(dir: FileSystemDirectoryHandle): Promise<number> {
  */
 export class OpfsCacheStore implements CacheStore {
   readonly description = `OPFS ${OPFS_CACHE_DIR}`;
+
+  private readonly fallbackLocks = new InProcessLocks();
 
   private constructor(private readonly root: FileSystemDirectoryHandle) {}
 
@@ -191,5 +197,22 @@ export class OpfsCacheStore implements CacheStore {
     } catch {
       return null;
     }
+  }
+
+  /** A Web Lock named after the entry, so two tabs (or a tab and its worker) never write one entry at once. */
+  tryLock(key: string): Promise<CacheLock | null> {
+    checkKey(key);
+    const locks = (globalThis.navigator as { locks?: WebLocks } | undefined)?.locks;
+    if (!locks) return this.fallbackLocks.tryLock(key);
+    return new Promise<CacheLock | null>((resolve, reject) => {
+      locks.request(`${OPFS_CACHE_DIR}/${key}`, { ifAvailable: true }, (lock) => {
+        if (!lock) {
+          resolve(null);
+          return undefined;
+        }
+        // The lock lasts as long as this promise is pending: release() settles it.
+        return new Promise<void>((done) => resolve({ release: async () => done() }));
+      }).catch(reject);
+    });
   }
 }

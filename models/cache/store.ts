@@ -26,6 +26,12 @@ export interface CacheFileWriter {
   abort(): Promise<void>;
 }
 
+/** The right to write or delete one entry: held by one load at a time, across tabs, workers and processes. */
+export interface CacheLock {
+  /** Gives the lock up (idempotent). */
+  release(): Promise<void>;
+}
+
 export interface CacheStore {
   /** Human-readable location, for messages (a folder path, "OPFS finemed-weight-cache", "memory"). */
   readonly description: string;
@@ -47,6 +53,27 @@ export interface CacheStore {
   openWrite(key: string, path: string): Promise<CacheFileWriter>;
   /** Bytes that can still be written, when the platform says (quota - usage, free disk), else null. */
   available(): Promise<number | null>;
+  /**
+   * Takes the entry's lock, or resolves null at once when another holder (a load in this or
+   * another tab, worker or process) has it. Writers and deleters hold it; readers of a complete
+   * entry need not.
+   */
+  tryLock(key: string): Promise<CacheLock | null>;
+}
+
+/**
+ * Locks within one JavaScript realm (the memory store; OPFS where the Web Locks API is missing).
+ * @example const locks = new InProcessLocks(); const l = await locks.tryLock('k'); await locks.tryLock('k'); // null
+ */
+export class InProcessLocks {
+  private readonly held = new Set<string>();
+
+  async tryLock(key: string): Promise<CacheLock | null> {
+    if (this.held.has(key)) return null;
+    this.held.add(key);
+    let held = true;
+    return { release: async () => { if (held) { held = false; this.held.delete(key); } } };
+  }
 }
 
 /**

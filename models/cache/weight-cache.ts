@@ -1,10 +1,11 @@
 /**
  * The weight cache over one store: looking entries up, verifying, listing and deleting them.
  * Whatever finds an entry unusable deletes it before the CacheCorruptError reaches the caller,
- * so the next load downloads again instead of failing the same way.
+ * so the next load downloads again instead of failing the same way. Writing and deleting happen
+ * under the entry's lock (CacheStore.tryLock), so concurrent loads never break each other's entry.
  */
 import type { WeightFormat } from '../api.ts';
-import { throwIfAborted } from '../errors.ts';
+import { InvalidInputError, throwIfAborted } from '../errors.ts';
 import { CacheEntry, isCorruption } from './entry-reader.ts';
 import { MANIFEST_FILE, parseManifest, type Manifest, type SourceKind } from './format.ts';
 import type { CacheStore } from './store.ts';
@@ -38,33 +39,47 @@ export interface CachedModelInfo {
 export class WeightCache {
   constructor(readonly store: CacheStore) {}
 
-  /** Runs `fn`; when it finds the entry corrupt, the entry is deleted before the error goes on. */
-  async guard<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn`; when it finds the entry corrupt, the entry is deleted before the error goes on
+   * (`locked`: the caller holds the entry's lock; otherwise it is taken for the delete).
+   */
+  async guard<T>(key: string, fn: () => Promise<T>, locked = false): Promise<T> {
     try {
       return await fn();
     } catch (e) {
-      if (isCorruption(e)) await this.store.deleteEntry(key).catch(() => {});
+      if (isCorruption(e)) await (locked ? this.store.deleteEntry(key) : this.dropUnlessBusy(key)).catch(() => {});
       throw e;
     }
   }
 
+  /** Deletes the entry unless another load holds its lock (it is rewriting the entry then); the bytes freed. */
+  async dropUnlessBusy(key: string): Promise<number> {
+    const lock = await this.store.tryLock(key);
+    if (!lock) return 0;
+    try {
+      return await this.store.deleteEntry(key);
+    } finally {
+      await lock.release();
+    }
+  }
+
   /** The entry's manifest, or null when there is none. CacheCorruptError (entry deleted) when unreadable. */
-  manifest(key: string): Promise<Manifest | null> {
+  manifest(key: string, locked = false): Promise<Manifest | null> {
     return this.guard(key, async () => {
       const bytes = await this.store.readFile(key, MANIFEST_FILE);
       return bytes ? parseManifest(bytes, key) : null;
-    });
+    }, locked);
   }
 
   /** The entry if it is complete and its files have their sizes; null when absent or partial. */
-  completeEntry(key: string): Promise<CacheEntry | null> {
+  completeEntry(key: string, locked = false): Promise<CacheEntry | null> {
     return this.guard(key, async () => {
-      const m = await this.manifest(key);
+      const m = await this.manifest(key, locked);
       if (!m?.complete) return null;
       const entry = new CacheEntry(this.store, m);
       await entry.checkSizes();
       return entry;
-    });
+    }, locked);
   }
 
   /**
@@ -102,11 +117,20 @@ export class WeightCache {
     return out;
   }
 
-  /** Deletes an entry and says how many bytes that freed. */
+  /**
+   * Deletes an entry and says how many bytes that freed. InvalidInputError while a load (this or
+   * another tab or process) is writing it: deleting under a writer would leave a broken entry.
+   */
   async delete(key: string, signal?: AbortSignal): Promise<{ deleted: boolean; freedBytes: number }> {
     throwIfAborted(signal);
-    const exists = (await this.store.entries()).includes(key);
-    const freedBytes = exists ? await this.store.deleteEntry(key) : 0;
-    return { deleted: exists, freedBytes };
+    const lock = await this.store.tryLock(key);
+    if (!lock) throw new InvalidInputError(`The cached model ${key} is being written by a load in progress (in this or another tab or process); cancel that load or let it finish, then delete.`);
+    try {
+      const exists = (await this.store.entries()).includes(key);
+      const freedBytes = exists ? await this.store.deleteEntry(key) : 0;
+      return { deleted: exists, freedBytes };
+    } finally {
+      await lock.release();
+    }
   }
 }

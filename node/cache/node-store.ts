@@ -2,12 +2,14 @@
  * The weight cache in a folder on disk (the CLI's --cache-dir, tests). Node only: the browser
  * bundle never imports this file. Every file is written under a temporary name and renamed when
  * complete (after fsync), so a crash, or two processes filling the same entry at once, never
- * leaves a half-written file under its real name.
+ * leaves a half-written file under its real name. An entry is written (or deleted) only under
+ * its lock file (./lock-file.ts).
  */
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import type { CacheFileReader, CacheFileWriter, CacheStore } from '../../models/cache/store.ts';
+import type { CacheFileReader, CacheFileWriter, CacheLock, CacheStore } from '../../models/cache/store.ts';
 import { checkKey, quotaError, splitPath, writeWhole } from '../../models/cache/store.ts';
+import { tryLockFile } from './lock-file.ts';
 
 function isMissing(e: unknown): boolean {
   const code = (e as { code?: unknown }).code;
@@ -177,5 +179,12 @@ export class NodeCacheStore implements CacheStore {
         if (!isMissing(e) || dirname(dir) === dir) return null;
       }
     }
+  }
+
+  /** `<root>/<key>.lock`, beside the entry folder (entries() lists folders only). */
+  async tryLock(key: string): Promise<CacheLock | null> {
+    checkKey(key);
+    await mkdir(this.root, { recursive: true });
+    return tryLockFile(join(this.root, `${key}.lock`));
   }
 }
