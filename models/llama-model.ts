@@ -356,6 +356,16 @@ export class LlamaModel {
     return this.engine instanceof GpuLlama ? this.engine.counters() : null;
   }
 
+  /**
+   * Compiles the kernels the GPU engine leaves for first need (the prefill's: a load waits only
+   * for what a decode step needs), so the first long prompt starts at once. It touches no buffer
+   * and takes no lock, so it may run beside a request; nothing to do on the CPU.
+   * @example const model = await LlamaModel.load(source, opts); void model.warmUp().catch(() => {});
+   */
+  async warmUp(): Promise<void> {
+    if (this.engine instanceof GpuLlama && !this.disposed) await this.engine.warmUp();
+  }
+
   memory(): MemoryReport {
     if (this.engine instanceof GpuLlama) return this.engine.memory();
     const w = this.engine.weights;

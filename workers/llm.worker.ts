@@ -142,6 +142,9 @@ async function load(req: LoadRequest, signal: AbortSignal, emit: EmitEvent): Pro
     loadedFrom: loaded.loadedFrom,
     cacheKey: loaded.cacheEntry?.key ?? null,
   };
+  // The prefill's kernels compile in the background while the user types the first question
+  // (a failure there shows up, typed, where a request needs them).
+  void loaded.warmUp().catch(() => {});
   return { ...info, memory: loaded.memory() };
 }
 

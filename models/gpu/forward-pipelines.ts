@@ -1,5 +1,5 @@
 /**
- * The WGSL sources a loaded model's forward pass compiles (GpuLlama.buildSteps, LayerEncoder), for
+ * The WGSL sources a loaded model's decode step compiles (GpuLlama.buildSteps, LayerEncoder), for
  * compiling them all at once at the start of a load, while the weights download and upload,
  * instead of one after another once they are in: the pipeline cache is keyed by source, so the
  * steps built later find them compiled (or compiling). A source listed here and not used costs a
@@ -8,11 +8,10 @@
 import type { LlamaConfig } from '../config.ts';
 import type { MatrixFormat } from '../weights-plan.ts';
 import { argmaxWgsl } from './wgsl/argmax.ts';
-import { attnScoresWgsl, attnValuesWgsl, softmaxWgsl } from './wgsl/attention.ts';
 import type { ShaderOptions } from './wgsl/common.ts';
 import { decodeAttentionWgsl } from './wgsl/decode-attention.ts';
-import { addWgsl, embedWgsl, rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
-import { matmulTiledWgsl, matvecLanes, matvecSwigluWgsl, matvecWgsl } from './wgsl/matmul.ts';
+import { embedWgsl, rmsnormWgsl } from './wgsl/elementwise.ts';
+import { matvecLanes, matvecSwigluWgsl, matvecWgsl } from './wgsl/matmul.ts';
 import { ropeCacheWgsl } from './wgsl/rope-cache.ts';
 
 /**
@@ -21,11 +20,7 @@ import { ropeCacheWgsl } from './wgsl/rope-cache.ts';
 export function forwardPipelineSources(s: ShaderOptions, f: { layers: MatrixFormat; embed: MatrixFormat; lmHead: MatrixFormat }, c: LlamaConfig): { label: string; code: string }[] {
   const C = c.hiddenSize, lanesC = matvecLanes(C);
   const out = [
-    { label: 'rmsnorm', code: rmsnormWgsl(s) },
-    { label: 'swiglu', code: swigluWgsl(s) },
-    { label: 'attn scores', code: attnScoresWgsl(s) },
-    { label: 'softmax', code: softmaxWgsl(s) },
-    { label: 'attn values', code: attnValuesWgsl(s) },
+    { label: 'rmsnorm', code: rmsnormWgsl(s) }, // the final norm of the last row
     { label: 'decode attention', code: decodeAttentionWgsl({ ...s, D: c.headDim }) },
     { label: 'rope + kv cache', code: ropeCacheWgsl({ ...s, copyV: true }) },
     { label: `embed ${f.embed}`, code: embedWgsl({ ...s, weights: f.embed }) },
@@ -37,9 +32,8 @@ export function forwardPipelineSources(s: ShaderOptions, f: { layers: MatrixForm
   const vec = (K: number, residual: boolean) => ({ label: `matvec ${f.layers}${residual ? ' + residual' : ''}`, code: matvecWgsl({ ...s, weights: f.layers, out: 'T', residual, lanes: matvecLanes(K) }) });
   // (The plain matvec, vec(C, false), runs only with LoRA on q, k, v: compiled when that is built.)
   out.push(vec(c.numHeads * c.headDim, true), vec(c.intermediateSize, true));
-  // Prefill: the tiled kernel, its residual added by a step of its own. (The lm_head's tiled kernel
-  // runs only for every position's logits: compiled when that is first asked for.)
-  out.push({ label: `matmul ${f.layers}`, code: matmulTiledWgsl({ ...s, weights: f.layers, out: 'T' }) }, { label: 'add', code: addWgsl(s) });
+  // The prefill's kernels (tiled matmul, residual add, separate norms and SwiGLU, three-pass
+  // attention) are not here: they compile on first need (deferred-step.ts) or in warmUp.
   const head = { ...s, weights: f.lmHead, out: 'f32', lanes: lanesC } as const;
   out.push({ label: `matvec ${f.lmHead}`, code: matvecWgsl(head) });
   return out;

@@ -13,6 +13,7 @@
 import type { Projection } from '../config.ts';
 import type { GpuLayer, GpuLlama, Step } from './gpu-llama.ts';
 import type { GpuMatrix } from './gpu-weights.ts';
+import { kernelStep, type Kernel } from './deferred-step.ts';
 import { grid1D } from './pipelines.ts';
 import { attnScoresWgsl, attnValuesWgsl, softmaxWgsl, toCacheWgsl } from './wgsl/attention.ts';
 import { rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
@@ -90,9 +91,10 @@ export interface LayerUniforms {
   attention: GPUBuffer; // [H, KV, D, 1/sqrt(D)]
 }
 
-interface LayerPipelines {
-  norm: GPUComputePipeline; swiglu: GPUComputePipeline;
-  scores: GPUComputePipeline; softmax: GPUComputePipeline; values: GPUComputePipeline;
+/** The kernels only T > 1 dispatches in generation (decode fuses them away): deferrable. */
+interface LayerKernels {
+  norm: Kernel; swiglu: Kernel;
+  scores: Kernel; softmax: Kernel; values: Kernel;
 }
 
 /**
@@ -103,12 +105,17 @@ interface LayerPipelines {
  *   model.encode(pass, steps, T, start + T);
  */
 export class LayerEncoder {
-  private constructor(private readonly m: GpuLlama, readonly pipelines: LayerPipelines, readonly uniforms: LayerUniforms) {}
+  private constructor(private readonly m: GpuLlama, private readonly pipelines: LayerKernels, readonly uniforms: LayerUniforms, private readonly defer: boolean) {}
 
-  static async create(m: GpuLlama): Promise<LayerEncoder> {
-    const c = m.config, s = m.shader, get = (label: string, code: string) => m.pipelines.get(label, code);
+  /**
+   * `defer` (generation): the kernels that only prompts of several tokens dispatch are compiled
+   * on first need (deferred-step.ts); the trainer's encoder compiles everything now.
+   */
+  static async create(m: GpuLlama, defer = false): Promise<LayerEncoder> {
+    const c = m.config, s = m.shader;
+    const get = async (label: string, code: string): Promise<Kernel> => (defer ? () => m.pipelines.get(label, code) : m.pipelines.get(label, code));
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D } = c;
-    const pipelines: LayerPipelines = {
+    const pipelines: LayerKernels = {
       norm: await get('rmsnorm', rmsnormWgsl(s)),
       swiglu: await get('swiglu', swigluWgsl(s)),
       scores: await get('attn scores', attnScoresWgsl(s)),
@@ -125,7 +132,7 @@ export class LayerEncoder {
       ropeK: m.uniform('rope k', [KV, D]),
       attention: m.uniform('attention', [H, KV, D, 1 / Math.sqrt(D)], [3]),
     };
-    return new LayerEncoder(m, pipelines, uniforms);
+    return new LayerEncoder(m, pipelines, uniforms, defer);
   }
 
   /** The forward steps of layer `l` (weights `L`) over `b`, labelled `L<l> <step>`. */
@@ -143,8 +150,8 @@ export class LayerEncoder {
   async parts(l: number, L: GpuLayer, b: LayerBuffers, o: LayerStepOptions): Promise<{ pre: Step[]; attention: Step[]; post: Step[]; mlp: Step[] }> {
     const m = this.m, p = this.pipelines, u = this.uniforms;
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D } = m.config;
-    const step = (name: string, pipeline: GPUComputePipeline, buffers: (Binding | null)[], grid: Step['grid']): Step =>
-      ({ label: `L${l} ${name}`, pipeline, bind: m.bind(pipeline, [o.run, ...buffers]), grid });
+    const step = (name: string, kernel: Kernel, buffers: (Binding | null)[], grid: Step['grid']): Step =>
+      kernelStep(`L${l} ${name}`, kernel, (p) => m.bind(p, [o.run, ...buffers]), grid);
     const elements = (n: (T: number) => number, wg: number): Step['grid'] => (T) => grid1D(n(T), wg);
     const rows: Step['grid'] = (T) => [T, 1, 1];
     // y = x W^T, then the adapter's term y += s (x A^T) B^T when the projection is a target.
@@ -194,7 +201,7 @@ export class LayerEncoder {
    */
   private async proj(l: number, name: string, x: Binding, W: GpuMatrix, y: Binding, target: Projection, o: LayerStepOptions, xa?: Binding, residual?: Binding, vec = true): Promise<Step[]> {
     const m = this.m, label = `L${l} ${name}`;
-    const steps = await m.matmul(label, x, W, y, { run: o.run, residual, vec });
+    const steps = await m.matmul(label, x, W, y, { run: o.run, residual, vec, defer: this.defer });
     const slot = m.lora?.slot(l, target);
     if (slot) steps.push(...await m.loraSteps(label, x, slot, y, { run: o.run, xa, maxTokens: o.maxTokens, gated: o.gated }));
     return steps;
@@ -206,8 +213,8 @@ export class LayerEncoder {
    */
   async mlpSteps(l: number, L: GpuLayer, b: MlpBuffers, o: LayerStepOptions, normIn?: { x: Binding; weight: GPUBuffer }): Promise<{ forward: Step[]; recompute: Step[]; fusedOn?: (T: number) => boolean }> {
     const m = this.m, p = this.pipelines, u = this.uniforms, { hiddenSize: C, intermediateSize: F } = m.config;
-    const step = (name: string, pipeline: GPUComputePipeline, buffers: Binding[], grid: Step['grid']): Step =>
-      ({ label: `L${l} ${name}`, pipeline, bind: m.bind(pipeline, [o.run, ...buffers]), grid });
+    const step = (name: string, kernel: Kernel, buffers: Binding[], grid: Step['grid']): Step =>
+      kernelStep(`L${l} ${name}`, kernel, (p) => m.bind(p, [o.run, ...buffers]), grid);
     const elements = (n: (T: number) => number): Step['grid'] => (T) => grid1D(n(T), 256);
     const s: Step[] = [];
     // Where the fused gate + up takes every T = 1 (generation, no LoRA on them), no plain matvecs.
@@ -273,8 +280,8 @@ export class LayerEncoder {
   attentionSteps(prefix: string, b: AttentionBuffers): Step[] {
     const m = this.m, p = this.pipelines, u = this.uniforms;
     const { numHeads: H, headDim: D } = m.config;
-    const step = (name: string, pipeline: GPUComputePipeline, buffers: Binding[], grid: Step['grid']): Step =>
-      ({ label: `${prefix} ${name}`, pipeline, bind: m.bind(pipeline, [b.run, ...buffers]), grid });
+    const step = (name: string, kernel: Kernel, buffers: Binding[], grid: Step['grid']): Step =>
+      kernelStep(`${prefix} ${name}`, kernel, (p) => m.bind(p, [b.run, ...buffers]), grid);
     return [
       step('scores', p.scores, [u.attention, b.q, b.kCache, b.scores], (T, P) => [Math.ceil(P / 64), T, H]), // (H, T, P)
       step('softmax', p.softmax, [b.scores], (T) => [T, H, 1]),

@@ -11,6 +11,7 @@ import type { GpuContext } from './device.ts';
 import { type GpuMatrix, WeightUploader } from './gpu-weights.ts';
 import { LayerEncoder } from './gpu-layer.ts';
 import type { GpuLora, LoraSlot } from './gpu-lora.ts';
+import { prepareSteps, type Kernel, kernelStep } from './deferred-step.ts';
 import { grid1D, PipelineCache } from './pipelines.ts';
 import { gemmGrid, gemmParams, gemmWgsl, pickGemmTile } from './wgsl/gemm.ts';
 import type { ShaderOptions } from './wgsl/common.ts';
@@ -49,7 +50,15 @@ export interface MatmulStepOptions {
   residual?: GPUBuffer | GPUBufferBinding;
   /** False: no matvec step (and no compile) for T = 1, where a fused step of the caller's takes over. */
   vec?: boolean;
+  /** Compile the T > 1 kernels (tiled matmul, residual add) on first need (deferred-step.ts). */
+  defer?: boolean;
 }
+
+/**
+ * Prompts of up to this many tokens run one token at a time through the decode kernels (see
+ * GpuLlama.run); longer ones through the tiled prefill kernels.
+ */
+export const DECODE_PROMPT_TOKENS = 8;
 
 /** One dispatch of a forward pass; grid computed per call from T (tokens) and P (keys). */
 export interface Step {
@@ -57,6 +66,8 @@ export interface Step {
   pipeline: GPUComputePipeline;
   bind: GPUBindGroup;
   grid: (T: number, P: number) => [number, number, number];
+  /** Present until a deferred pipeline is compiled (deferred-step.ts): run it before encoding. */
+  prepare?: () => Promise<void>;
 }
 
 /** Activation buffers, sized for B = maxBatch tokens (a chunk of T <= B uses the first T rows). */
@@ -316,7 +327,8 @@ export class GpuLlama {
     // The residual is folded into the matvec (decode: one dispatch fewer per projection); the tiled
     // kernel (T > 1) adds it in a step of its own: a tiled variant with it costs seconds of
     // shader compile on software adapters, and prefill is not bound by its dispatch count.
-    const tiledP = await this.pipelines.get(`matmul ${W.kind}`, matmulTiledWgsl({ ...o, residual: false }));
+    const kernel = (label: string, code: string): Promise<Kernel> => (opts.defer ? Promise.resolve(() => this.pipelines.get(label, code)) : this.pipelines.get(label, code));
+    const tiledP = await kernel(`matmul ${W.kind}`, matmulTiledWgsl({ ...o, residual: false }));
     const vecP = opts.vec === false ? null : await this.pipelines.get(`matvec ${W.kind}${plus}`, matvecWgsl(o));
     const vec = (T: number) => opts.single || T === 1;
     const steps: Step[] = [];
@@ -324,16 +336,14 @@ export class GpuLlama {
       const name = W.blocks.length === 1 ? label : `${label} #${i}`;
       const params = this.uniform(`${name} params`, matmulParams(b.rows, W.K, { single: opts.single, yOff: b.r0, ldy: opts.ldy ?? W.N }));
       const buffers = [opts.run ?? this.act.run, params, x, b.w, b.sc, y, residual];
-      steps.push(
-        { label: name, pipeline: tiledP, bind: this.bind(tiledP, buffers.slice(0, 6)), grid: (T) => (vec(T) ? [0, 0, 0] : [Math.ceil(b.rows / 64), Math.ceil(T / 32), 1]) },
-      );
+      steps.push(kernelStep(name, tiledP, (p) => this.bind(p, buffers.slice(0, 6)), (T) => (vec(T) ? [0, 0, 0] : [Math.ceil(b.rows / 64), Math.ceil(T / 32), 1])));
       if (vecP) steps.push({ label: name, pipeline: vecP, bind: this.bind(vecP, buffers), grid: (T) => (vec(T) ? grid1D(b.rows, matvecRows(lanes)) : [0, 0, 0]) });
     });
     if (residual) {
       // T > 1: y += residual over the (T, ldy) output, after every block wrote its columns.
-      const ldy = opts.ldy ?? W.N, addP = await this.pipelines.get('add', addWgsl(this.shader));
+      const ldy = opts.ldy ?? W.N, addP = await kernel('add', addWgsl(this.shader));
       const width = this.uniform(ldy === this.config.hiddenSize ? 'width C' : `width ${ldy}`, [ldy]);
-      steps.push({ label: `${label} residual`, pipeline: addP, bind: this.bind(addP, [opts.run ?? this.act.run, width, y, residual]), grid: (T) => (vec(T) ? [0, 0, 0] : grid1D(T * ldy, 256)) });
+      steps.push(kernelStep(`${label} residual`, addP, (p) => this.bind(p, [opts.run ?? this.act.run, width, y, residual]), (T) => (vec(T) ? [0, 0, 0] : grid1D(T * ldy, 256))));
     }
     return steps;
   }
@@ -352,8 +362,9 @@ export class GpuLlama {
 
   private async buildSteps(): Promise<void> {
     const c = this.config, C = c.hiddenSize, A = this.act;
-    const layer = await LayerEncoder.create(this);
-    const norm = layer.pipelines.norm;
+    // Deferred: the kernels only several-token prompts dispatch compile on first need (run, warmUp).
+    const layer = await LayerEncoder.create(this, true);
+    const norm = await this.pipelines.get('rmsnorm', rmsnormWgsl(this.shader));
     const normLastP = this.uniform('norm last params', [C, 1, c.rmsNormEps, 0], [2]);
     const steps: Step[] = await this.embedSteps(A.run, A.ids, A.x); // x (T, C)
     for (let l = 0; l < c.numLayers; l++) {
@@ -368,7 +379,7 @@ export class GpuLlama {
     this.body = steps;
     this.tailLast = [
       { label: 'final norm', pipeline: norm, bind: this.bind(norm, [A.run, normLastP, A.x, this.norm, A.hidden]), grid: () => [1, 1, 1] }, // hidden (1, C)
-      ...await this.matmul('lm_head', A.hidden, this.lmHead, A.logits, { single: true, out: 'f32' }), // logits (V)
+      ...await this.matmul('lm_head', A.hidden, this.lmHead, A.logits, { single: true, out: 'f32', defer: true }), // logits (V)
     ];
     const argmaxP = await this.pipelines.get('argmax', argmaxWgsl());
     this.argmaxSteps = [{ label: 'argmax', pipeline: argmaxP, bind: this.bind(argmaxP, [this.uniform('argmax n', [c.vocabSize]), A.logits, A.argmax]), grid: () => [1, 1, 1] }];
@@ -486,21 +497,25 @@ export class GpuLlama {
     }
     const all = out === 'all' ? new Float32Array(T * V) : null;
     const allBuf = all ? await this.ensureAllLogits() : null;
-    const step = all ? this.allLogitsRows : this.maxBatch;
+    // A short prompt runs token by token through the decode kernels: no wait for the prefill
+    // kernels' compile (deferred), and at a few tokens hardly slower than one tiled pass.
+    const byToken = !all && T <= DECODE_PROMPT_TOKENS;
+    const step = all ? this.allLogitsRows : byToken ? 1 : this.maxBatch;
     let result: Float32Array | null = null;
     for (let c0 = 0; c0 < T; c0 += step) {
       const chunk = ids.slice(c0, c0 + step);
       const n = chunk.length, start = this.pos, P = start + n;
+      const last = c0 + n >= T;
+      const tail = all ? this.tailAll : last ? [...this.tailLast, ...(out === 'argmax' ? this.argmaxSteps : [])] : [];
+      await prepareSteps(this.body, n, P);
+      await prepareSteps(tail, n, P);
       this.device.queue.writeBuffer(this.act.ids, 0, new Uint32Array(chunk));
       this.device.queue.writeBuffer(this.act.run, 0, new Uint32Array([n, start, P, 0]));
       const enc = this.device.createCommandEncoder({ label: 'forward' });
       const pass = enc.beginComputePass();
       this.counted.passes++;
       this.encode(pass, this.body, n, P);
-      const last = c0 + n >= T;
-      if (all) this.encode(pass, this.tailAll, n, P);
-      else if (last) this.encode(pass, this.tailLast, n, P);
-      if (last && out === 'argmax') this.encode(pass, this.argmaxSteps, n, P);
+      this.encode(pass, tail, n, P);
       pass.end();
       const read = all && allBuf ? this.readInto(enc, allBuf, n * V * 4)
         : last ? (out === 'argmax' ? this.readInto(enc, this.act.argmax, 4) : this.readInto(enc, this.act.logits, V * 4)) : null;
@@ -511,6 +526,15 @@ export class GpuLlama {
       else if (read) result = await read.map();
     }
     return all ?? result!;
+  }
+
+  /**
+   * Compiles every kernel the forward compiles on first need (the prefill's: deferred-step.ts),
+   * so the first long prompt does not wait for them; the LLM worker runs it after a load.
+   * @example await model.warmUp(); // later prefills start at once
+   */
+  async warmUp(): Promise<void> {
+    await prepareSteps([...this.body, ...this.tailLast, ...this.argmaxSteps], null);
   }
 
   memory(): MemoryReport {

@@ -13,6 +13,7 @@ import type { GpuMatrix } from './gpu-weights.ts';
 import { grid1D } from './pipelines.ts';
 import { adamUpdateWgsl, ADAM_PARAMS_BYTES, gradNormFinalWgsl, gradNormGroups, gradNormPartialWgsl, packAdamParams } from './wgsl/adam.ts';
 import { attnBackwardDkWgsl, attnBackwardDqWgsl, attnBackwardDvWgsl, attnBackwardScoresWgsl, rmsnormBackwardWgsl, ropeBackwardWgsl, swigluBackwardWgsl } from './wgsl/backward.ts';
+import { rmsnormWgsl } from './wgsl/elementwise.ts';
 import { crossEntropyWgsl, IGNORE_TARGET, lossMeanWgsl } from './wgsl/cross-entropy.ts';
 import { gemmDim, gemmGrid, gemmParams, gemmWgsl, pickGemmTile, type GemmOptions, type GemmShape } from './wgsl/gemm.ts';
 import { matmulBackwardInputGrid, matmulBackwardInputWgsl } from './wgsl/matmul-backward.ts';
@@ -328,7 +329,7 @@ export class GpuTrainer {
     const m = this.m, c = m.config, sh = m.shader, w = this.w;
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D } = c;
     const layer = await LayerEncoder.create(m);
-    const norm = layer.pipelines.norm;
+    const norm = await this.pipe('rmsnorm', rmsnormWgsl(sh));
     const bo = { ...sh, grad: 'f32' as const };
     const normB = await this.pipe('rmsnorm bwd', rmsnormBackwardWgsl(bo));
     const ropeB = await this.pipe('rope bwd', ropeBackwardWgsl(bo));
