@@ -46,7 +46,7 @@ interface ConfigResult {
   weights: 'f32' | 'q4';
   runs: DecodeRun[];
   errors: string[];
-  loadMs?: Summary; ttftMs?: Summary; decodeTokensPerSecond?: Summary;
+  loadMs?: Summary; ttftMs?: Summary; decodeTokensPerSecond?: Summary; warmUpMs?: Summary;
 }
 
 function summary(xs: number[]): Summary | undefined {
@@ -57,7 +57,11 @@ function summary(xs: number[]): Summary | undefined {
 }
 
 function summarize(c: ConfigResult): ConfigResult {
-  return { ...c, loadMs: summary(c.runs.map((r) => r.loadMs)), ttftMs: summary(c.runs.map((r) => r.ttftMs)), decodeTokensPerSecond: summary(c.runs.map((r) => r.decodeTokensPerSecond)) };
+  const warm = c.runs.flatMap((r) => (r.warmUpMs === undefined ? [] : [r.warmUpMs]));
+  return {
+    ...c, loadMs: summary(c.runs.map((r) => r.loadMs)), ttftMs: summary(c.runs.map((r) => r.ttftMs)),
+    decodeTokensPerSecond: summary(c.runs.map((r) => r.decodeTokensPerSecond)), warmUpMs: summary(warm),
+  };
 }
 
 /** Ids agreeing from the start, of the shorter run. */
@@ -70,12 +74,12 @@ function agreement(a: number[], b: number[]): { equal: boolean; prefix: number; 
 const fmt = (s: Summary | undefined, d = 0) => (s ? `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})` : '—');
 
 function table(results: ConfigResult[]): string {
-  const rows = ['| where | impl | device | weights | load ms | TTFT ms | decode tok/s | dispatches / passes / submits / readbacks per token | pipelines |', '|---|---|---|---|---|---|---|---|---|'];
+  const rows = ['| where | impl | device | weights | load ms | TTFT ms | decode tok/s | dispatches / passes / submits / readbacks per token | pipelines | warm-up ms (prefill kernels, after) |', '|---|---|---|---|---|---|---|---|---|---|'];
   for (const c of results) {
     const k = c.runs[0]?.counts;
     const counts = k ? `${k.dispatchesPerToken.toFixed(0)} / ${k.passesPerToken.toFixed(0)} / ${k.submitsPerToken.toFixed(0)} / ${k.readbacksPerToken.toFixed(0)}` : '—';
     const err = c.errors.length ? ` (${c.errors.length} failed: ${c.errors[0].slice(0, 80)})` : '';
-    rows.push(`| ${c.where} | ${c.impl} | ${c.device} | ${c.weights} | ${fmt(c.loadMs)} | ${fmt(c.ttftMs)} | ${fmt(c.decodeTokensPerSecond, 1)}${err} | ${counts} | ${k?.pipelines ?? '—'} |`);
+    rows.push(`| ${c.where} | ${c.impl} | ${c.device} | ${c.weights} | ${fmt(c.loadMs)} | ${fmt(c.ttftMs)} | ${fmt(c.decodeTokensPerSecond, 1)}${err} | ${counts} | ${k?.pipelines ?? '—'} | ${fmt(c.warmUpMs)} |`);
   }
   return rows.join('\n');
 }

@@ -23,6 +23,12 @@ import { ropeCacheThreads, ropeCacheWgsl } from './wgsl/rope-cache.ts';
 
 type Binding = GPUBuffer | GPUBufferBinding;
 
+/** Makes `st` dispatch nothing while `off(T)`: a fused step of the caller's does its work then. */
+function idleWhile(st: Step, off: (T: number) => boolean): void {
+  const grid = st.grid;
+  st.grid = (T, P) => (off(T) ? [0, 0, 0] : grid(T, P));
+}
+
 /**
  * What one layer's forward reads and writes. Two aliases choose between generation and training:
  * `vCache === v` reads the values in place (training, start 0: no copy), and `act === gate` runs
@@ -169,7 +175,8 @@ export class LayerEncoder {
     // Decode without LoRA on q, k, v: norm1 folded into their matvecs (xn1 is then not needed).
     if (normedQkv) {
       const on = (T: number) => T === 1 && !(qkvLora && m.loraEnabled);
-      for (const st of s) if (st.label === `L${l} norm1` || /^L\d+ [qkv](?: #\d+)?$/.test(st.label)) st.grid = ((grid) => (T: number, P: number) => (on(T) ? [0, 0, 0] : grid(T, P)))(st.grid);
+      // Every step so far is norm1, q, k or v (with their LoRA terms, which are off whenever `on` is).
+      for (const st of s) idleWhile(st, on);
       const ys = [b.q, b.k, b.v];
       for (const [i, name] of (['q', 'k', 'v'] as const).entries()) s.push(await this.normedMatvec(l, name, b.xIn, L.inputNorm, qkv[i], ys[i], o, on));
     }
@@ -183,7 +190,7 @@ export class LayerEncoder {
     if (o.gated) {
       // Generation decodes one token in one pass (decodeAttentionWgsl) instead of the three steps.
       const dp = await m.pipelines.get('decode attention', decodeAttentionWgsl({ ...m.shader, D }));
-      for (const st of attention) st.grid = ((grid) => (T: number, P: number) => (T === 1 ? [0, 0, 0] : grid(T, P)))(st.grid);
+      for (const st of attention) idleWhile(st, (T) => T === 1);
       attention.unshift({ label: `L${l} decode attention`, pipeline: dp, bind: m.bind(dp, [o.run, u.attention, b.q, b.kCache, b.vCache, b.att]), grid: (T) => (T === 1 ? [H, 1, 1] : [0, 0, 0]) });
     }
     s.push(...await this.proj(l, 'o', b.att, L.o, b.x1, 'o_proj', o, o.xa?.('o_proj'), b.xIn)); // x1 (T, C) = o(att) + xIn
@@ -191,7 +198,7 @@ export class LayerEncoder {
     const mlp = await this.mlpSteps(l, L, { xn2: b.xn2, x1: b.x1, gate: b.gate, up: b.up, act: b.act, xOut: b.xOut, xa: o.xa }, o, { x: b.x1, weight: L.postNorm });
     // The fused gate + up reads x1 through norm2 itself: norm2 runs only when it does not.
     const fusedOn = mlp.fusedOn;
-    if (fusedOn) { const n2 = s.at(-1)!; n2.grid = ((grid) => (T: number, P: number) => (fusedOn(T) ? [0, 0, 0] : grid(T, P)))(n2.grid); }
+    if (fusedOn) idleWhile(s.at(-1)!, fusedOn);
     return { pre, attention, post: s, mlp: mlp.forward };
   }
 
@@ -226,7 +233,7 @@ export class LayerEncoder {
     const fused = await this.fusedGateUp(l, L, b, o, normIn);
     if (fused) {
       // Decode without LoRA on gate/up: the fused step instead of the ones above.
-      for (const st of s) st.grid = ((grid) => (T: number, P: number) => (fused.on(T) ? [0, 0, 0] : grid(T, P)))(st.grid);
+      for (const st of s) idleWhile(st, fused.on);
       s.unshift(fused.step);
     }
     const upper = [...s];
