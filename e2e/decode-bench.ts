@@ -6,7 +6,7 @@
  * token), decode tokens/s over the tokens after the first.
  */
 import { AutoModelForCausalLM, Tensor } from '@huggingface/transformers';
-import type { GpuCounters } from '../models/gpu/gpu-llama.ts';
+import { GpuLlama, type GpuCounters } from '../models/gpu/gpu-llama.ts';
 import { LlamaModel } from '../models/llama-model.ts';
 import type { ModelSource } from '../models/io/source.ts';
 
@@ -27,6 +27,8 @@ export interface DecodeRun {
    * runs it in the background after a load.
    */
   warmUpMs?: number;
+  /** Ours only: the pipelines compiled by the end of the run (before the warm-up), ms each (PipelineCache.compiles). */
+  compiles?: { label: string; ms: number }[];
 }
 
 export interface DecodeCounts {
@@ -62,12 +64,13 @@ export async function runOurs(source: ModelSource, gpu: GPU, spec: DecodeSpec): 
     const end = model.counters(), start = mid as GpuCounters | null;
     const steps = Math.max(1, r.timings.decodeTokens);
     const per = (k: 'dispatches' | 'passes' | 'submits' | 'readbacks') => (end && start ? (end[k] - start[k]) / steps : 0);
+    const compiles = model.engine instanceof GpuLlama ? model.engine.pipelines.compiles.map((c) => ({ label: c.label, ms: Math.round(c.ms) })) : undefined;
     const w0 = performance.now();
     await model.warmUp();
     const warmUpMs = performance.now() - w0;
     return {
       impl: 'ours', device: 'webgpu', weights: spec.weights, loadMs, ttftMs: (times[0] ?? performance.now()) - g0,
-      decodeTokensPerSecond: rate(times), ids: r.ids, warmUpMs,
+      decodeTokensPerSecond: rate(times), ids: r.ids, warmUpMs, compiles,
       counts: { dispatchesPerToken: per('dispatches'), passesPerToken: per('passes'), submitsPerToken: per('submits'), readbacksPerToken: per('readbacks'), pipelines: end?.pipelines ?? 0 },
     };
   } finally {

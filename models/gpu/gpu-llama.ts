@@ -4,11 +4,11 @@ import { checkpointTensors, isTensorSource, type TensorSource } from '../cache/t
 import type { LmHeadFormat, MemoryReport, WeightFormat } from '../api.ts';
 import { InvalidInputError, throwIfAborted } from '../errors.ts';
 import { ropeInvFreq, ropeTables } from '../rope.ts';
-import { embedFormat, layerWeightNames, lmHeadName, resolveLmHead } from '../weights-plan.ts';
+import { embedFormat, layerWeightNames, lmHeadName, resolveLmHead, type MatrixFormat } from '../weights-plan.ts';
 import { GpuAllocator, usageOf } from './allocator.ts';
 import { allLogitsBytes, allLogitsRows, defaultMaxBatch, forwardActivationBuffers, kvSlabs, loraScratchBytes, packUniform, uniformKey } from './buffer-sizes.ts';
 import type { GpuContext } from './device.ts';
-import { type GpuMatrix, WeightUploader } from './gpu-weights.ts';
+import { type GpuMatrix, quantizerKernel, WeightUploader } from './gpu-weights.ts';
 import { LayerEncoder } from './gpu-layer.ts';
 import type { GpuLora, LoraSlot } from './gpu-lora.ts';
 import { prepareSteps, type Kernel, kernelStep } from './deferred-step.ts';
@@ -174,8 +174,12 @@ export class GpuLlama {
     // Refuse what cannot fit (DeviceLimitsError) before anything is allocated.
     assertPlanFits(planMemory(src.config, { weights: opts.weights, lmHead: m.lmHeadFormat, precision: m.precision, maxContext: m.maxContext, maxBatch: m.maxBatch, limits: ctx.limits }), ctx.limits);
     try {
-      // Every forward kernel compiles while the weights load (buildSteps then finds them ready).
+      // Every decode kernel compiles while the weights load (buildSteps then finds them ready),
+      // after the quantizers the upload needs at once (a device compiles one after another).
       const f = { layers: opts.weights, embed: embedFormat(src.config, opts.weights, m.lmHeadFormat), lmHead: src.config.tieWordEmbeddings ? embedFormat(src.config, opts.weights, m.lmHeadFormat) : m.lmHeadFormat };
+      const fromSource = (name: string, fmt: MatrixFormat): fmt is 'q4' | 'q8' => fmt !== 'f32' && !src.ready?.(name);
+      const quantized = [[layerWeightNames(0).q, f.layers], ['model.embed_tokens.weight', f.embed], [lmHeadName(src.config), f.lmHead]] as const;
+      for (const [name, fmt] of quantized) if (fromSource(name, fmt)) { const k = quantizerKernel(fmt); m.pipelines.get(k.label, k.code).catch(() => {}); }
       for (const { label, code } of forwardPipelineSources(m.shader, f, src.config)) m.pipelines.get(label, code).catch(() => {}); // failures surface where buildSteps awaits them
       await m.upload(src, opts);
       await m.allocateActivations();

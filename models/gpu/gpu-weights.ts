@@ -47,6 +47,11 @@ export function matrixParts(m: GpuMatrix): BufferPart[] {
 }
 
 
+/** The GPU quantizer that writes a matrix of `format` (q4 or q8) from f32 rows. */
+export function quantizerKernel(format: 'q4' | 'q8'): { label: string; code: string } {
+  return format === 'q8' ? { label: 'quantize_q8', code: quantizeQ8Wgsl() } : { label: 'quantize_q4', code: quantizeQ4Wgsl() };
+}
+
 /**
  * Streams tensors from a checkpoint to the GPU, quantizing on the GPU as the rows arrive.
  * Each chunk is read (range request / file read), converted to f32 on the CPU, written to a
@@ -140,7 +145,8 @@ export class WeightUploader {
       return m;
     }
     const G = Math.ceil(K / Q4_GROUP);
-    const pipeline = format === 'q8' ? await this.pipelines.get('quantize_q8', quantizeQ8Wgsl()) : await this.pipelines.get('quantize_q4', quantizeQ4Wgsl());
+    const k = quantizerKernel(format);
+    const pipeline = await this.pipelines.get(k.label, k.code);
     if (!this.staging) this.staging = this.alloc.create('quantize staging', quantizeStagingBytes(this.limits), 'staging');
     for (const b of blocks) {
       const bind = this.device.createBindGroup({

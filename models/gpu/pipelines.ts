@@ -5,6 +5,7 @@
 export class PipelineCache {
   private readonly device: GPUDevice;
   private readonly cache = new Map<string, Promise<GPUComputePipeline>>();
+  private readonly log: { label: string; ms: number }[] = [];
 
   constructor(device: GPUDevice) {
     this.device = device;
@@ -13,6 +14,14 @@ export class PipelineCache {
   /** Distinct pipelines requested so far. */
   get size(): number {
     return this.cache.size;
+  }
+
+  /**
+   * Each compile so far in the order they finished, with the time from its request to its
+   * pipeline (compiles overlap, so the times include waiting for the others): where load time goes.
+   */
+  get compiles(): readonly { label: string; ms: number }[] {
+    return this.log;
   }
 
   get(label: string, code: string): Promise<GPUComputePipeline> {
@@ -25,6 +34,7 @@ export class PipelineCache {
   }
 
   private async compile(label: string, code: string): Promise<GPUComputePipeline> {
+    const t0 = performance.now();
     const module = this.device.createShaderModule({ label, code });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === 'error');
@@ -33,7 +43,9 @@ export class PipelineCache {
       const detail = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}\n    ${lines[m.lineNum - 1] ?? ''}`).join('\n');
       throw new Error(`WGSL compile error in ${label}:\n${detail}`);
     }
-    return this.device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const p = await this.device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+    this.log.push({ label, ms: performance.now() - t0 });
+    return p;
   }
 }
 

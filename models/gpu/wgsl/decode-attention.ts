@@ -1,7 +1,11 @@
 import { prelude, RUN_STRUCT, type ShaderOptions } from './common.ts';
 
-/** Keys per block of decodeAttentionWgsl (its scores in workgroup memory: 4 KiB). */
-export const DECODE_ATTENTION_BLOCK = 1024;
+/**
+ * Keys per block of decodeAttentionWgsl (its scores in workgroup memory: 1 KiB). 256, not 1024:
+ * the zero-initialised workgroup array costs compile time (~0.4 s less on SwiftShader); a block
+ * is only two reductions more per 256 keys.
+ */
+export const DECODE_ATTENTION_BLOCK = 256;
 /** Threads per workgroup: 32 for small heads (fewer idle threads, shorter reductions), else 128. */
 export function decodeAttentionThreads(D: number): number {
   return D <= 32 ? 32 : 128;

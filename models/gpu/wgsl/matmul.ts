@@ -1,4 +1,5 @@
 import { FLAT_INDEX, prelude, Q4_SCALE, Q8_UNPACK, RUN_STRUCT, type ShaderOptions } from './common.ts';
+import { RMSNORM_THREADS } from './elementwise.ts';
 
 /**
  * y (M, N) = x (M, K) W^T with W (N, K) as f32, Q4 (see models/quant/q4.ts) or Q8 (models/quant/q8.ts, the lm_head).
@@ -44,12 +45,15 @@ var<private> inv: f32;
 fn xin(k: u32) -> f32 { return f32(T(f32(x[k]) * inv * nw[k])); }`;
 }
 
+// The first RMSNORM_THREADS threads reduce as rmsnormWgsl does (same partial sums, same tree).
 const NORM_PROLOGUE = `{
     var ss = 0.0;
-    for (var c = li; c < nrm.C; c += 256u) { let v = f32(x[c]); ss += v * v; }
+    if (li < ${RMSNORM_THREADS}u) {
+      for (var c = li; c < nrm.C; c += ${RMSNORM_THREADS}u) { let v = f32(x[c]); ss += v * v; }
+    }
     red[li] = ss;
     workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
+    for (var s = ${RMSNORM_THREADS / 2}u; s > 0u; s >>= 1u) {
       if (li < s) { red[li] += red[li + s]; }
       workgroupBarrier();
     }

@@ -10,7 +10,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attention, matmul, rmsnorm, rope } from '../../../models/cpu/ops.ts';
 import { rmsnormWgsl } from '../../../models/gpu/wgsl/elementwise.ts';
-import { decodeAttentionWgsl } from '../../../models/gpu/wgsl/decode-attention.ts';
+import { DECODE_ATTENTION_BLOCK, decodeAttentionWgsl } from '../../../models/gpu/wgsl/decode-attention.ts';
 import { grid1D } from '../../../models/gpu/pipelines.ts';
 import { matmulParams, matmulTiledWgsl, matvecRows, matvecSwigluWgsl, matvecWgsl } from '../../../models/gpu/wgsl/matmul.ts';
 import { ropeCacheThreads, ropeCacheWgsl } from '../../../models/gpu/wgsl/rope-cache.ts';
@@ -121,8 +121,9 @@ describe('fused kernels vs the CPU reference (Dawn)', () => {
       });
     }
 
-    for (const [P, D] of [[1, 8], [37, 8], [1500, 16], [2100, 136]] as const) {
-      it(`${act}: decode attention in one pass, P = ${P} keys${P > 1024 ? ' (several blocks)' : ''}, D = ${D}, GQA: equals attention() for the last position`, async (t) => {
+    // One block, a block and a bit (P = BLOCK + 1), several blocks.
+    for (const [P, D] of [[1, 8], [37, 8], [DECODE_ATTENTION_BLOCK + 1, 8], [1500, 16], [2100, 136]] as const) {
+      it(`${act}: decode attention in one pass, P = ${P} keys${P > DECODE_ATTENTION_BLOCK ? ` (${Math.ceil(P / DECODE_ATTENTION_BLOCK)} blocks)` : ''}, D = ${D}, GQA: equals attention() for the last position`, async (t) => {
         const h = harness[act];
         if (!h) return t.skip();
         const H = 4, KV = 2, start = P - 1;
@@ -142,7 +143,7 @@ describe('fused kernels vs the CPU reference (Dawn)', () => {
       it(`${act}: RMSNorm folded into the matvec and into gate + up + SwiGLU, ${weights} weights, ${lanes} lane(s) per row: as rmsnorm then the matvec (f32: the same bits)`, async (t) => {
         const h = harness[act];
         if (!h) return t.skip();
-        const N = 45, K = 172, eps = 1e-5;
+        const N = 45, K = 300, eps = 1e-5; // K > 256 and not a multiple of 32: several elements per reducing thread
         const x = round(randn(K, 3)), nw = randn(K), w = randn(N * K, 0.2), wu = randn(N * K, 0.2);
         const pack = (m: Float32Array) => {
           if (weights === 'f32') return { eff: m, bufs: [h.storage(m), null] };
