@@ -10,7 +10,8 @@
  *   - Node: ours on Dawn; theirs on onnxruntime-node's CPU (a reference).
  * Each configuration `reps` times (default 3; --quick: 1 repetition and no wasm runs). Reports
  * medians with min and max of load (config + weights + pipelines), time to first token and decode
- * tokens/s, the ours/theirs ratio, whether the greedy tokens of the f32 runs agree, and our GPU
+ * tokens/s, cold (first generation) and warm (the same again on the loaded model), the
+ * ours/theirs ratio, whether the greedy tokens of the f32 runs agree, and our GPU
  * work per decode token (dispatches, passes, submits, readback waits) and pipelines compiled.
  * Then, in Node on Dawn, the figures of the existing benches (--no-extras skips them): one
  * FineMedLM-o1-shaped layer (random 4-bit weights) prefill and decode, the 4-bit matvec's bandwidth
@@ -47,6 +48,7 @@ interface ConfigResult {
   runs: DecodeRun[];
   errors: string[];
   loadMs?: Summary; ttftMs?: Summary; decodeTokensPerSecond?: Summary; warmUpMs?: Summary;
+  warmTtftMs?: Summary; warmDecodeTokensPerSecond?: Summary;
 }
 
 function summary(xs: number[]): Summary | undefined {
@@ -57,10 +59,10 @@ function summary(xs: number[]): Summary | undefined {
 }
 
 function summarize(c: ConfigResult): ConfigResult {
-  const warm = c.runs.flatMap((r) => (r.warmUpMs === undefined ? [] : [r.warmUpMs]));
+  const of = (f: (r: DecodeRun) => number | undefined) => summary(c.runs.flatMap((r) => { const v = f(r); return v === undefined ? [] : [v]; }));
   return {
-    ...c, loadMs: summary(c.runs.map((r) => r.loadMs)), ttftMs: summary(c.runs.map((r) => r.ttftMs)),
-    decodeTokensPerSecond: summary(c.runs.map((r) => r.decodeTokensPerSecond)), warmUpMs: summary(warm),
+    ...c, loadMs: of((r) => r.loadMs), ttftMs: of((r) => r.ttftMs), decodeTokensPerSecond: of((r) => r.decodeTokensPerSecond),
+    warmTtftMs: of((r) => r.warm?.ttftMs), warmDecodeTokensPerSecond: of((r) => r.warm?.decodeTokensPerSecond), warmUpMs: of((r) => r.warmUpMs),
   };
 }
 
@@ -74,12 +76,12 @@ function agreement(a: number[], b: number[]): { equal: boolean; prefix: number; 
 const fmt = (s: Summary | undefined, d = 0) => (s ? `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})` : '—');
 
 function table(results: ConfigResult[]): string {
-  const rows = ['| where | impl | device | weights | load ms | TTFT ms | decode tok/s | dispatches / passes / submits / readbacks per token | pipelines | warm-up ms (prefill kernels, after) |', '|---|---|---|---|---|---|---|---|---|---|'];
+  const rows = ['| where | impl | device | weights | load ms | TTFT ms | decode tok/s | warm TTFT ms | warm decode tok/s | dispatches / passes / submits / readbacks per token | pipelines | warm-up ms (prefill kernels, after) |', '|---|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const c of results) {
     const k = c.runs[0]?.counts;
     const counts = k ? `${k.dispatchesPerToken.toFixed(0)} / ${k.passesPerToken.toFixed(0)} / ${k.submitsPerToken.toFixed(0)} / ${k.readbacksPerToken.toFixed(0)}` : '—';
     const err = c.errors.length ? ` (${c.errors.length} failed: ${c.errors[0].slice(0, 80)})` : '';
-    rows.push(`| ${c.where} | ${c.impl} | ${c.device} | ${c.weights} | ${fmt(c.loadMs)} | ${fmt(c.ttftMs)} | ${fmt(c.decodeTokensPerSecond, 1)}${err} | ${counts} | ${k?.pipelines ?? '—'} | ${fmt(c.warmUpMs)} |`);
+    rows.push(`| ${c.where} | ${c.impl} | ${c.device} | ${c.weights} | ${fmt(c.loadMs)} | ${fmt(c.ttftMs)} | ${fmt(c.decodeTokensPerSecond, 1)}${err} | ${fmt(c.warmTtftMs)} | ${fmt(c.warmDecodeTokensPerSecond, 1)} | ${counts} | ${k?.pipelines ?? '—'} | ${fmt(c.warmUpMs)} |`);
   }
   return rows.join('\n');
 }
@@ -227,6 +229,8 @@ await runCli(async () => {
     '| where | weights | theirs on | decode ours/theirs | TTFT theirs/ours | load ours/theirs |',
     '|---|---|---|---|---|---|',
     ...r.map((x) => `| ${x.where} | ${x.weights} | ${x.theirs} | ${x.decode.toFixed(2)} | ${x.ttft.toFixed(1)}x | ${x.load.toFixed(2)} |`),
+    '',
+    `Warm runs repeat their cold run's tokens: ${results.every((c) => c.runs.every((x) => x.warm?.sameIds !== false)) ? 'every run' : results.filter((c) => c.runs.some((x) => x.warm?.sameIds === false)).map((c) => `not ${c.where} ${c.impl} ${c.device} ${c.weights}`).join(', ')}.`,
     '',
     'Greedy tokens, f32: ' + (agree.map((a) => `ours ${a.ours} vs theirs ${a.theirs}: ${a.equal ? 'identical' : `first ${a.prefix} of ${a.length} equal`}`).join('; ') || '—'),
     ...(extras ? ['', extrasTable(extras)] : []),
