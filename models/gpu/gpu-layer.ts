@@ -119,7 +119,7 @@ export class LayerEncoder {
    */
   static async create(m: GpuLlama, defer = false): Promise<LayerEncoder> {
     const c = m.config, s = m.shader;
-    const get = async (label: string, code: string): Promise<Kernel> => (defer ? () => m.pipelines.get(label, code) : m.pipelines.get(label, code));
+    const get = (label: string, code: string) => m.pipelines.kernel(label, code, defer);
     const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D } = c;
     const pipelines: LayerKernels = {
       norm: await get('rmsnorm', rmsnormWgsl(s)),

@@ -11,7 +11,7 @@ import type { GpuContext } from './device.ts';
 import { type GpuMatrix, quantizerKernel, WeightUploader } from './gpu-weights.ts';
 import { LayerEncoder } from './gpu-layer.ts';
 import type { GpuLora, LoraSlot } from './gpu-lora.ts';
-import { prepareSteps, type Kernel, kernelStep } from './deferred-step.ts';
+import { kernelStep, prepareSteps } from './deferred-step.ts';
 import { grid1D, PipelineCache } from './pipelines.ts';
 import { gemmGrid, gemmParams, gemmWgsl, pickGemmTile } from './wgsl/gemm.ts';
 import type { ShaderOptions } from './wgsl/common.ts';
@@ -331,7 +331,7 @@ export class GpuLlama {
     // The residual is folded into the matvec (decode: one dispatch fewer per projection); the tiled
     // kernel (T > 1) adds it in a step of its own: a tiled variant with it costs seconds of
     // shader compile on software adapters, and prefill is not bound by its dispatch count.
-    const kernel = (label: string, code: string): Promise<Kernel> => (opts.defer ? Promise.resolve(() => this.pipelines.get(label, code)) : this.pipelines.get(label, code));
+    const kernel = (label: string, code: string) => this.pipelines.kernel(label, code, opts.defer ?? false);
     const tiledP = await kernel(`matmul ${W.kind}`, matmulTiledWgsl({ ...o, residual: false }));
     const vecP = opts.vec === false ? null : await this.pipelines.get(`matvec ${W.kind}${plus}`, matvecWgsl(o));
     const vec = (T: number) => opts.single || T === 1;

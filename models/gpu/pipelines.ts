@@ -1,3 +1,5 @@
+import type { Kernel } from './deferred-step.ts';
+
 /**
  * Compiles each distinct WGSL source once per device (compiles cost up to ~1 s on software
  * adapters) and reports WGSL errors with line:column instead of a silent invalid pipeline.
@@ -31,6 +33,14 @@ export class PipelineCache {
       this.cache.set(code, p);
     }
     return p;
+  }
+
+  /**
+   * The pipeline as a Kernel (deferred-step.ts): compiled now, or with `defer` a reference that
+   * compiles it on first need.
+   */
+  async kernel(label: string, code: string, defer: boolean): Promise<Kernel> {
+    return defer ? () => this.get(label, code) : this.get(label, code);
   }
 
   private async compile(label: string, code: string): Promise<GPUComputePipeline> {
