@@ -18,8 +18,8 @@ import { DeviceLimitsError, InvalidInputError } from './errors.ts';
 import type { MemoryCategory } from './gpu/allocator.ts';
 import {
   allLogitsBytes, allLogitsRows, blockLabel, bufferAllocSize, defaultMaxBatch, forwardActivationBuffers, kvSlabs, loraLayout, loraScratchBytes,
-  lossHeadChunks, matrixBlocks, packUniform, QUANTIZE_PARAMS_BYTES, quantBufferBytes, quantizeStagingBytes, ropeTableBytes, trainerAllocations, trainerAttentionBlocks, trainerBuffers, trainerMlpBlocks,
-  trainerMaxTokens, uniformKey, type BindingLimits, type BufferKind, type LoraSlot, type RowBlock,
+  lossHeadChunks, matrixBlocks, packUniform, qkvBufferName, qkvLayout, qkvSplitWords, QUANTIZE_PARAMS_BYTES, quantBufferBytes, quantizeStagingBytes, ropeTableBytes, trainerAllocations, trainerAttentionBlocks, trainerBuffers, trainerMlpBlocks,
+  trainerMaxTokens, uniformKey, type BindingLimits, type BufferKind, type LoraSlot, type QkvLayout, type RowBlock,
 } from './gpu/buffer-sizes.ts';
 import { ADAM_PARAMS_BYTES, gradNormGroups } from './gpu/wgsl/adam.ts';
 import { gemmParams } from './gpu/wgsl/gemm.ts';
@@ -198,7 +198,7 @@ const BACKWARD_ORDER: [string, Projection][] = [['down', 'down_proj'], ['gate', 
 interface LoraPlan { rank: number; scale: number; slots: Map<string, LoraSlot>; floats: number }
 
 /** The uniforms of GpuLlama.buildSteps (with the adapter's LoRA steps when `lora` is set). */
-function forwardUniforms(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, lora: LoraPlan | null): void {
+function forwardUniforms(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, qkv: QkvLayout | null, lora: LoraPlan | null): void {
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
   p.uniform('norm params', [C, 0, c.rmsNormEps, 0], [2]);
   p.uniform('norm last params', [C, 1, c.rmsNormEps, 0], [2]);
@@ -215,6 +215,11 @@ function forwardUniforms(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, lora: L
       matmulUniforms(p, blocks, `L${l} ${name}`, N, K);
       const s = lora?.slots.get(`${l}.${proj}`);
       if (lora && s) loraForwardUniforms(p, lora, s);
+      if (name === 'v' && qkv) {
+        // The fused q/k/v matvec of decode (LayerEncoder.qkvMatvec).
+        p.uniform(`L${l} qkv params`, matmulParams(qkv.rows, C));
+        p.uniform(`L${l} qkv split`, qkvSplitWords(qkv));
+      }
     }
   }
   matmulUniforms(p, blocks, 'lm_head', V, C, { single: true, matrix: 'lm_head' });
@@ -227,7 +232,7 @@ function loraForwardUniforms(p: PlanBuilder, lora: LoraPlan, s: LoraSlot): void 
 }
 
 /** GpuTrainer.create after the model is loaded: LoRA, attach, allocate(), build(). */
-function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, maxBatch: number, e: number, t: Required<TttPlanOptions>, head: { chunkRows: number; rowsPadded: number; chunks: number }, attn: { blocks: number; probsBytes: number }, mlp: { rows: number; blocks: number }, pool: number[]): void {
+function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, qkv: QkvLayout | null, maxBatch: number, e: number, t: Required<TttPlanOptions>, head: { chunkRows: number; rowsPadded: number; chunks: number }, attn: { blocks: number; probsBytes: number }, mlp: { rows: number; blocks: number }, pool: number[]): void {
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: KV, headDim: D, vocabSize: V } = c;
   const r = t.rank;
   const dims = Object.fromEntries(t.targets.map((q) => [q, projectionShape(c, q)]));
@@ -236,7 +241,7 @@ function planTrainer(p: PlanBuilder, c: LlamaConfig, blocks: Blocks, maxBatch: n
   p.add('lora params', lora.floats * 4, 'lora');
   // GpuLlama.attachLora: the x A^T scratch, then the forward steps rebuilt with LoRA.
   p.add('lora xa', loraScratchBytes(maxBatch, r), 'lora');
-  forwardUniforms(p, c, blocks, lora);
+  forwardUniforms(p, c, blocks, qkv, lora);
   // allocate()
   // Its largest buffers live in the idle KV-cache slabs while training.
   for (const a of trainerAllocations(trainerBuffers(c, t.maxTokens, r, e, head, attn, mlp), c.numLayers, t.targets, pool)) {
@@ -323,18 +328,29 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
       p.add(blockLabel(name, format === 'q8' ? ' q8' : ' q4', i, bs.length), q.qweight, 'weights');
       p.add(blockLabel(name, ' scales', i, bs.length), q.scales, 'weights');
     });
+    needStaging(format);
+  };
+  const needStaging = (format: MatrixFormat) => {
     if (format !== 'f32' && !staging) p.add('quantize staging', quantizeStagingBytes(limits), 'staging', 'storage', 'load');
     if (format !== 'f32') staging = true;
   };
   const kv = kvSlabs(c, S, e, limits);
+  const qkv = qkvLayout(c, opts.weights, limits);
   for (let l = 0; l < c.numLayers; l++) {
     const n = layerWeightNames(l);
     const si = kv.slabs.findIndex((x) => x.first === l);
     if (si >= 0) p.add(`kv cache ${si}`, kv.slabs[si].bytes, 'kvCache', 'storage', 'resident', kv.bytes);
     p.add(n.inputNorm, C * 4, 'weights');
-    matrix(n.q, H * D, C);
-    matrix(n.k, KV * D, C);
-    matrix(n.v, KV * D, C);
+    if (qkv) {
+      // q, k and v in one buffer pair (WeightUploader.qkv).
+      p.add(qkvBufferName(l) + (opts.weights === 'q4' ? ' q4' : ''), qkv.wBytes, 'weights');
+      if (opts.weights === 'q4') p.add(qkvBufferName(l) + ' scales', qkv.scBytes, 'weights');
+      needStaging(opts.weights);
+    } else {
+      matrix(n.q, H * D, C);
+      matrix(n.k, KV * D, C);
+      matrix(n.v, KV * D, C);
+    }
     matrix(n.o, C, H * D);
     p.add(n.postNorm, C * 4, 'weights');
     matrix(n.gate, F, C);
@@ -350,7 +366,7 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
   for (const [label, spec] of Object.entries(forwardActivationBuffers(c, maxBatch, S, e))) p.add(label, spec.bytes, 'activations', spec.kind);
   p.add('rope cos', ropeTableBytes(c, S), 'activations');
   p.add('rope sin', ropeTableBytes(c, S), 'activations');
-  forwardUniforms(p, c, blocks, null);
+  forwardUniforms(p, c, blocks, qkv, null);
   if (opts.allLogits) {
     p.add('logits all', allLogitsBytes(c, allLogitsRows(c, maxBatch, limits)), 'activations');
     p.uniform('norm params all', [C, 0, c.rmsNormEps, 0], [2]);
@@ -374,7 +390,7 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
       queryRows: attn.rows, attentionBlocks: attn.blocks, sharedProbs: attn.probsBytes === 0, mlpRows: mlp.rows, mlpBlocks: mlp.blocks, shareKvCache: t.shareKvCache ?? true,
     };
     p.owner = 'trainer';
-    planTrainer(p, c, blocks, maxBatch, e, ttt, head, attn, mlp, ttt.shareKvCache ? kv.slabs.map((x) => x.bytes) : []);
+    planTrainer(p, c, blocks, qkv, maxBatch, e, ttt, head, attn, mlp, ttt.shareKvCache ? kv.slabs.map((x) => x.bytes) : []);
   }
 
   const byCategory = Object.fromEntries(CATEGORIES.map((k) => [k, 0])) as Record<MemoryCategory, number>;

@@ -9,8 +9,8 @@ import type { GpuAllocator } from '../gpu/allocator.ts';
 import type { TensorKind } from './format.ts';
 import type { TensorSink } from './tensor-source.ts';
 
-/** A GPU buffer and how many of its bytes belong to the tensor. */
-export type BufferPart = [buffer: GPUBuffer, bytes: number];
+/** A GPU buffer and the bytes of it that belong to the tensor: `bytes` from `offset` (default 0). */
+export type BufferPart = [buffer: GPUBuffer, bytes: number, offset?: number];
 
 /** Bytes copied out of the GPU per map: bounds the memory of the write-through. */
 export const READBACK_SLICE_BYTES = 32 * 2 ** 20;
@@ -21,11 +21,11 @@ export const READBACK_SLICE_BYTES = 32 * 2 ** 20;
  */
 export function writeToParts(queue: GPUQueue, parts: BufferPart[], offset: number, bytes: Uint8Array): void {
   let base = 0, done = 0;
-  for (const [buffer, size] of parts) {
+  for (const [buffer, size, at = 0] of parts) {
     const start = offset + done - base;
     if (start >= 0 && start < size && done < bytes.byteLength) {
       const n = Math.min(size - start, bytes.byteLength - done);
-      queue.writeBuffer(buffer, start, bytes as Uint8Array<ArrayBuffer>, done, n);
+      queue.writeBuffer(buffer, at + start, bytes as Uint8Array<ArrayBuffer>, done, n);
       done += n;
     }
     base += size;
@@ -44,12 +44,12 @@ export async function readBackToSink(
   const slice = Math.min(READBACK_SLICE_BYTES, Math.max(4, ...parts.map(([, n]) => n)));
   const rb = alloc.create(`${name} readback`, slice, 'staging', GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
   try {
-    for (const [buffer, bytes] of parts) {
+    for (const [buffer, bytes, at = 0] of parts) {
       for (let off = 0; off < bytes; off += slice) {
         throwIfAborted(signal);
         const n = Math.min(slice, bytes - off);
         const enc = device.createCommandEncoder({ label: `read back ${name}` });
-        enc.copyBufferToBuffer(buffer, off, rb, 0, n);
+        enc.copyBufferToBuffer(buffer, at + off, rb, 0, n);
         device.queue.submit([enc.finish()]);
         await rb.mapAsync(GPUMapMode.READ, 0, n);
         try {

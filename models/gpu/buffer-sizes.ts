@@ -71,6 +71,59 @@ export function matrixBlocks(N: number, K: number, format: MatrixFormat, limits?
 }
 
 /**
+ * Where q, k and v of one layer sit in the one matrix (and buffer pair) they share, so decode
+ * reads them as one matvec (GpuLayer.qkv): rows q at 0, k at kStart, v at vStart, each part
+ * starting on a STORAGE_OFFSET_ALIGN byte boundary of the weights and of the scales (q4) so it also
+ * binds as a matrix of its own (prefill, training). Zero rows pad the gaps: none for a real model
+ * (4,096 or 1,024 rows of 4,096), a few for small ones. Byte ranges are [offset, bytes].
+ */
+export interface QkvLayout {
+  qRows: number; kvRows: number;
+  kStart: number; vStart: number;
+  /** Rows of the fused matrix, padding included. */
+  rows: number;
+  wBytes: number; scBytes: number;
+  w: [q: [number, number], k: [number, number], v: [number, number]];
+  sc: [q: [number, number], k: [number, number], v: [number, number]] | null;
+}
+
+/**
+ * The fused q/k/v layout of layers of `format`, or null where the fused buffer would not fit
+ * `limits` (then q, k and v are matrices of their own).
+ * @example qkvLayout(finemedConfig, 'q4'); // { qRows: 4096, kvRows: 1024, kStart: 4096, vStart: 5120, rows: 6144, ... }
+ */
+export function qkvLayout(c: LlamaConfig, format: 'f32' | 'q4', limits?: BindingLimits): QkvLayout | null {
+  const K = c.hiddenSize, G = Math.ceil(K / Q4_GROUP);
+  const qRows = c.numHeads * c.headDim, kvRows = c.numKvHeads * c.headDim;
+  const wRow = format === 'f32' ? K * 4 : G * 16;
+  const scRow = G * 2; // q4: f16 scales, two per u32
+  // The fewest rows whose weights (and scales) span whole alignment units (both powers of two).
+  const unit = (rowBytes: number) => STORAGE_OFFSET_ALIGN / gcd(STORAGE_OFFSET_ALIGN, rowBytes);
+  const align = Math.max(unit(wRow), format === 'f32' ? 1 : unit(scRow));
+  const up = (n: number) => Math.ceil(n / align) * align;
+  const kStart = up(qRows), vStart = up(kStart + kvRows), rows = vStart + kvRows;
+  const bytes = (n: number) => (format === 'f32' ? { qweight: n * K * 4, scales: 0 } : q4BufferBytes(n, K));
+  const wBytes = bytes(rows).qweight;
+  if (limits && wBytes > bindingLimit(limits)) return null;
+  const range = (start: number, row: number, size: number): [number, number] => [start * row, size];
+  return {
+    qRows, kvRows, kStart, vStart, rows, wBytes, scBytes: bytes(rows).scales,
+    w: [range(0, wRow, bytes(qRows).qweight), range(kStart, wRow, bytes(kvRows).qweight), range(vStart, wRow, bytes(kvRows).qweight)],
+    sc: format === 'f32' ? null : [range(0, scRow, bytes(qRows).scales), range(kStart, scRow, bytes(kvRows).scales), range(vStart, scRow, bytes(kvRows).scales)],
+  };
+}
+
+/** The Qkv uniform of the fused matvec (matvecWgsl with `qkv`): where each part's rows start. */
+export function qkvSplitWords(q: QkvLayout): number[] {
+  return [q.qRows, q.kStart, q.vStart, q.kvRows];
+}
+
+/** The label of layer `l`'s fused q/k/v weights (not a checkpoint tensor: q, k and v are cached apart). */
+export function qkvBufferName(l: number): string {
+  return `model.layers.${l}.self_attn.qkv_proj.weight`;
+}
+
+/**
  * The label of a weight buffer: `name` (+ ' q4' / ' q8' / ' scales'), with ' #i' for block i of a split matrix.
  * @example blockLabel('lm_head.weight', ' q4', 1, 2); // 'lm_head.weight q4 #1'
  */

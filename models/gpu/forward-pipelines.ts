@@ -26,11 +26,12 @@ export function forwardPipelineSources(s: ShaderOptions, f: { layers: MatrixForm
     { label: `embed ${f.embed}`, code: embedWgsl({ ...s, weights: f.embed }) },
     { label: 'argmax', code: argmaxWgsl() },
     { label: `matvec ${f.layers} gate+up swiglu normed`, code: matvecSwigluWgsl({ ...s, weights: f.layers, lanes: lanesC, norm: true }) },
-    { label: `matvec ${f.layers} normed`, code: matvecWgsl({ ...s, weights: f.layers, out: 'T', norm: true, lanes: lanesC }) },
+    { label: `matvec ${f.layers} qkv normed`, code: matvecWgsl({ ...s, weights: f.layers, out: 'T', norm: true, qkv: true, lanes: lanesC }) },
   ];
   // q, k, v, gate, up read C; o reads H * D and adds the residual, down reads F and adds it.
   const vec = (K: number, residual: boolean) => ({ label: `matvec ${f.layers}${residual ? ' + residual' : ''}`, code: matvecWgsl({ ...s, weights: f.layers, out: 'T', residual, lanes: matvecLanes(K) }) });
-  // (The plain matvec, vec(C, false), runs only with LoRA on q, k, v: compiled when that is built.)
+  // (The plain matvec, vec(C, false), runs only with LoRA on q, k, v, or where q, k and v are not
+  // fused (GpuLayer.qkv null: they would not fit one binding): compiled when that is built.)
   out.push(vec(c.numHeads * c.headDim, true), vec(c.intermediateSize, true));
   // The prefill's kernels (tiled matmul, residual add, separate norms and SwiGLU, three-pass
   // attention) are not here: they compile on first need (deferred-step.ts) or in warmUp.

@@ -2,7 +2,8 @@
  * The GPU decoder layer, the only one: the steps of one layer's forward over given buffers, used by
  * GpuLlama's prefill and decode (its activation buffers and KV cache) and by GpuTrainer's forward
  * and recompute (its workspace). The twin of models/cpu/layer.ts, with some steps fused:
- *   norm1 -> q, k, v (+ LoRA) -> rope q, rope k to the key cache [, v to the value cache] (one pass)
+ *   norm1 -> q, k, v (+ LoRA; decoding without LoRA on them, norm1, q, k and v are one matvec over
+ *   their fused rows, GpuLayer.qkv) -> rope q, rope k to the key cache [, v to the value cache] (one pass)
  *   -> scores, softmax, values (decode: one pass) -> o + residual (+ LoRA) -> norm2 -> gate, up (+ LoRA)
  *   [-> copy gate] -> swiglu -> down + residual (+ LoRA); decoding without LoRA on gate and up,
  *   gate, up and swiglu are one matvec (fusedGateUp).
@@ -20,6 +21,7 @@ import { rmsnormWgsl, swigluWgsl } from './wgsl/elementwise.ts';
 import { decodeAttentionWgsl } from './wgsl/decode-attention.ts';
 import { matmulParams, matvecLanes, matvecRows, matvecSwigluWgsl, matvecWgsl } from './wgsl/matmul.ts';
 import { ropeCacheThreads, ropeCacheWgsl } from './wgsl/rope-cache.ts';
+import { qkvSplitWords } from './buffer-sizes.ts';
 
 type Binding = GPUBuffer | GPUBufferBinding;
 
@@ -163,22 +165,20 @@ export class LayerEncoder {
     // y = x W^T, then the adapter's term y += s (x A^T) B^T when the projection is a target.
     // Decode without LoRA on q, k, v folds norm1 into their matvecs (below): then the plain
     // matvecs never run and are not built.
-    const qkv = [L.q, L.k, L.v];
-    const normedQkv = o.gated && qkv.every((W) => W.blocks.length === 1);
+    const fusedQkv = o.gated ? L.qkv : null;
     const qkvLora = (['q_proj', 'k_proj', 'v_proj'] as const).some((t) => m.lora?.slot(l, t));
-    const proj = (name: string, x: Binding, W: GpuMatrix, y: Binding, target: Projection) => this.proj(l, name, x, W, y, target, o, o.xa?.(target), undefined, !normedQkv || qkvLora);
+    const proj = (name: string, x: Binding, W: GpuMatrix, y: Binding, target: Projection) => this.proj(l, name, x, W, y, target, o, o.xa?.(target), undefined, !fusedQkv || qkvLora);
     const s: Step[] = [];
     s.push(step('norm1', p.norm, [u.norm, b.xIn, L.inputNorm, b.xn1], rows)); // xn1 (T, C)
     s.push(...await proj('q', b.xn1, L.q, b.q, 'q_proj')); // q (T, H*D)
     s.push(...await proj('k', b.xn1, L.k, b.k, 'k_proj')); // k (T, KV*D)
     s.push(...await proj('v', b.xn1, L.v, b.v, 'v_proj')); // v (T, KV*D)
-    // Decode without LoRA on q, k, v: norm1 folded into their matvecs (xn1 is then not needed).
-    if (normedQkv) {
+    // Decode without LoRA on q, k, v: norm1, q, k and v as one matvec (xn1 is then not needed).
+    if (fusedQkv) {
       const on = (T: number) => T === 1 && !(qkvLora && m.loraEnabled);
       // Every step so far is norm1, q, k or v (with their LoRA terms, which are off whenever `on` is).
       for (const st of s) idleWhile(st, on);
-      const ys = [b.q, b.k, b.v];
-      for (const [i, name] of (['q', 'k', 'v'] as const).entries()) s.push(await this.normedMatvec(l, name, b.xIn, L.inputNorm, qkv[i], ys[i], o, on));
+      s.push(await this.qkvMatvec(l, b, L.inputNorm, fusedQkv, o, on));
     }
     // q rotated in place, k rotated into kCache rows start.. (T, KV, D), v copied into vCache there
     // unless the values are read in place (training): one pass.
@@ -248,13 +248,17 @@ export class LayerEncoder {
     return o.gated && b.act === b.gate && L.gate.blocks.length === 1 && L.up.blocks.length === 1 && L.gate.kind === L.up.kind;
   }
 
-  /** y = RMSNorm(x) W^T as one matvec (norm weight `nw`; matvecWgsl with `norm`), dispatched while on(T). */
-  private async normedMatvec(l: number, name: string, x: Binding, nw: GPUBuffer, W: GpuMatrix, y: Binding, o: LayerStepOptions, on: (T: number) => boolean): Promise<Step> {
-    const m = this.m, lanes = matvecLanes(W.K), blk = W.blocks[0];
-    const pipeline = await m.pipelines.get(`matvec ${W.kind} normed`, matvecWgsl({ ...m.shader, weights: W.kind, out: 'T', norm: true, lanes }));
-    const params = m.uniform(`L${l} ${name} params`, matmulParams(W.N, W.K)); // the plain matvec's, shared
-    const bind = m.bind(pipeline, [o.run, params, x, blk.w, blk.sc, y, null, nw, this.uniforms.norm]);
-    return { label: `L${l} ${name} normed`, pipeline, bind, grid: (T) => (on(T) ? grid1D(W.N, matvecRows(lanes)) : [0, 0, 0]) };
+  /**
+   * q, k, v (T = 1) = RMSNorm(xIn) [Wq; Wk; Wv]^T as one matvec over the layer's fused q/k/v rows
+   * (matvecWgsl with `norm` and `qkv`), each part's rows written to its own buffer; dispatched while on(T).
+   */
+  private async qkvMatvec(l: number, b: LayerBuffers, nw: GPUBuffer, F: NonNullable<GpuLayer['qkv']>, o: LayerStepOptions, on: (T: number) => boolean): Promise<Step> {
+    const m = this.m, W = F.W, lanes = matvecLanes(W.K), blk = W.blocks[0];
+    const pipeline = await m.pipelines.get(`matvec ${W.kind} qkv normed`, matvecWgsl({ ...m.shader, weights: W.kind, out: 'T', norm: true, qkv: true, lanes }));
+    const params = m.uniform(`L${l} qkv params`, matmulParams(W.N, W.K));
+    const split = m.uniform(`L${l} qkv split`, qkvSplitWords(F.layout));
+    const bind = m.bind(pipeline, [o.run, params, b.xIn, blk.w, blk.sc, b.q, null, nw, this.uniforms.norm, split, b.k, b.v]);
+    return { label: `L${l} qkv normed`, pipeline, bind, grid: (T) => (on(T) ? grid1D(W.N, matvecRows(lanes)) : [0, 0, 0]) };
   }
 
   /**

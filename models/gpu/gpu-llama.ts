@@ -6,7 +6,7 @@ import { InvalidInputError, throwIfAborted } from '../errors.ts';
 import { ropeInvFreq, ropeTables } from '../rope.ts';
 import { embedFormat, layerWeightNames, lmHeadName, resolveLmHead, type MatrixFormat } from '../weights-plan.ts';
 import { GpuAllocator, usageOf } from './allocator.ts';
-import { allLogitsBytes, allLogitsRows, defaultMaxBatch, forwardActivationBuffers, kvSlabs, loraScratchBytes, packUniform, uniformKey } from './buffer-sizes.ts';
+import { allLogitsBytes, allLogitsRows, defaultMaxBatch, forwardActivationBuffers, kvSlabs, loraScratchBytes, packUniform, qkvBufferName, qkvLayout, uniformKey, type QkvLayout } from './buffer-sizes.ts';
 import type { GpuContext } from './device.ts';
 import { type GpuMatrix, quantizerKernel, WeightUploader } from './gpu-weights.ts';
 import { LayerEncoder } from './gpu-layer.ts';
@@ -24,6 +24,8 @@ import { assertPlanFits, planMemory } from '../memory-plan.ts';
 export interface GpuLayer {
   inputNorm: GPUBuffer; postNorm: GPUBuffer;
   q: GpuMatrix; k: GpuMatrix; v: GpuMatrix; o: GpuMatrix;
+  /** q, k and v as one matrix (their buffers; q, k, v are ranges of it), read by decode's one qkv matvec; null where it would not fit one binding. */
+  qkv: { W: GpuMatrix; layout: QkvLayout } | null;
   gate: GpuMatrix; up: GpuMatrix; down: GpuMatrix;
   kCache: GPUBufferBinding; vCache: GPUBufferBinding; // (S, KV, D), in a KV slab (kvSlabs)
 }
@@ -198,6 +200,7 @@ export class GpuLlama {
     const fmt = opts.weights;
     const actBytes = this.shader.f16 ? 2 : 4;
     const kv = kvSlabs(c, this.maxContext, actBytes, this.ctx.limits);
+    const qkv = qkvLayout(c, fmt, this.ctx.limits);
     let slab: GPUBuffer | null = null;
     for (let l = 0; l < c.numLayers; l++) {
       const n = layerWeightNames(l);
@@ -207,11 +210,12 @@ export class GpuLlama {
         this.kvSlabs.push(slab);
       }
       const i = l - kv.slabs[this.kvSlabs.length - 1].first, buffer = slab!;
+      const inputNorm = await up.vector(n.inputNorm);
+      const fused = qkv ? await up.qkv(qkvBufferName(l), [n.q, n.k, n.v], C, fmt, qkv) : null;
+      const [q, k, v] = fused ? fused.parts : [await up.matrix(n.q, H * D, C, fmt), await up.matrix(n.k, KV * D, C, fmt), await up.matrix(n.v, KV * D, C, fmt)];
       const layer: GpuLayer = {
-        inputNorm: await up.vector(n.inputNorm),
-        q: await up.matrix(n.q, H * D, C, fmt),
-        k: await up.matrix(n.k, KV * D, C, fmt),
-        v: await up.matrix(n.v, KV * D, C, fmt),
+        inputNorm, q, k, v,
+        qkv: fused && qkv ? { W: fused.fused, layout: qkv } : null,
         o: await up.matrix(n.o, C, H * D, fmt),
         postNorm: await up.vector(n.postNorm),
         gate: await up.matrix(n.gate, F, C, fmt),

@@ -4,20 +4,21 @@ import { throwIfAborted } from '../errors.ts';
 import { Q4_GROUP } from '../quant/q4.ts';
 import type { GpuAllocator } from './allocator.ts';
 import type { MatrixFormat } from '../weights-plan.ts';
-import { blockLabel, matrixBlocks, QUANTIZE_PARAMS_BYTES, quantBufferBytes, quantizeStagingBytes, uploadRowsPerChunk, type BindingLimits } from './buffer-sizes.ts';
+import { blockLabel, matrixBlocks, QUANTIZE_PARAMS_BYTES, quantBufferBytes, quantizeStagingBytes, uploadRowsPerChunk, type BindingLimits, type QkvLayout } from './buffer-sizes.ts';
 import type { PipelineCache } from './pipelines.ts';
 import { grid1D } from './pipelines.ts';
 import { quantizeQ4Wgsl, quantizeQ8Wgsl } from './wgsl/quantize.ts';
 
 /**
- * Rows r0..r0+rows of a weight matrix in their own buffers: `w` is the f32 rows or the Q4 / Q8
- * packed weights, `sc` their scales (null for f32). Kernels bind (w, sc) of one block at a time.
+ * Rows r0..r0+rows of a weight matrix in buffer ranges of their own: `w` is the f32 rows or the
+ * Q4 / Q8 packed weights, `sc` their scales (null for f32). Kernels bind (w, sc) of one block at a
+ * time. A range is the whole buffer, or a part of one shared by q, k and v (GpuLayer.qkv).
  */
 export interface GpuMatrixBlock {
   r0: number;
   rows: number;
-  w: GPUBuffer;
-  sc: GPUBuffer | null;
+  w: GPUBufferBinding;
+  sc: GPUBufferBinding | null;
 }
 
 /**
@@ -40,10 +41,11 @@ export interface GpuMatrix {
  * `qw` then `sc`, since each block holds an even number of rows).
  */
 export function matrixParts(m: GpuMatrix): BufferPart[] {
-  if (m.kind === 'f32') return m.blocks.map((b) => [b.w, m.K * 4 * b.rows]);
+  const part = (r: GPUBufferBinding, bytes: number): BufferPart => [r.buffer, bytes, r.offset ?? 0];
+  if (m.kind === 'f32') return m.blocks.map((b) => part(b.w, m.K * 4 * b.rows));
   const kind = m.kind;
   const q = m.blocks.map((b) => quantBufferBytes(kind, b.rows, m.K));
-  return [...m.blocks.map((b, i): BufferPart => [b.w, q[i].qweight]), ...m.blocks.map((b, i): BufferPart => [b.sc!, q[i].scales])];
+  return [...m.blocks.map((b, i) => part(b.w, q[i].qweight)), ...m.blocks.map((b, i) => part(b.sc!, q[i].scales))];
 }
 
 
@@ -107,20 +109,52 @@ export class WeightUploader {
    * into the block's buffers for q4 and q8).
    */
   async matrix(name: string, N: number, K: number, format: MatrixFormat): Promise<GpuMatrix> {
-    const ready = this.src.ready?.(name) ?? null;
-    const R = this.rowsPerChunk(K);
     const specs = matrixBlocks(N, K, format, this.limits);
     const n = specs.length;
     const blocks = await this.alloc.guarded(name, () => specs.map(({ r0, rows }, i): GpuMatrixBlock => {
-      if (format === 'f32') return { r0, rows, w: this.alloc.create(blockLabel(name, '', i, n), rows * K * 4, 'weights'), sc: null };
+      if (format === 'f32') return { r0, rows, w: { buffer: this.alloc.create(blockLabel(name, '', i, n), rows * K * 4, 'weights') }, sc: null };
       const q = quantBufferBytes(format, rows, K);
-      return { r0, rows, w: this.alloc.create(blockLabel(name, format === 'q8' ? ' q8' : ' q4', i, n), q.qweight, 'weights'), sc: this.alloc.create(blockLabel(name, ' scales', i, n), q.scales, 'weights') };
+      return { r0, rows, w: { buffer: this.alloc.create(blockLabel(name, format === 'q8' ? ' q8' : ' q4', i, n), q.qweight, 'weights') }, sc: { buffer: this.alloc.create(blockLabel(name, ' scales', i, n), q.scales, 'weights') } };
     }));
     const m: GpuMatrix = { kind: format, N, K, blocks };
+    await this.fill(name, m);
+    return m;
+  }
+
+  /**
+   * q, k and v of a layer (`names`, (qRows | kvRows, K) each) in one pair of buffers laid out as
+   * `layout` (qkvLayout): `fused` is the whole (rows, K) matrix decode reads as one matvec,
+   * `parts` the three matrices over their ranges, which prefill and training read and the weight
+   * cache stores as three tensors, as it would unfused.
+   */
+  async qkv(label: string, names: [string, string, string], K: number, format: 'f32' | 'q4', layout: QkvLayout): Promise<{ fused: GpuMatrix; parts: GpuMatrix[] }> {
+    const [w, sc] = await this.alloc.guarded(label, () => [
+      this.alloc.create(label + (format === 'q4' ? ' q4' : ''), layout.wBytes, 'weights'),
+      format === 'q4' ? this.alloc.create(label + ' scales', layout.scBytes, 'weights') : null,
+    ] as const);
+    const range = ([offset, size]: [number, number], buffer: GPUBuffer): GPUBufferBinding => ({ buffer, offset, size });
+    const parts: GpuMatrix[] = [];
+    for (const [i, name] of names.entries()) {
+      const N = i === 0 ? layout.qRows : layout.kvRows;
+      const m: GpuMatrix = { kind: format, N, K, blocks: [{ r0: 0, rows: N, w: range(layout.w[i], w), sc: sc && layout.sc ? range(layout.sc[i], sc) : null }] };
+      await this.fill(name, m);
+      parts.push(m);
+    }
+    return { fused: { kind: format, N: layout.rows, K, blocks: [{ r0: 0, rows: layout.rows, w: { buffer: w }, sc: sc ? { buffer: sc } : null }] }, parts };
+  }
+
+  /**
+   * Fills the buffers of `m` with tensor `name`: from the cache as is, or streamed in chunks of
+   * rows that never cross a block (quantized on the GPU into the block's buffers for q4 and q8).
+   */
+  private async fill(name: string, m: GpuMatrix): Promise<void> {
+    const { N, K, kind: format, blocks } = m;
+    const ready = this.src.ready?.(name) ?? null;
+    const R = this.rowsPerChunk(K);
     const parts = matrixParts(m);
     if (ready) {
       await this.fromCache(ready, parts);
-      return m;
+      return;
     }
     const storedBytesPerRow = this.src.storedBytes(name) / N;
     if (format === 'f32') {
@@ -131,7 +165,7 @@ export class WeightUploader {
             const rows = Math.min(R, b.r0 + b.rows - r0);
             throwIfAborted(this.signal);
             const data = await this.src.readRows(name, r0, rows, this.signal);
-            this.device.queue.writeBuffer(b.w, (r0 - b.r0) * K * 4, data as Float32Array<ArrayBuffer>);
+            this.device.queue.writeBuffer(b.w.buffer, (b.w.offset ?? 0) + (r0 - b.r0) * K * 4, data as Float32Array<ArrayBuffer>);
             await writer?.write(bytesOf(data));
             this.onBytes(name, rows * storedBytesPerRow);
             await this.backpressure(data.byteLength);
@@ -142,7 +176,7 @@ export class WeightUploader {
         await writer?.abort();
         throw e;
       }
-      return m;
+      return;
     }
     const G = Math.ceil(K / Q4_GROUP);
     const k = quantizerKernel(format);
@@ -154,8 +188,8 @@ export class WeightUploader {
         entries: [
           { binding: 0, resource: { buffer: this.params } },
           { binding: 1, resource: { buffer: this.staging } },
-          { binding: 2, resource: { buffer: b.w } },
-          { binding: 3, resource: { buffer: b.sc! } },
+          { binding: 2, resource: b.w },
+          { binding: 3, resource: b.sc! },
         ],
       });
       // Chunks start at even rows of the block, so each chunk's scales start on a whole u32.
@@ -177,7 +211,6 @@ export class WeightUploader {
       }
     }
     if (this.src.sink) await readBackToSink(this.device, this.alloc, this.src.sink, name, format, [N, K], parts, this.signal);
-    return m;
   }
 
   /** Writes a cached tensor's bytes into its buffers (no kernel); its checksum is checked as it streams. */

@@ -6,7 +6,8 @@ import { RMSNORM_THREADS } from './elementwise.ts';
  * M = run.T, or 1 when mm.single (lm_head on the last row only); y[m * ldy + yOff + n] (see MM_STRUCT).
  * With `residual`, y = x W^T + res (the layer's residual add folded into its projection).
  * Bindings: 0 run, 1 mm, 2 x, 3 w | qweight, 4 scales (q4 / q8 only), 5 y, 6 res (residual only),
- * 7 norm weight and 8 Norm uniform (matvec with `norm` only).
+ * 7 norm weight and 8 Norm uniform (matvec with `norm` only), 9 Qkv uniform, 10 yk, 11 yv (matvec
+ * with `qkv` only).
  */
 export interface MatmulOptions extends ShaderOptions {
   weights: 'f32' | 'q4' | 'q8';
@@ -18,6 +19,11 @@ export interface MatmulOptions extends ShaderOptions {
   lanes?: 1 | 32;
   /** Matvec only: x is RMSNorm'd on the fly (binding 7 the norm weight, 8 the Norm uniform), exactly as rmsnormWgsl would. */
   norm?: boolean;
+  /**
+   * Matvec only: W is q, k and v in one matrix (qkvLayout): y gets q's rows, yk (binding 10) k's,
+   * yv (11) v's, where the Qkv uniform (9, qkvSplitWords) says they start; padding rows are dropped.
+   */
+  qkv?: boolean;
 }
 
 /**
@@ -111,6 +117,17 @@ ${w}
 @group(0) @binding(5) var<storage, read_write> y: array<OUT>;
 ${o.residual ? '@group(0) @binding(6) var<storage, read> res: array<T>;\n' : ''}`;
 }
+
+/** The three outputs of a fused q/k/v matvec and where row n of W goes (store(n, v)). */
+const QKV_OUTPUTS = `struct Qkv { qRows: u32, kStart: u32, vStart: u32, kvRows: u32 }
+@group(0) @binding(9) var<uniform> qkv: Qkv;
+@group(0) @binding(10) var<storage, read_write> yk: array<OUT>;
+@group(0) @binding(11) var<storage, read_write> yv: array<OUT>;
+fn store(n: u32, v: OUT) {
+  if (n < qkv.qRows) { y[n] = v; }
+  else if (n >= qkv.vStart) { if (n - qkv.vStart < qkv.kvRows) { yv[n - qkv.vStart] = v; } }
+  else if (n >= qkv.kStart && n - qkv.kStart < qkv.kvRows) { yk[n - qkv.kStart] = v; }
+}`;
 
 /** The value written to y[i]: the accumulator, plus the residual's element when folded in. */
 function output(o: MatmulOptions, acc: string, i: string): string {
@@ -269,10 +286,13 @@ function matvecBody(weights: MatmulOptions['weights']): string {
 export function matvecWgsl(o: MatmulOptions): string {
   const lanes = o.lanes ?? 32;
   const body = o.norm ? normed(matvecBody(o.weights)) : matvecBody(o.weights);
+  if (o.qkv && o.residual) throw new Error('matvecWgsl: qkv has no residual');
+  const store = (acc: string) => (o.qkv ? `store(n, OUT(${acc}));` : `y[mm.yOff + n] = ${output(o, acc, 'mm.yOff + n')};`);
   return `${bindings(o)}
 ${FLAT_INDEX}
 var<workgroup> red: array<f32, 256>;
 ${o.norm ? normBindings(7, 8) : ''}
+${o.qkv ? QKV_OUTPUTS : ''}
 
 ${lanesPrelude(lanes)}
 @compute @workgroup_size(256)
@@ -285,13 +305,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (run.T > 0u && n < mm.N) { // (run is read so every kernel shares one binding layout)
     ${body}
   }
-  ${lanes === 1 ? `if (n < mm.N) { y[mm.yOff + n] = ${output(o, 'acc', 'mm.yOff + n')}; }` : `red[li] = acc;
+  ${lanes === 1 ? `if (n < mm.N) { ${store('acc')} }` : `red[li] = acc;
   workgroupBarrier();
   for (var s = 16u; s > 0u; s >>= 1u) {
     if (lane < s) { red[li] += red[li + s]; }
     workgroupBarrier();
   }
-  if (lane == 0u && n < mm.N) { y[mm.yOff + n] = ${output(o, 'red[li]', 'mm.yOff + n')}; }`}
+  if (lane == 0u && n < mm.N) { ${store('red[li]')} }`}
 }
 `;
 }

@@ -1,7 +1,7 @@
 /**
  * Issue 10, items 2 and 3: the GPU work of one decode token, counted by GpuLlama.counters(): one
- * pass, one submit and one readback wait, and 8 dispatches per layer with the fused kernels
- * (q, k, v each with norm1 folded in, rope + KV write, attention in one pass, o + residual,
+ * pass, one submit and one readback wait, and 6 dispatches per layer with the fused kernels
+ * (norm1 + q, k, v as one matvec over their fused rows, rope + KV write, attention in one pass, o + residual,
  * norm2 + gate + up + SwiGLU, down + residual) plus embed, final norm, lm_head and argmax. With a
  * LoRA adapter on gate and v, decode takes the unfused norms and MLP and the adapter's steps;
  * with LoRA disabled, the fused ones again.
@@ -35,19 +35,19 @@ describe('GPU work per decode token (Dawn)', () => {
   expectNoGpuErrors();
 
   for (const weights of ['f32', 'q4'] as const) {
-    it(`${weights}: one pass, one submit, one readback and 8 x layers + 4 dispatches; unfused MLP while LoRA on gate/up is enabled`, async () => {
+    it(`${weights}: one pass, one submit, one readback and 6 x layers + 4 dispatches; unfused MLP while LoRA on gate/up is enabled`, async () => {
       const m = await GpuLlama.load(ck, await gpuContext(false), { weights, maxContext: 64 });
       try {
         await m.forward([1, 2, 3]);
         const token = async () => { const a = m.counters(); await m.forwardArgmax([4]); return diff(a, m.counters()); };
-        expect(await token()).toEqual({ dispatches: 8 * LAYERS + 4, passes: 1, submits: 1, readbacks: 1 });
+        expect(await token()).toEqual({ dispatches: 6 * LAYERS + 4, passes: 1, submits: 1, readbacks: 1 });
         expect(m.counters().pipelines).toBeGreaterThan(0);
         const lora = initLora(ck.config, { rank: 4, alpha: 8, targets: ['gate_proj', 'v_proj'] }, 1);
         await m.attachLora(GpuLora.create(m.device, m.alloc, lora));
         // Unfused: norm1, q, k, v, rope, attention, o, norm2, gate, up, swiglu, down (12), and 2 LoRA dispatches per target (4).
         expect((await token()).dispatches).toBe((12 + 4) * LAYERS + 4);
         m.loraEnabled = false; // LoRA off: the fused MLP and no adapter work
-        expect((await token()).dispatches).toBe(8 * LAYERS + 4);
+        expect((await token()).dispatches).toBe(6 * LAYERS + 4);
       } finally {
         m.dispose();
       }

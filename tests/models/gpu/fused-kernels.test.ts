@@ -5,10 +5,13 @@
  * into the projection (matmul / matvec with `residual`, f32 and 4-bit weights), and gate and up
  * as one matvec with SwiGLU after it (matvecSwigluWgsl, f32, 4-bit and 8-bit weights), and the
  * decode attention in one pass with an online softmax over key blocks (decodeAttentionWgsl), and
- * RMSNorm folded into the matvecs that follow it (the same bits as rmsnorm, then matvec).
+ * RMSNorm folded into the matvecs that follow it (the same bits as rmsnorm, then matvec), and
+ * norm1, q, k and v as one matvec over their rows in one buffer at qkvLayout's offsets.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attention, matmul, rmsnorm, rope } from '../../../models/cpu/ops.ts';
+import type { LlamaConfig } from '../../../models/config.ts';
+import { qkvLayout, qkvSplitWords } from '../../../models/gpu/buffer-sizes.ts';
 import { rmsnormWgsl } from '../../../models/gpu/wgsl/elementwise.ts';
 import { DECODE_ATTENTION_BLOCK, decodeAttentionWgsl } from '../../../models/gpu/wgsl/decode-attention.ts';
 import { grid1D } from '../../../models/gpu/pipelines.ts';
@@ -136,6 +139,61 @@ describe('fused kernels vs the CPU reference (Dawn)', () => {
         const got = await load(h, out, H * D);
         expect(got.length).toBe(ref.length);
         expect(maxAbsDiff(got, ref)).toBeLessThan(act === 'f16' ? 2e-3 : 2e-5);
+      });
+    }
+
+    for (const [weights, lanes, K] of [['f32', 32, 300], ['q4', 32, 300], ['q4', 1, 172], ['f32', 1, 100]] as const) {
+      it(`${act}: norm1, q, k and v as one matvec over their fused rows, ${weights} weights, ${lanes} lane(s) per row, K = ${K}: each part as rmsnorm then its own matvec (f32: the same bits), padding rows dropped`, async (t) => {
+        const h = harness[act];
+        if (!h) return t.skip();
+        const eps = 1e-5, f16 = act === 'f16';
+        // 5 heads of 9 (45 q rows) and 3 kv heads (27 k and v rows): parts that need padding rows.
+        const layout = qkvLayout({ hiddenSize: K, numHeads: 5, numKvHeads: 3, headDim: 9 } as LlamaConfig, weights)!;
+        const rows = [layout.qRows, layout.kvRows, layout.kvRows];
+        expect(layout.kStart).toBeGreaterThan(layout.qRows); // the shapes exercise the padding
+        const x = round(randn(K, 3)), nw = randn(K);
+        const mats = rows.map((N) => randn(N * K, 0.2));
+        // The fused buffers: each part's own bytes at its offset, as WeightUploader.qkv writes them.
+        const wBytes = new Uint8Array(layout.wBytes), scBytes = new Uint8Array(Math.max(4, layout.scBytes));
+        const parts = mats.map((m, i) => {
+          const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+          if (weights === 'f32') {
+            wBytes.set(bytes(m), layout.w[i][0]);
+            return { eff: m, bufs: [h.storage(m), null] };
+          }
+          const q = quantizeQ4(m, rows[i], K);
+          wBytes.set(bytes(q.qweight), layout.w[i][0]);
+          scBytes.set(bytes(q.scales), layout.sc![i][0]);
+          return { eff: dequantizeQ4(q), bufs: [h.storage(q.qweight), h.storage(q.scales)] };
+        });
+        const wBuf = h.storage(new Uint32Array(wBytes.buffer)), scBuf = weights === 'q4' ? h.storage(new Uint32Array(scBytes.buffer)) : null;
+        const run = h.uniform([1, 0, 1, 0]), normU = h.uniform([K, 0, eps, 0], [2]);
+        const xb = store(h, x), nwb = h.storage(nw);
+        // Unfused: rmsnorm into xn, then each part's matvec into its own buffer.
+        const xn = store(h, new Float32Array(K));
+        await h.run(rmsnormWgsl({ f16 }), [run, normU, xb, nwb, xn], [1, 1, 1]);
+        const unfused: Float32Array[] = [];
+        for (const [i, N] of rows.entries()) {
+          const y = store(h, new Float32Array(N));
+          await h.run(matvecWgsl({ f16, weights, out: 'T', lanes }), [run, h.uniform(matmulParams(N, K)), xn, parts[i].bufs[0], parts[i].bufs[1], y], grid1D(N, matvecRows(lanes)));
+          unfused.push(await load(h, y, N));
+        }
+        // Fused, into outputs one element longer than their part: the extra element must stay 7.
+        const ys = rows.map((N) => store(h, new Float32Array(N + 1).fill(7)));
+        await h.run(matvecWgsl({ f16, weights, out: 'T', lanes, norm: true, qkv: true }), [run, h.uniform(matmulParams(layout.rows, K)), xb, wBuf, scBuf, ys[0], null, nwb, normU, h.uniform(qkvSplitWords(layout)), ys[1], ys[2]], grid1D(layout.rows, matvecRows(lanes)));
+        const xnRef = new Float32Array(K);
+        rmsnorm(xnRef, x, nw, 1, K, eps);
+        for (const [i, N] of rows.entries()) {
+          const got = await load(h, ys[i], N + 1);
+          expect(got.length).toBe(N + 1);
+          expect(got[N]).toBe(7);
+          const part = got.subarray(0, N);
+          if (act === 'f32') expect(Array.from(part)).toEqual(Array.from(unfused[i]));
+          else expect(maxAbsDiff(part, unfused[i])).toBeLessThan(8e-3); // as the folded norm's bound below
+          const ref = new Float32Array(N);
+          matmul(ref, round(xnRef), parts[i].eff, 1, K, N);
+          expect(maxAbsDiff(part, ref)).toBeLessThan(act === 'f16' ? 2e-2 : 1e-4 * Math.sqrt(K));
+        }
       });
     }
 
