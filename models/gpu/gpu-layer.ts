@@ -163,7 +163,7 @@ export class LayerEncoder {
     const elements = (n: (T: number) => number, wg: number): Step['grid'] => (T) => grid1D(n(T), wg);
     const rows: Step['grid'] = (T) => [T, 1, 1];
     // y = x W^T, then the adapter's term y += s (x A^T) B^T when the projection is a target.
-    // Decode without LoRA on q, k, v folds norm1 into their matvecs (below): then the plain
+    // Decode without LoRA on q, k, v runs norm1, q, k and v as one matvec (below): then the plain
     // matvecs never run and are not built.
     const fusedQkv = o.gated ? L.qkv : null;
     const qkvLora = (['q_proj', 'k_proj', 'v_proj'] as const).some((t) => m.lora?.slot(l, t));
