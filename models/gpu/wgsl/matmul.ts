@@ -106,16 +106,52 @@ export function weightBindings(weights: 'f32' | 'q4' | 'q8'): string {
 ${Q4_SCALE}${weights === 'q8' ? Q8_UNPACK : ''}`;
 }
 
-function bindings(o: MatmulOptions): string {
-  const w = weightBindings(o.weights);
+/** What every matmul kernel reads: bindings 0 run, 1 mm, 2 x, 3 (and 4) the weights. */
+function inputBindings(o: ShaderOptions & { weights: MatmulOptions['weights'] }): string {
   return `${prelude(o)}${RUN_STRUCT}${MM_STRUCT}
-alias OUT = ${o.out};
 @group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<uniform> mm: MM;
 @group(0) @binding(2) var<storage, read> x: array<T>;
-${w}
+${weightBindings(o.weights)}`;
+}
+
+function bindings(o: MatmulOptions): string {
+  return `${inputBindings(o)}
+alias OUT = ${o.out};
 @group(0) @binding(5) var<storage, read_write> y: array<OUT>;
 ${o.residual ? '@group(0) @binding(6) var<storage, read> res: array<T>;\n' : ''}`;
+}
+
+/**
+ * The entry point of a matvec kernel: row n per LANES lanes; each lane sums its share of the row
+ * into the accumulators `sums` (acc, with its workgroup array for the reduction over the lanes:
+ * [['acc', 'red']], gate + up: two), then `store` writes a row in range from the reduced sums.
+ * With `norm`, the row's 1/rms first (NORM_PROLOGUE, which reduces in `red`).
+ */
+function matvecMain(lanes: 1 | 32, norm: boolean, sums: [acc: string, red: string][], body: string, store: (values: string[]) => string): string {
+  const finish = lanes === 1 ? `if (n < mm.N) { ${store(sums.map(([a]) => a))} }` : `${sums.map(([a, r]) => `${r}[li] = ${a};`).join('\n  ')}
+  workgroupBarrier();
+  for (var s = 16u; s > 0u; s >>= 1u) {
+    if (lane < s) { ${sums.map(([, r]) => `${r}[li] += ${r}[li + s];`).join(' ')} }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < mm.N) { ${store(sums.map(([, r]) => `${r}[li]`))} }`;
+  return `${FLAT_INDEX}
+${sums.map(([, r]) => `var<workgroup> ${r}: array<f32, 256>;`).join('\n')}
+${lanesPrelude(lanes)}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  let n = flatIndex(wid, nwg, li / LANES, ${matvecRows(lanes)}u);
+  let lane = li % LANES;
+  ${norm ? NORM_PROLOGUE : ''}
+  ${sums.map(([a]) => `var ${a} = 0.0;`).join('\n  ')}
+  if (run.T > 0u && n < mm.N) { // (run is read so every kernel shares one binding layout)
+    ${body}
+  }
+  ${finish}
+}
+`;
 }
 
 /** The three outputs of a fused q/k/v matvec and where row n of W goes (store(n, v)). */
@@ -280,40 +316,18 @@ function matvecBody(weights: MatmulOptions['weights']): string {
 }
 
 /**
- * Matrix-vector kernel for M == 1 (decode): 8 rows per workgroup, 32 lanes per row; lanes read
- * consecutive 16-byte groups so a row's weights stream through in coalesced 512-byte pieces.
+ * Matrix-vector kernel for M == 1 (decode): 256 / lanes rows per workgroup (8 rows of 32 lanes for
+ * long rows); lanes read consecutive 16-byte groups so a row's weights stream through in coalesced
+ * 512-byte pieces.
  */
 export function matvecWgsl(o: MatmulOptions): string {
-  const lanes = o.lanes ?? 32;
   const body = o.norm ? normed(matvecBody(o.weights)) : matvecBody(o.weights);
   if (o.qkv && o.residual) throw new Error('matvecWgsl: qkv has no residual');
-  const store = (acc: string) => (o.qkv ? `store(n, OUT(${acc}));` : `y[mm.yOff + n] = ${output(o, acc, 'mm.yOff + n')};`);
+  const store = ([acc]: string[]) => (o.qkv ? `store(n, OUT(${acc}));` : `y[mm.yOff + n] = ${output(o, acc, 'mm.yOff + n')};`);
   return `${bindings(o)}
-${FLAT_INDEX}
-var<workgroup> red: array<f32, 256>;
 ${o.norm ? normBindings(7, 8) : ''}
 ${o.qkv ? QKV_OUTPUTS : ''}
-
-${lanesPrelude(lanes)}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32) {
-  let n = flatIndex(wid, nwg, li / LANES, ${matvecRows(lanes)}u);
-  let lane = li % LANES;
-  ${o.norm ? NORM_PROLOGUE : ''}
-  var acc = 0.0;
-  if (run.T > 0u && n < mm.N) { // (run is read so every kernel shares one binding layout)
-    ${body}
-  }
-  ${lanes === 1 ? `if (n < mm.N) { ${store('acc')} }` : `red[li] = acc;
-  workgroupBarrier();
-  for (var s = 16u; s > 0u; s >>= 1u) {
-    if (lane < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  if (lane == 0u && n < mm.N) { ${store('red[li]')} }`}
-}
-`;
+${matvecMain(o.lanes ?? 32, o.norm ?? false, [['acc', 'red']], body, store)}`;
 }
 
 /**
@@ -324,7 +338,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
  * with `norm` (x RMSNorm'd on the fly, as matvecWgsl's) 8 the norm weight, 9 the Norm uniform.
  */
 export function matvecSwigluWgsl(o: Omit<MatmulOptions, 'out' | 'residual'>): string {
-  const lanes = o.lanes ?? 32;
   const body = (b: string) => (o.norm ? normed(b) : b);
   const up = o.weights === 'f32'
     ? `@group(0) @binding(6) var<storage, read> uw: array<f32>;`
@@ -333,42 +346,10 @@ export function matvecSwigluWgsl(o: Omit<MatmulOptions, 'out' | 'residual'>): st
 ${Q4_SCALE.replace('fn q4scale', 'fn q4scaleU').replace('sc[', 'usc[')}`;
   const gateBody = body(matvecBody(o.weights));
   const upBody = gateBody.replaceAll('qw[', 'uqw[').replaceAll('q4scale(', 'q4scaleU(').replaceAll('w[n', 'uw[n').replaceAll('acc +=', 'accU +=');
-  return `${prelude(o)}${RUN_STRUCT}${MM_STRUCT}
-@group(0) @binding(0) var<uniform> run: Run;
-@group(0) @binding(1) var<uniform> mm: MM;
-@group(0) @binding(2) var<storage, read> x: array<T>;
-${weightBindings(o.weights)}
+  const swiglu = ([g, u]: string[]) => `act[n] = T(${g} / (1.0 + exp(-${g})) * ${u});`;
+  return `${inputBindings(o)}
 @group(0) @binding(5) var<storage, read_write> act: array<T>;
 ${up}
-${FLAT_INDEX}
-var<workgroup> red: array<f32, 256>;
-var<workgroup> redU: array<f32, 256>;
 ${o.norm ? normBindings(8, 9) : ''}
-
-${lanesPrelude(lanes)}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32) {
-  let n = flatIndex(wid, nwg, li / LANES, ${matvecRows(lanes)}u);
-  let lane = li % LANES;
-  ${o.norm ? NORM_PROLOGUE : ''}
-  var acc = 0.0;
-  var accU = 0.0;
-  if (run.T > 0u && n < mm.N) {
-    ${gateBody}
-    ${upBody}
-  }
-  ${lanes === 1 ? `if (n < mm.N) { act[n] = T(acc / (1.0 + exp(-acc)) * accU); }` : `red[li] = acc;
-  redU[li] = accU;
-  workgroupBarrier();
-  for (var s = 16u; s > 0u; s >>= 1u) {
-    if (lane < s) { red[li] += red[li + s]; redU[li] += redU[li + s]; }
-    workgroupBarrier();
-  }
-  if (lane == 0u && n < mm.N) {
-    let g = red[li];
-    act[n] = T(g / (1.0 + exp(-g)) * redU[li]);
-  }`}
-}
-`;
+${matvecMain(o.lanes ?? 32, o.norm ?? false, [['acc', 'red'], ['accU', 'redU']], `${gateBody}\n    ${upBody}`, swiglu)}`;
 }

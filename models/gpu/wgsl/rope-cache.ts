@@ -32,6 +32,13 @@ struct Att { H: u32, KV: u32, D: u32, scale: f32 }
 @group(0) @binding(6) var<storage, read_write> kc: array<T>;
 ${v}
 
+// The pair (x1, x2) = (x[i], x[i + D/2]) rotated by the angle of table entry e = pos * D/2 + i.
+fn rotate(x1: f32, x2: f32, e: u32) -> vec2f {
+  let c = cosT[e];
+  let s = sinT[e];
+  return vec2f(x1 * c - x2 * s, x2 * c + x1 * s);
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let half = at.D / 2u;
@@ -47,22 +54,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (r < qp) {
     let i = r % half;
     let o = (t * at.H + r / half) * at.D;
-    let c = cosT[pos * half + i];
-    let s = sinT[pos * half + i];
-    let x1 = f32(q[o + i]);
-    let x2 = f32(q[o + i + half]);
-    q[o + i] = T(x1 * c - x2 * s);
-    q[o + i + half] = T(x2 * c + x1 * s);
+    let y = rotate(f32(q[o + i]), f32(q[o + i + half]), pos * half + i);
+    q[o + i] = T(y.x);
+    q[o + i + half] = T(y.y);
   } else if (r < qp + kp) {
     let rk = r - qp;
     let i = rk % half;
     let o = (t * at.KV + rk / half) * at.D;
-    let c = cosT[pos * half + i];
-    let s = sinT[pos * half + i];
-    let x1 = f32(k[o + i]);
-    let x2 = f32(k[o + i + half]);
-    kc[run.start * kvw + o + i] = T(x1 * c - x2 * s);
-    kc[run.start * kvw + o + i + half] = T(x2 * c + x1 * s);
+    let y = rotate(f32(k[o + i]), f32(k[o + i + half]), pos * half + i);
+    kc[run.start * kvw + o + i] = T(y.x);
+    kc[run.start * kvw + o + i + half] = T(y.y);
   } ${copy}
 }
 `;
