@@ -545,6 +545,15 @@ export class GpuLlama {
     await prepareSteps([...this.body, ...this.tailLast, ...this.argmaxSteps], null);
   }
 
+  /**
+   * @internal The pipelines a greedy decode token at the current position dispatches: what
+   * forward-pipelines.ts must list (tests/models/gpu/decode-counts.test.ts pins the two together).
+   */
+  decodePipelines(): Set<GPUComputePipeline> {
+    const P = this.pos + 1;
+    return new Set([...this.body, ...this.tailLast, ...this.argmaxSteps].filter((st) => st.grid(1, P)[0] !== 0).map((st) => st.pipeline));
+  }
+
   memory(): MemoryReport {
     const b = this.alloc.byCategory();
     return { weights: b.weights, kvCache: b.kvCache, activations: b.activations + b.staging, total: this.alloc.total };
