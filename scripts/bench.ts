@@ -112,13 +112,13 @@ interface Extras {
   errors: string[];
 }
 
-/** The existing benches' headline figures, in Node on Dawn, sized to stay within a few minutes. */
+/** The existing benches' headline figures, in Node on Dawn, sized to keep the whole bench within 10 minutes on 2 cores. */
 async function extraFigures(quick: boolean, log: (s: string) => void): Promise<Extras> {
   const errors: string[] = [];
-  const engine = await runEngineBench(nodeGpu(), { layerPrefillTokens: quick ? 32 : 128, decodeSteps: 8, log: (l) => log(`engine: ${l}`) });
+  const engine = await runEngineBench(nodeGpu(), { layerPrefillTokens: quick ? 32 : 64, decodeSteps: 8, log: (l) => log(`engine: ${l}`) });
   const out: Extras = { adapter: engine.adapter, layer: engine.layer, bandwidth: engine.bandwidth, retrieval: [], errors };
   try {
-    const ttt = await runTttBench(nodeGpu(), { storiesTokens: [], storiesSteps: 0, layerTokens: quick ? 32 : 64, layerSteps: 1, headTokens: 0, headVocab: 0, targetTokens: 1024, skip: { stories: true, head: true }, log: (l) => log(`ttt: ${l}`) });
+    const ttt = await runTttBench(nodeGpu(), { storiesTokens: [], storiesSteps: 0, layerTokens: 32, layerSteps: 1, headTokens: 0, headVocab: 0, targetTokens: 1024, skip: { stories: true, head: true }, log: (l) => log(`ttt: ${l}`) });
     const c = ttt.cases[0];
     if (c) out.tttStep = { tokens: c.tokens, stepMs: c.stepMs, weights: c.weights };
   } catch (e) {
@@ -148,7 +148,11 @@ await runCli(async () => {
   const spec: DecodeSpec & { weights: never } = { prompt: PROMPT, tokens: numberFlag(args, 'tokens', 128) } as never;
   const results: ConfigResult[] = [];
   let adapter = 'unknown';
-  const log = (s: string) => console.error(s);
+  // Wall clock per phase: the bench must finish within 10 minutes on a 2-core machine.
+  const t0 = performance.now(), seconds: Record<string, number> = {};
+  const since = () => Math.round((performance.now() - t0) / 1000);
+  const phaseDone = (name: string) => { seconds[name] = since() - Object.values(seconds).reduce((a, b) => a + b, 0); };
+  const log = (s: string) => console.error(`[${since()} s] ${s}`);
 
   if (!args.flags.has('no-browser')) {
     const server = await startServer();
@@ -189,6 +193,8 @@ await runCli(async () => {
     }
   }
 
+  phaseDone('browser');
+
   if (!args.flags.has('no-node')) {
     configureTransformers({ allowRemoteModels: false, localModelPath: join(SHARED, 'models') });
     for (const weights of ['f32', 'q4'] as const) {
@@ -210,7 +216,9 @@ await runCli(async () => {
     }
   }
 
+  phaseDone('node');
   const extras = args.flags.has('no-extras') ? null : await extraFigures(quick, log);
+  phaseDone('extras');
 
   // Greedy tokens of the f32 runs: ours against each of theirs (first run of each).
   const oursF32 = results.filter((c) => c.impl === 'ours' && c.weights === 'f32' && c.runs.length);
@@ -234,11 +242,13 @@ await runCli(async () => {
     '',
     'Greedy tokens, f32: ' + (agree.map((a) => `ours ${a.ours} vs theirs ${a.theirs}: ${a.equal ? 'identical' : `first ${a.prefix} of ${a.length} equal`}`).join('; ') || '—'),
     ...(extras ? ['', extrasTable(extras)] : []),
+    '',
+    `Wall clock: ${Object.entries(seconds).map(([k, v]) => `${k} ${v} s`).join(', ')}; total ${since()} s.`,
   ].join('\n');
   const dir = resolve(String(args.flags.get('out') ?? 'bench-results'));
   mkdirSync(dir, { recursive: true });
   const base = join(dir, `${date}-${slug}`);
-  const json = { date, adapter, prompt: PROMPT, tokens: spec.tokens, reps, quick, extras, results: results.map((c) => ({ ...c, runs: c.runs.map((x) => ({ ...x, ids: x.ids.length })) })), ratios: r, agreement: agree };
+  const json = { date, adapter, prompt: PROMPT, tokens: spec.tokens, reps, quick, seconds: { ...seconds, total: since() }, extras, results: results.map((c) => ({ ...c, runs: c.runs.map((x) => ({ ...x, ids: x.ids.length })) })), ratios: r, agreement: agree };
   writeFileSync(`${base}.json`, JSON.stringify(json, null, 2));
   writeFileSync(`${base}.md`, md + '\n');
   await new Promise<void>((ok) => process.stdout.write(`${md}\n\nwritten: ${base}.json, ${base}.md\n`, () => ok()));

@@ -208,6 +208,18 @@ export class GpuTrainer {
    * Detaches the adapter from the model and frees every buffer the trainer made (uniforms shared
    * through the model's cache stay): the model is the base model again, ready for another adapter.
    */
+  /** @internal Every step list by phase (the TTT bench names its timed dispatches by them). */
+  stepLists(): Record<'embed' | 'fwd' | 'bwd' | 'head' | 'adam', Step[]> {
+    const mlp = this.mlpBlocks.flat();
+    return {
+      embed: this.embedSteps,
+      fwd: [...this.layerPre.flat(), ...this.attnBlocks.flatMap((b) => b.fwd), ...this.layerPost.flat(), ...mlp.flatMap((b) => b.fwd)],
+      bwd: [...this.bwdHead.flat(), ...mlp.flatMap((b) => b.bwd), ...this.attnBlocks.flatMap((b) => [...b.first, ...b.rest]), ...this.bwdTail.flat()],
+      head: [...this.headSteps, ...this.headTail, ...this.chunks.flatMap((c) => c.steps)],
+      adam: this.adamSteps,
+    };
+  }
+
   async dispose(): Promise<void> {
     if (this.busy) throw new InvalidInputError('Cannot remove the adapter while training; cancel first.');
     await this.m.detachLora();

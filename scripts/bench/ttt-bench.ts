@@ -66,26 +66,17 @@ export function tokenScale(label: string, from: number, to: number): number {
   return to / from;
 }
 
-/** The trainer's step lists (private fields, read only to name dispatches; see the report's hook request). */
-interface TrainerSteps {
-  embedSteps: Step[]; layerFwd: Step[][]; layerBwd: Step[][]; headSteps: Step[]; headTail: Step[];
-  adamSteps: Step[]; chunks: { steps: Step[] }[];
-}
-
 interface StepName { label: string; list: 'embed' | 'fwd' | 'bwd' | 'head' | 'adam' }
 
-/** Bind group -> step label and list, from the trainer's step lists (empty if they are not there). */
+/**
+ * Bind group -> step label and list, from the trainer's step lists. A step in two lists (the MLP
+ * forward, run again as the backward's recompute) keeps the first: a forward seen twice is the recompute.
+ */
 function stepNames(trainer: GpuTrainer): Map<GPUBindGroup, StepName> {
-  const t = trainer as unknown as Partial<TrainerSteps>;
   const map = new Map<GPUBindGroup, StepName>();
-  const add = (steps: Step[] | undefined, list: StepName['list']) => steps?.forEach((s) => map.set(s.bind, { label: s.label, list }));
-  add(t.embedSteps, 'embed');
-  t.layerFwd?.forEach((f) => add(f, 'fwd'));
-  t.layerBwd?.forEach((b) => add(b, 'bwd'));
-  add(t.headSteps, 'head');
-  add(t.headTail, 'head');
-  t.chunks?.forEach((c) => add(c.steps, 'head'));
-  add(t.adamSteps, 'adam');
+  for (const [list, steps] of Object.entries(trainer.stepLists()) as [StepName['list'], Step[]][]) {
+    for (const s of steps) if (!map.has(s.bind)) map.set(s.bind, { label: s.label, list });
+  }
   return map;
 }
 
