@@ -7,11 +7,11 @@ import { validateTrainingSequence } from '../ttt/validate.ts';
 import type { GpuLayer, GpuLlama, Step } from './gpu-llama.ts';
 import { usageOf } from './allocator.ts';
 import { lossHeadChunks, trainerAllocations, trainerAttentionBlocks, trainerBuffers, trainerMaxTokens, trainerMlpBlocks } from './buffer-sizes.ts';
+import { GpuAdam } from './gpu-adam.ts';
 import { LayerEncoder, type LayerBuffers } from './gpu-layer.ts';
 import { GpuLora, type LoraSlot } from './gpu-lora.ts';
 import type { GpuMatrix } from './gpu-weights.ts';
 import { grid1D } from './pipelines.ts';
-import { adamUpdateWgsl, ADAM_PARAMS_BYTES, gradNormFinalWgsl, gradNormGroups, gradNormPartialWgsl, packAdamParams } from './wgsl/adam.ts';
 import { attnBackwardDkWgsl, attnBackwardDqWgsl, attnBackwardDvWgsl, attnBackwardScoresWgsl, rmsnormBackwardWgsl, ropeBackwardWgsl, swigluBackwardWgsl } from './wgsl/backward.ts';
 import { rmsnormWgsl } from './wgsl/elementwise.ts';
 import { crossEntropyWgsl, IGNORE_TARGET, lossMeanWgsl } from './wgsl/cross-entropy.ts';
@@ -163,11 +163,8 @@ export class GpuTrainer {
   private attnRows = 0;
   private headSteps: Step[] = [];
   private headTail: Step[] = [];
-  private adamSteps: Step[] = [];
-  private adamParams!: GPUBuffer;
+  private adam!: GpuAdam;
   private lossMeanParams!: GPUBuffer;
-  private adamStep = 0;
-  private partials = 0;
   private busy = false;
   /** Buffers created by create(), freed by dispose(). */
   private owned: GPUBuffer[] = [];
@@ -204,10 +201,6 @@ export class GpuTrainer {
     return t;
   }
 
-  /**
-   * Detaches the adapter from the model and frees every buffer the trainer made (uniforms shared
-   * through the model's cache stay): the model is the base model again, ready for another adapter.
-   */
   /** @internal Every step list by phase (the TTT bench names its timed dispatches by them). */
   stepLists(): Record<'embed' | 'fwd' | 'bwd' | 'head' | 'adam', Step[]> {
     const mlp = this.mlpBlocks.flat();
@@ -216,10 +209,14 @@ export class GpuTrainer {
       fwd: [...this.layerPre.flat(), ...this.attnBlocks.flatMap((b) => b.fwd), ...this.layerPost.flat(), ...mlp.flatMap((b) => b.fwd)],
       bwd: [...this.bwdHead.flat(), ...mlp.flatMap((b) => b.bwd), ...this.attnBlocks.flatMap((b) => [...b.first, ...b.rest]), ...this.bwdTail.flat()],
       head: [...this.headSteps, ...this.headTail, ...this.chunks.flatMap((c) => c.steps)],
-      adam: this.adamSteps,
+      adam: this.adam.steps,
     };
   }
 
+  /**
+   * Detaches the adapter from the model and frees every buffer the trainer made (uniforms shared
+   * through the model's cache stay): the model is the base model again, ready for another adapter.
+   */
   async dispose(): Promise<void> {
     if (this.busy) throw new InvalidInputError('Cannot remove the adapter while training; cancel first.');
     await this.m.detachLora();
@@ -454,22 +451,7 @@ export class GpuTrainer {
       this.step('final norm bwd', normB, [this.run, normP, xL, m.norm, this.dhn, w.dx], rows),
     ];
 
-    // Adam over the flat LoRA buffers: grad norm (2 stages), then the update; no readback.
-    const tb = this.lora.trainingBuffers();
-    const n = this.lora.floats;
-    this.partials = gradNormGroups(n);
-    const partials = m.alloc.create('adam partials', this.partials * 4, 'optimizer');
-    const stats = m.alloc.create('adam stats', 16, 'optimizer');
-    this.adamParams = m.alloc.create('adam params', ADAM_PARAMS_BYTES, 'optimizer', GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-    const size = m.uniform('adam size', [n, 0, 0, 0]);
-    const pPart = await this.pipe('grad norm partial', gradNormPartialWgsl());
-    const pFinal = await this.pipe('grad norm final', gradNormFinalWgsl());
-    const pUpdate = await this.pipe('adam update', adamUpdateWgsl());
-    this.adamSteps = [
-      this.step('grad norm partial', pPart, [size, tb.grads, partials], () => [this.partials, 1, 1]),
-      this.step('grad norm final', pFinal, [this.adamParams, partials, stats], () => [1, 1, 1]),
-      this.step('adam update', pUpdate, [this.adamParams, size, stats, this.lora.params, tb.grads, tb.m, tb.v], () => grid1D(n, 256)),
-    ];
+    this.adam = await GpuAdam.create(m, this.lora);
   }
 
   /** Writes ids, targets and per-call uniforms; returns the number of active targets. */
@@ -553,19 +535,6 @@ export class GpuTrainer {
     });
   }
 
-  /** The Adam update as the step's last command buffer: the step counts only once it is encoded. */
-  private adamSegment(opts: AdamOptions, T: number): Segment {
-    return () => {
-      this.adamStep++;
-      this.device.queue.writeBuffer(this.adamParams, 0, packAdamParams({ ...opts, step: this.adamStep, partials: this.partials }));
-      const enc = this.device.createCommandEncoder({ label: 'adam' });
-      const pass = enc.beginComputePass();
-      this.m.encode(pass, this.adamSteps, T, T);
-      pass.end();
-      return enc.finish();
-    };
-  }
-
   /**
    * Submits the segments in order, at most two on the queue at once (the GPU never waits for the
    * CPU, and a yield per segment lets a cancel land), checking `signal` before each. Aborted: no
@@ -628,7 +597,8 @@ export class GpuTrainer {
       for (let s = 1; s <= opts.steps; s++) {
         throwIfAborted(opts.signal);
         const s0 = performance.now();
-        await this.submitInTurn([...this.passSegments(T, true), this.adamSegment(opts, T)], opts.signal);
+        // Adam as the step's last command buffer: a step cancelled before it is encoded does not count.
+        await this.submitInTurn([...this.passSegments(T, true), () => this.adam.encode(opts, T)], opts.signal);
         losses.push(await this.readLoss());
         stepMs.push(performance.now() - s0);
         onStep?.({ step: s, steps: opts.steps, loss: losses[s - 1], ms: stepMs[s - 1] });
@@ -652,7 +622,7 @@ export class GpuTrainer {
     enc.clearBuffer(tb.v);
     enc.clearBuffer(tb.grads);
     this.device.queue.submit([enc.finish()]);
-    this.adamStep = 0;
+    this.adam.reset();
     this.m.loraEnabled = false; // B = 0 anyway; skipping the term makes the logits bit-identical
   }
 
