@@ -38,7 +38,8 @@ const TTT_LORA: LoraConfig = { rank: 8, alpha: 16, targets: [...PROJECTIONS] };
 
 /**
  * Kernel family of a trainer step label (models/gpu/gpu-trainer.ts names them "L3 gate dx",
- * "lm_head chunk 0", ...). RoPE, residual adds, SwiGLU, copies, the embedding and RMSNorm (both
+ * "attn block 0 dq", "lm_head chunk 0", ...; tests/scripts/bench/ttt-bench.test.ts checks them
+ * against a real trainer's steps). RoPE, residual adds, SwiGLU, copies, the embedding and RMSNorm (both
  * directions) count as norms/elementwise.
  */
 export function familyOf(label: string): Family {
@@ -48,7 +49,7 @@ export function familyOf(label: string): Family {
   if (/ dx$/.test(label)) return 'bwd matmul (dx = dy W)';
   if (/^L\d+ (q|k|v|o|gate|up|down)$/.test(label)) return 'matmul fwd';
   if (/ (scores|softmax|values)$/.test(label)) return 'attention fwd';
-  if (/ attn (dv|ds|dq|dk)$/.test(label)) return 'attention bwd';
+  if (/^attn block \d+ (dv|ds|dq|dk)$/.test(label)) return 'attention bwd';
   return 'norms/elementwise';
 }
 
