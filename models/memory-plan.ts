@@ -343,8 +343,8 @@ export function planMemory(config: LlamaConfig, opts: MemoryPlanOptions): Memory
     p.add(n.inputNorm, C * 4, 'weights');
     if (qkv) {
       // q, k and v in one buffer pair (WeightUploader.qkv).
-      p.add(qkvBufferName(l) + (opts.weights === 'q4' ? ' q4' : ''), qkv.wBytes, 'weights');
-      if (opts.weights === 'q4') p.add(qkvBufferName(l) + ' scales', qkv.scBytes, 'weights');
+      p.add(blockLabel(qkvBufferName(l), opts.weights === 'q4' ? ' q4' : '', 0, 1), qkv.wBytes, 'weights');
+      if (opts.weights === 'q4') p.add(blockLabel(qkvBufferName(l), ' scales', 0, 1), qkv.scBytes, 'weights');
       needStaging(opts.weights);
     } else {
       matrix(n.q, H * D, C);

@@ -129,8 +129,8 @@ export class WeightUploader {
    */
   async qkv(label: string, names: [string, string, string], K: number, format: 'f32' | 'q4', layout: QkvLayout): Promise<{ fused: GpuMatrix; parts: GpuMatrix[] }> {
     const [w, sc] = await this.alloc.guarded(label, () => [
-      this.alloc.create(label + (format === 'q4' ? ' q4' : ''), layout.wBytes, 'weights'),
-      format === 'q4' ? this.alloc.create(label + ' scales', layout.scBytes, 'weights') : null,
+      this.alloc.create(blockLabel(label, format === 'q4' ? ' q4' : '', 0, 1), layout.wBytes, 'weights'),
+      format === 'q4' ? this.alloc.create(blockLabel(label, ' scales', 0, 1), layout.scBytes, 'weights') : null,
     ] as const);
     const range = ([offset, size]: [number, number], buffer: GPUBuffer): GPUBufferBinding => ({ buffer, offset, size });
     const parts: GpuMatrix[] = [];
